@@ -1,0 +1,448 @@
+"""Tabular data: CSV -> roles (inputs / targets), encoding, [0,1] scaling and the domain box D.
+
+Everything the network sees is in *scaled units*: each encoded input is min-max scaled with the
+training rows' min and max; regression targets likewise. The encoding is fitted once and stored
+in the model directory (``Encoding.to_dict``) so that new data is transformed identically.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepsade.errors import UserInputError
+
+TASKS = ("regression", "binary", "multiclass", "multilabel")
+IMPUTE_CHOICES = ("drop", "median", "mode")
+_INDEX_COLUMN = re.compile(r"^Unnamed: \d+$")
+_POSITIVE_WORDS = ("1", "y", "yes", "true", "t", "positive", "pos")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file with clear errors; drop an unnamed leading index column."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"data file not found: {path}")
+    if path.is_dir():
+        raise UserInputError(f"data path is a folder, not a CSV file: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UserInputError(f"data file is empty: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"data file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
+        raise UserInputError(f"cannot parse {path} as CSV: {str(exc).strip()}") from None
+    return drop_index_columns(frame)
+
+
+def drop_index_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop columns pandas names 'Unnamed: N' (a row index written without a header)."""
+    index_like = [c for c in frame.columns if _INDEX_COLUMN.match(str(c))]
+    return frame.drop(columns=index_like)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _format_level(value: Any) -> str:
+    """Category names as users write them: 1.0 -> '1', 'Male' -> 'Male'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def infer_task(frame: pd.DataFrame, targets: list[str]) -> str:
+    """Guess the task from the target columns (a user can always say --task)."""
+    if len(targets) > 1:
+        if all(set(frame[t].dropna().unique()) <= {0, 1} for t in targets):
+            return "multilabel"
+        if all(_is_numeric(frame[t]) for t in targets):
+            return "regression"
+        raise UserInputError(
+            "several targets given but they are neither all numeric (regression) nor all 0/1 (multilabel): "
+            "pass --task"
+        )
+    column = frame[targets[0]].dropna()
+    if column.nunique() == 2:
+        return "binary"
+    if _is_numeric(column):
+        return "regression"
+    return "multiclass"
+
+
+@dataclass
+class Encoding:
+    """How raw columns become the network's inputs and outputs (fitted on training rows, JSON-serialisable)."""
+
+    feature_columns: list[str]
+    categorical_levels: dict[str, list[str]]
+    input_names: list[str]
+    target_columns: list[str]
+    task: str
+    output_names: list[str]
+    input_min: list[float]
+    input_max: list[float]
+    classes: list[str] | None = None  # binary: [negative, positive]; multiclass: class names
+    target_min: list[float] | None = None  # regression only
+    target_max: list[float] | None = None
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def encode_inputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw encoded inputs (numeric columns as they are, categoricals one-hot), float64, shape (n, d)."""
+        missing = [c for c in self.feature_columns if c not in frame.columns]
+        if missing:
+            raise UserInputError(f"input column(s) missing from the data: {', '.join(map(repr, missing))}")
+        blocks = []
+        for column in self.feature_columns:
+            if column in self.categorical_levels:
+                values = frame[column].map(_format_level).to_numpy(dtype=object)
+                levels = np.array(self.categorical_levels[column], dtype=object)
+                blocks.append((values[:, None] == levels[None, :]).astype(np.float64))
+            else:
+                try:
+                    blocks.append(pd.to_numeric(frame[column]).to_numpy(dtype=np.float64)[:, None])
+                except (ValueError, TypeError):
+                    raise UserInputError(f"input column {column!r} must be numeric in this model") from None
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+    def scale_inputs(self, raw: np.ndarray) -> np.ndarray:
+        """Raw encoded inputs -> scaled units ([0, 1] on the training rows)."""
+        low, high = np.asarray(self.input_min), np.asarray(self.input_max)
+        return (raw - low) / (high - low)
+
+    def input_affine(self) -> list[tuple[Fraction, Fraction]]:
+        """Exact (offset, scale) per input with raw = offset + scale * scaled, as rationals."""
+        return [(Fraction(lo), Fraction(hi) - Fraction(lo)) for lo, hi in zip(self.input_min, self.input_max, strict=False)]
+
+    # ---- targets / outputs --------------------------------------------------------------------
+    def encode_targets(self, frame: pd.DataFrame) -> np.ndarray:
+        """Targets in network units: scaled values (regression), 0/1 (binary, multilabel), class index (multiclass)."""
+        missing = [c for c in self.target_columns if c not in frame.columns]
+        if missing:
+            raise UserInputError(f"target column(s) missing from the data: {', '.join(map(repr, missing))}")
+        if self.task == "regression":
+            raw = frame[self.target_columns].to_numpy(dtype=np.float64)
+            low, high = np.asarray(self.target_min), np.asarray(self.target_max)
+            return (raw - low) / (high - low)
+        if self.task == "binary":
+            values = frame[self.target_columns[0]].map(_format_level)
+            unknown = sorted(set(values) - set(self.classes or []))
+            if unknown:
+                raise UserInputError(f"target {self.target_columns[0]!r} has unseen class(es): {unknown}")
+            return (values == self.classes[1]).to_numpy(dtype=np.float64)[:, None]
+        if self.task == "multiclass":
+            values = frame[self.target_columns[0]].map(_format_level)
+            lookup = {name: i for i, name in enumerate(self.classes or [])}
+            unknown = sorted(set(values) - set(lookup))
+            if unknown:
+                raise UserInputError(f"target {self.target_columns[0]!r} has unseen class(es): {unknown}")
+            return values.map(lookup).to_numpy(dtype=np.int64)
+        return frame[self.target_columns].to_numpy(dtype=np.float64)
+
+    def output_affine(self) -> list[tuple[Fraction, Fraction]]:
+        """Exact (offset, scale) per output with raw = offset + scale * network output."""
+        if self.task == "regression":
+            return [
+                (Fraction(lo), Fraction(hi) - Fraction(lo)) for lo, hi in zip(self.target_min, self.target_max, strict=False)
+            ]
+        return [(Fraction(0), Fraction(1))] * len(self.output_names)
+
+    def outputs_to_raw(self, outputs: np.ndarray) -> np.ndarray:
+        """Network outputs -> raw units (regression targets unscaled; classifier scores unchanged)."""
+        if self.task != "regression":
+            return np.asarray(outputs, dtype=np.float64)
+        low, high = np.asarray(self.target_min), np.asarray(self.target_max)
+        return low + np.asarray(outputs, dtype=np.float64) * (high - low)
+
+    def targets_as_scores(self, targets: np.ndarray) -> np.ndarray:
+        """True labels as raw-unit outputs, to check them against the constraint.
+
+        Regression: the raw target values. Classifiers: +1 for a true class / label, -1 otherwise
+        (a score's sign is its decision)."""
+        if self.task == "regression":
+            return self.outputs_to_raw(targets)
+        if self.task == "multiclass":
+            scores = -np.ones((len(targets), len(self.output_names)))
+            scores[np.arange(len(targets)), np.asarray(targets, dtype=np.int64)] = 1.0
+            return scores
+        return np.where(np.asarray(targets) > 0.5, 1.0, -1.0).reshape(len(targets), -1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Encoding:
+        return cls(**data)
+
+
+def fit_encoding(
+    frame: pd.DataFrame,
+    targets: list[str],
+    features: list[str] | None = None,
+    task: str | None = None,
+    positive: str | None = None,
+) -> Encoding:
+    """Decide roles and fit the encoding on ``frame`` (already free of missing values)."""
+    if not targets:
+        raise UserInputError("name at least one target column with --target")
+    unknown = [c for c in targets + list(features or []) if c not in frame.columns]
+    if unknown:
+        raise UserInputError(
+            f"unknown column(s): {', '.join(map(repr, unknown))}; the data has: {', '.join(map(str, frame.columns))}"
+        )
+    if features is None:
+        features = [c for c in frame.columns if c not in targets]
+    overlap = set(features) & set(targets)
+    if overlap:
+        raise UserInputError(f"column(s) used both as input and target: {sorted(overlap)}")
+    if not features:
+        raise UserInputError("no input columns left after removing the targets")
+    task = task or infer_task(frame, targets)
+    if task not in TASKS:
+        raise UserInputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+    categorical_levels: dict[str, list[str]] = {}
+    input_names: list[str] = []
+    for column in features:
+        series = frame[column]
+        if series.nunique() < 2:
+            raise UserInputError(
+                f"input column {column!r} is constant ({_format_level(series.iloc[0])!r}): it carries no "
+                "information and has no domain to scale; leave it out with --features"
+            )
+        if _is_numeric(series):
+            input_names.append(column)
+        else:
+            levels = sorted({_format_level(v) for v in series})
+            categorical_levels[column] = levels
+            input_names.extend(f"{column}={level}" for level in levels)
+
+    encoding = Encoding(
+        feature_columns=list(features),
+        categorical_levels=categorical_levels,
+        input_names=input_names,
+        target_columns=list(targets),
+        task=task,
+        output_names=[],
+        input_min=[],
+        input_max=[],
+    )
+    raw_inputs = encoding.encode_inputs(frame)
+    if not np.all(np.isfinite(raw_inputs)):
+        bad = [input_names[j] for j in np.where(~np.isfinite(raw_inputs).all(axis=0))[0]]
+        raise UserInputError(f"input column(s) hold inf values: {bad}")
+    encoding.input_min = raw_inputs.min(axis=0).tolist()
+    encoding.input_max = raw_inputs.max(axis=0).tolist()
+    _fit_targets(encoding, frame, positive)
+    return encoding
+
+
+def _fit_targets(encoding: Encoding, frame: pd.DataFrame, positive: str | None) -> None:
+    targets, task = encoding.target_columns, encoding.task
+    if task == "regression":
+        for column in targets:
+            if not _is_numeric(frame[column]):
+                raise UserInputError(f"target {column!r} is not numeric, so it cannot be a regression target")
+        values = frame[targets].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise UserInputError("regression targets hold inf values")
+        low, high = values.min(axis=0), values.max(axis=0)
+        constant = [t for t, lo, hi in zip(targets, low, high, strict=False) if lo == hi]
+        if constant:
+            raise UserInputError(f"regression target(s) {constant} are constant: nothing to learn")
+        encoding.target_min, encoding.target_max = low.tolist(), high.tolist()
+        encoding.output_names = list(targets)
+        return
+    if task == "multilabel":
+        for column in targets:
+            values = set(frame[column].unique())
+            if not values <= {0, 1}:
+                raise UserInputError(f"multi-label target {column!r} must hold only 0/1, found {sorted(values)[:5]}")
+        encoding.output_names = list(targets)
+        return
+    if len(targets) != 1:
+        raise UserInputError(f"a {task} task takes exactly one target column, got {len(targets)}")
+    column = targets[0]
+    levels = sorted({_format_level(v) for v in frame[column]})
+    if len(levels) < 2:
+        raise UserInputError(f"target {column!r} has a single class ({levels[0]!r}): nothing to learn")
+    if task == "binary":
+        if len(levels) != 2:
+            raise UserInputError(f"binary target {column!r} has {len(levels)} classes: {levels}; use --task multiclass")
+        if positive is None:
+            words = [lv for lv in levels if lv.lower() in _POSITIVE_WORDS]
+            positive = words[0] if len(words) == 1 else levels[1]
+        positive = _format_level(positive)
+        if positive not in levels:
+            raise UserInputError(f"--positive {positive!r} is not a class of {column!r} ({levels})")
+        encoding.classes = [lv for lv in levels if lv != positive] + [positive]
+        encoding.output_names = [column]
+        return
+    encoding.classes = levels
+    encoding.output_names = [f"{column}={level}" for level in levels]
+
+
+@dataclass
+class Domain:
+    """The input domain box D per encoded input, in raw units (the guarantee holds on D)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    source: str = "training rows"
+
+    def scaled(self, encoding: Encoding) -> tuple[np.ndarray, np.ndarray]:
+        """The box in scaled units, float64."""
+        return encoding.scale_inputs(self.lower), encoding.scale_inputs(self.upper)
+
+    def scaled_exact(self, encoding: Encoding) -> tuple[list[Fraction], list[Fraction]]:
+        """The box in scaled units as exact rationals."""
+        affine = encoding.input_affine()
+        low = [(Fraction(v) - off) / scale for v, (off, scale) in zip(self.lower.tolist(), affine, strict=False)]
+        high = [(Fraction(v) - off) / scale for v, (off, scale) in zip(self.upper.tolist(), affine, strict=False)]
+        return low, high
+
+    def contains(self, raw_inputs: np.ndarray) -> np.ndarray:
+        """Boolean mask of rows inside the box."""
+        return np.all((raw_inputs >= self.lower) & (raw_inputs <= self.upper), axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lower": self.lower.tolist(), "upper": self.upper.tolist(), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Domain:
+        return cls(np.asarray(data["lower"], dtype=np.float64), np.asarray(data["upper"], dtype=np.float64),
+                   data.get("source", "stored"))
+
+
+def default_domain(encoding: Encoding) -> Domain:
+    return Domain(np.asarray(encoding.input_min, dtype=np.float64), np.asarray(encoding.input_max, dtype=np.float64))
+
+
+def read_domain_override(path: str | Path, encoding: Encoding) -> Domain:
+    """Domain from a JSON file ``{"column": [lo, hi], ...}`` or a CSV with columns feature,lower,upper.
+
+    Unnamed features keep the training-rows bounds. One-hot inputs are always [0, 1]."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"domain file not found: {path}")
+    try:
+        if path.suffix.lower() == ".json":
+            bounds = {str(k): tuple(v) for k, v in json.loads(path.read_text()).items()}
+        else:
+            table = pd.read_csv(path)
+            if not {"feature", "lower", "upper"} <= set(table.columns):
+                raise UserInputError(f"domain CSV {path} needs columns feature,lower,upper")
+            bounds = {str(r.feature): (r.lower, r.upper) for r in table.itertuples()}
+    except (ValueError, TypeError) as exc:
+        raise UserInputError(f"cannot read domain file {path}: {exc}") from None
+    domain = default_domain(encoding)
+    domain.source = str(path)
+    for name, pair in bounds.items():
+        if name not in encoding.input_names:
+            raise UserInputError(f"domain file names {name!r}, which is not a numeric input; inputs: {encoding.input_names}")
+        if len(pair) != 2:
+            raise UserInputError(f"domain of {name!r} must be [lower, upper]")
+        low, high = float(pair[0]), float(pair[1])
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            raise UserInputError(f"domain of {name!r} must be finite with lower <= upper, got [{low}, {high}]")
+        j = encoding.input_names.index(name)
+        domain.lower[j], domain.upper[j] = low, high
+    return domain
+
+
+@dataclass
+class TabularData:
+    """A table after encoding: raw and scaled inputs, targets in network units, and the domain."""
+
+    encoding: Encoding
+    domain: Domain
+    raw_inputs: np.ndarray  # (n, d) float64, encoded, raw units
+    inputs: np.ndarray  # (n, d) float64, scaled units
+    targets: np.ndarray  # network units (see Encoding.encode_targets)
+    frame: pd.DataFrame = field(repr=False)
+    rows_dropped: int = 0
+    rows_imputed: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, index: np.ndarray) -> TabularData:
+        return TabularData(self.encoding, self.domain, self.raw_inputs[index], self.inputs[index],
+                           self.targets[index], self.frame.iloc[index], 0, 0)
+
+
+def handle_missing(frame: pd.DataFrame, columns: list[str], targets: list[str], impute: str) -> tuple[pd.DataFrame, int, int]:
+    """Drop (default) or impute missing values in ``columns``; rows with a missing target are always dropped.
+
+    Returns the cleaned frame, rows dropped, rows imputed."""
+    if impute not in IMPUTE_CHOICES:
+        raise UserInputError(f"--impute must be one of {', '.join(IMPUTE_CHOICES)}")
+    frame = frame.replace([np.inf, -np.inf], np.nan) if len(frame) else frame
+    before = len(frame)
+    frame = frame.dropna(subset=targets)
+    imputed = 0
+    if impute == "drop":
+        frame = frame.dropna(subset=columns)
+    else:
+        imputed = int(frame[columns].isna().any(axis=1).sum())
+        frame = frame.copy()
+        for column in columns:
+            if not frame[column].isna().any():
+                continue
+            series = frame[column]
+            fill = series.median() if impute == "median" and _is_numeric(series) else series.mode().iloc[0]
+            frame[column] = series.fillna(fill)
+    if frame.empty:
+        raise UserInputError(
+            f"no rows left after dropping rows with missing values ({before} had some); try --impute median"
+        )
+    return frame.reset_index(drop=True), before - len(frame), imputed
+
+
+def prepare(
+    frame: pd.DataFrame,
+    targets: list[str],
+    features: list[str] | None = None,
+    task: str | None = None,
+    positive: str | None = None,
+    impute: str = "drop",
+    domain_file: str | Path | None = None,
+    encoding: Encoding | None = None,
+    domain: Domain | None = None,
+) -> TabularData:
+    """Frame -> TabularData. Fits the encoding unless one is given (then applies it, e.g. for test data)."""
+    frame = drop_index_columns(frame)
+    if frame.empty:
+        raise UserInputError("the data has no rows")
+    unknown = [c for c in list(targets) + list(features or []) if c not in frame.columns]
+    if unknown:
+        raise UserInputError(
+            f"unknown column(s): {', '.join(map(repr, unknown))}; the data has: {', '.join(map(str, frame.columns))}"
+        )
+    used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
+    frame, dropped, imputed = handle_missing(frame, used, list(targets), impute)
+    if encoding is None:
+        encoding = fit_encoding(frame, list(targets), list(used), task, positive)
+    if domain is None:
+        domain = read_domain_override(domain_file, encoding) if domain_file else default_domain(encoding)
+    raw_inputs = encoding.encode_inputs(frame)
+    return TabularData(
+        encoding=encoding,
+        domain=domain,
+        raw_inputs=raw_inputs,
+        inputs=encoding.scale_inputs(raw_inputs),
+        targets=encoding.encode_targets(frame),
+        frame=frame,
+        rows_dropped=dropped,
+        rows_imputed=imputed,
+    )

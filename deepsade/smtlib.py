@@ -1,0 +1,157 @@
+"""Reading constraint files as data: a small S-expression scanner that admits only declarations,
+definitions and asserts, and bounds size and nesting before z3 ever sees the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepsade.errors import UserInputError
+
+MAX_FILE_BYTES = 1_000_000
+MAX_NESTING = 200
+KEPT_COMMANDS = {"declare-const", "declare-fun", "define-fun", "assert"}
+# Harmless in a script meant for a solver; dropped with a note instead of refusing the file.
+IGNORED_COMMANDS = {"set-info", "set-logic", "check-sat", "get-model", "exit", "set-option", "get-info"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One top-level command: its name, its tokens (without the outer parentheses) and its text span."""
+
+    name: str
+    tokens: tuple[str, ...]
+    start: int
+    end: int
+    line: int
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def scan_commands(text: str) -> list[Command]:
+    """Split SMT-LIB text into top-level commands, checking parentheses, quoting and nesting depth."""
+    commands: list[Command] = []
+    depth, i, n = 0, 0, len(text)
+    start = -1
+    tokens: list[str] = []
+    while i < n:
+        ch = text[i]
+        if ch == ";":
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline + 1
+            continue
+        if ch.isspace():
+            i += 1
+            continue
+        if ch == "(":
+            if depth == 0:
+                start, tokens = i, []
+            else:
+                tokens.append("(")
+            depth += 1
+            if depth > MAX_NESTING:
+                raise UserInputError(f"line {_line_of(text, i)}: nesting deeper than {MAX_NESTING} levels")
+            i += 1
+            continue
+        if ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise UserInputError(f"line {_line_of(text, i)}: unbalanced ')'")
+            if depth == 0:
+                if not tokens:
+                    raise UserInputError(f"line {_line_of(text, start)}: empty command '()'")
+                commands.append(Command(tokens[0], tuple(tokens[1:]), start, i + 1, _line_of(text, start)))
+            else:
+                tokens.append(")")
+            i += 1
+            continue
+        if depth == 0:
+            raise UserInputError(f"line {_line_of(text, i)}: text outside a command: {text[i:i + 20]!r}")
+        if ch == "|":
+            close = text.find("|", i + 1)
+            if close < 0:
+                raise UserInputError(f"line {_line_of(text, i)}: unterminated |quoted symbol|")
+            tokens.append(text[i + 1:close])
+            i = close + 1
+            continue
+        if ch == '"':
+            close = text.find('"', i + 1)
+            if close < 0:
+                raise UserInputError(f"line {_line_of(text, i)}: unterminated string")
+            tokens.append(text[i:close + 1])
+            i = close + 1
+            continue
+        j = i
+        while j < n and not text[j].isspace() and text[j] not in '();|"':
+            j += 1
+        tokens.append(text[i:j])
+        i = j
+    if depth != 0:
+        raise UserInputError(f"unbalanced parentheses: {depth} '(' never closed (command at line {_line_of(text, start)})")
+    return commands
+
+
+@dataclass(frozen=True)
+class ConstraintSource:
+    """The admitted text of a constraint file and what was declared in it."""
+
+    text: str  # the file with ignored commands blanked: only declarations, definitions and asserts
+    declared: dict[str, str]  # name -> sort
+    n_asserts: int
+    notes: tuple[str, ...]
+
+
+def read_constraint_text(text: str, origin: str = "<constraints>") -> ConstraintSource:
+    """Check the commands of a constraint file and keep the admitted ones."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise UserInputError(f"{origin}: constraint file larger than {MAX_FILE_BYTES // 1000} kB")
+    commands = scan_commands(text)
+    blanked = list(text)
+    declared: dict[str, str] = {}
+    notes: list[str] = []
+    n_asserts = 0
+    for command in commands:
+        if command.name in IGNORED_COMMANDS:
+            notes.append(f"line {command.line}: ignored ({command.name}): constraint files hold declarations and asserts only")
+            # blank the command but keep its newlines so z3's line numbers still match the file
+            for k in range(command.start, command.end):
+                if blanked[k] != "\n":
+                    blanked[k] = " "
+            continue
+        if command.name not in KEPT_COMMANDS:
+            raise UserInputError(
+                f"{origin} line {command.line}: command '{command.name}' is not allowed in a constraint file "
+                "(only declare-const, declare-fun with no arguments, define-fun and assert)"
+            )
+        if command.name == "declare-const":
+            if len(command.tokens) != 2:
+                raise UserInputError(f"{origin} line {command.line}: declare-const takes a name and a sort")
+            declared[command.tokens[0]] = command.tokens[1]
+        elif command.name == "declare-fun":
+            toks = command.tokens
+            if len(toks) != 4 or toks[1:3] != ("(", ")"):
+                raise UserInputError(
+                    f"{origin} line {command.line}: declare-fun with arguments is not supported; "
+                    "declare each column with (declare-const NAME Real)"
+                )
+            declared[toks[0]] = toks[3]
+        elif command.name == "assert":
+            n_asserts += 1
+    if n_asserts == 0:
+        raise UserInputError(f"{origin}: no (assert ...) found: nothing to enforce")
+    return ConstraintSource("".join(blanked), declared, n_asserts, tuple(notes))
+
+
+def read_constraint_file(path: str | Path) -> ConstraintSource:
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"constraint file not found: {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise UserInputError(f"{path}: constraint file larger than {MAX_FILE_BYTES // 1000} kB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return read_constraint_text(text, str(path))

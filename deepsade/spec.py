@@ -1,0 +1,299 @@
+"""What the constraint says: SMT-LIB asserts bound to the data's columns, in raw and in scaled units.
+
+Every declared name is an input feature or an output score. The network works in scaled units;
+each assert is rewritten into them by exact affine substitution (rationals), so a formula that holds
+in scaled units holds in raw units and vice versa. Variables of the scaled formulas are
+``input_var(j)`` (scaled input j) and ``output_var(k)`` (network output k).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import z3
+
+from deepsade.data import Encoding
+from deepsade.errors import UserInputError
+from deepsade.smtlib import ConstraintSource, read_constraint_file, read_constraint_text
+
+
+def input_var(j: int) -> z3.ArithRef:
+    """The z3 variable for scaled input feature j."""
+    return z3.Real(f"x!{j}")
+
+
+def output_var(k: int) -> z3.ArithRef:
+    """The z3 variable for network output k (scaled units for regression, scores for classifiers)."""
+    return z3.Real(f"y!{k}")
+
+
+def rational(value: Fraction) -> z3.RatNumRef:
+    return z3.RealVal(f"{value.numerator}/{value.denominator}")
+
+
+def free_constants(expr: z3.ExprRef) -> set[str]:
+    """Names of the uninterpreted constants in ``expr``."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            found.add(node.decl().name())
+        stack.extend(node.children())
+    return found
+
+
+_LINEAR_OPS = {z3.Z3_OP_ADD, z3.Z3_OP_SUB, z3.Z3_OP_UMINUS, z3.Z3_OP_TO_REAL}
+
+
+def is_linear(expr: z3.ExprRef) -> bool:
+    """True when every arithmetic term is linear (sums, constant multiples) and holds no ``ite``."""
+    if z3.is_bool(expr):
+        return all(is_linear(c) for c in expr.children())
+    if z3.is_rational_value(expr) or z3.is_int_value(expr) or z3.is_const(expr):
+        return True
+    kind = expr.decl().kind()
+    if kind in _LINEAR_OPS:
+        return all(is_linear(c) for c in expr.children())
+    if kind == z3.Z3_OP_MUL:
+        non_constant = [c for c in expr.children() if free_constants(c)]
+        return len(non_constant) <= 1 and all(is_linear(c) for c in expr.children())
+    if kind == z3.Z3_OP_DIV:
+        numerator, denominator = expr.children()
+        return not free_constants(denominator) and is_linear(numerator)
+    return False
+
+
+def conjunction_atoms(expr: z3.BoolRef) -> list[z3.BoolRef] | None:
+    """Flatten nested ``and`` into comparison atoms; None if anything else (or, not, ite, ...) is in the way."""
+    if z3.is_true(expr):
+        return []
+    if z3.is_and(expr):
+        atoms: list[z3.BoolRef] = []
+        for child in expr.children():
+            sub = conjunction_atoms(child)
+            if sub is None:
+                return None
+            atoms.extend(sub)
+        return atoms
+    if z3.is_le(expr) or z3.is_lt(expr) or z3.is_ge(expr) or z3.is_gt(expr):
+        return [expr]
+    if z3.is_eq(expr) and z3.is_arith(expr.arg(0)):
+        return [expr]
+    if z3.is_not(expr):
+        inner = expr.arg(0)
+        # not (a <= b) is a > b, etc.: still a single linear atom
+        flipped = {z3.Z3_OP_LE: lambda a, b: a > b, z3.Z3_OP_LT: lambda a, b: a >= b,
+                   z3.Z3_OP_GE: lambda a, b: a < b, z3.Z3_OP_GT: lambda a, b: a <= b}
+        if z3.is_app(inner) and inner.decl().kind() in flipped:
+            return [flipped[inner.decl().kind()](inner.arg(0), inner.arg(1))]
+    return None
+
+
+@dataclass
+class Assert:
+    """One assert of the constraint file, as given and in scaled units."""
+
+    index: int
+    text: str  # SMT-LIB of the assert, raw units
+    raw: z3.BoolRef  # over the column-named constants
+    scaled: z3.BoolRef  # over input_var / output_var
+    premise: z3.BoolRef  # scaled, inputs only ('true' when the assert is not an implication)
+    conclusion: z3.BoolRef  # scaled
+    inputs: list[int]  # input indices mentioned
+    outputs: list[int]  # output indices mentioned
+    linear: bool
+
+    @property
+    def has_premise(self) -> bool:
+        return not z3.is_true(self.premise)
+
+
+@dataclass
+class Spec:
+    """The parsed constraint file, bound to an encoding."""
+
+    source: ConstraintSource
+    input_names: list[str]
+    output_names: list[str]
+    asserts: list[Assert]
+    declared: dict[str, str]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def mapped_features(self) -> list[int]:
+        """Input indices the constraint mentions: they get identity skip connections to the last layer."""
+        return sorted({j for a in self.asserts for j in a.inputs})
+
+    @property
+    def all_linear(self) -> bool:
+        return all(a.linear for a in self.asserts)
+
+    def evaluate_raw(self, raw_inputs: np.ndarray, raw_outputs: np.ndarray) -> np.ndarray:
+        """Truth of each assert per row, shape (n, n_asserts), on raw-unit inputs and outputs."""
+        env = {name: raw_inputs[:, j] for j, name in enumerate(self.input_names)}
+        env.update({name: raw_outputs[:, k] for k, name in enumerate(self.output_names)})
+        n = len(raw_inputs)
+        return np.stack([np.broadcast_to(evaluate(a.raw, env), (n,)) for a in self.asserts], axis=1)
+
+    def evaluate_scaled(self, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Truth of each assert per row on scaled inputs and network outputs (what the network sees)."""
+        env = {f"x!{j}": inputs[:, j] for j in range(inputs.shape[1])}
+        env.update({f"y!{k}": outputs[:, k] for k in range(outputs.shape[1])})
+        n = len(inputs)
+        return np.stack([np.broadcast_to(evaluate(a.scaled, env), (n,)) for a in self.asserts], axis=1)
+
+
+def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spec:
+    """Parse a constraint file (path or already-read source) and bind its names to the encoding."""
+    if not isinstance(source, ConstraintSource):
+        source = read_constraint_file(source)
+    inputs = {name: j for j, name in enumerate(encoding.input_names)}
+    outputs = {name: k for k, name in enumerate(encoding.output_names)}
+    _check_declarations(source, encoding, inputs, outputs)
+    try:
+        parsed = z3.parse_smt2_string(source.text)
+    except z3.Z3Exception as exc:
+        message = exc.value.decode() if isinstance(exc.value, bytes) else str(exc.value)
+        first = message.strip().splitlines()[0] if message.strip() else "z3 could not parse the file"
+        raise UserInputError(f"constraint file rejected by z3: {first}") from None
+
+    substitution = _scaling_substitution(encoding, inputs, outputs)
+    asserts = []
+    for index, raw in enumerate(parsed):
+        names = free_constants(raw)
+        mentioned_outputs = sorted(outputs[n] for n in names if n in outputs)
+        if not mentioned_outputs:
+            raise UserInputError(
+                f"assert {index + 1} ({_short(raw)}) mentions no output: it restricts the data, not the model"
+            )
+        raw_premise, raw_conclusion = split_implication(raw, set(outputs))
+        premise, conclusion = (z3.simplify(z3.substitute(e, *substitution)) for e in (raw_premise, raw_conclusion))
+        scaled = conclusion if z3.is_true(premise) else z3.Implies(premise, conclusion)
+        asserts.append(Assert(
+            index=index,
+            text=raw.sexpr(),
+            raw=raw,
+            scaled=scaled,
+            premise=premise,
+            conclusion=conclusion,
+            inputs=sorted(inputs[n] for n in names if n in inputs),
+            outputs=mentioned_outputs,
+            linear=is_linear(raw),
+        ))
+    return Spec(source, list(encoding.input_names), list(encoding.output_names), asserts,
+                dict(source.declared), source.notes)
+
+
+def parse_spec_text(text: str, encoding: Encoding) -> Spec:
+    return parse_spec(read_constraint_text(text), encoding)
+
+
+def _short(expr: z3.ExprRef, limit: int = 80) -> str:
+    text = " ".join(expr.sexpr().split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_declarations(source: ConstraintSource, encoding: Encoding, inputs: dict, outputs: dict) -> None:
+    wrong_sort = [f"{n} ({s})" for n, s in source.declared.items() if s != "Real"]
+    if wrong_sort:
+        raise UserInputError(
+            f"declare these as Real (the network computes over the reals): {', '.join(wrong_sort)}"
+        )
+    unknown = [n for n in source.declared if n not in inputs and n not in outputs]
+    if unknown:
+        hints = []
+        for name in unknown:
+            if name in encoding.target_columns and encoding.task == "multiclass":
+                hints.append(f"'{name}' is a multiclass target: name its scores as |{name}=CLASS|")
+            elif name in encoding.categorical_levels:
+                hints.append(f"'{name}' is categorical: name its one-hot inputs as |{name}=VALUE|")
+        raise UserInputError(
+            f"constraint declares name(s) that are neither inputs nor outputs: {', '.join(map(repr, unknown))}. "
+            + (" ".join(hints) + " " if hints else "")
+            + f"Inputs: {', '.join(encoding.input_names)}. Outputs: {', '.join(encoding.output_names)}."
+        )
+
+
+def _scaling_substitution(encoding: Encoding, inputs: dict, outputs: dict) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """raw name -> offset + scale * scaled variable, exactly."""
+    pairs = []
+    for name, j in inputs.items():
+        offset, scale = encoding.input_affine()[j]
+        pairs.append((z3.Real(name), rational(offset) + rational(scale) * input_var(j)))
+    for name, k in outputs.items():
+        offset, scale = encoding.output_affine()[k]
+        pairs.append((z3.Real(name), rational(offset) + rational(scale) * output_var(k)))
+    return pairs
+
+
+def split_implication(expr: z3.BoolRef, output_names: set[str]) -> tuple[z3.BoolRef, z3.BoolRef]:
+    """``P => Q`` with P free of ``output_names`` -> (P, Q); nested implications merge their premises.
+
+    An assert of another shape is (true, assert)."""
+    premises: list[z3.BoolRef] = []
+    while z3.is_implies(expr) and not (free_constants(expr.arg(0)) & output_names):
+        premises.append(expr.arg(0))
+        expr = expr.arg(1)
+    premise = z3.And(*premises) if len(premises) > 1 else (premises[0] if premises else z3.BoolVal(True))
+    return premise, expr
+
+
+# ---- vectorised evaluation of formulas on numpy arrays -------------------------------------------
+
+def _fold(op: Callable, values: list) -> np.ndarray:
+    result = values[0]
+    for value in values[1:]:
+        result = op(result, value)
+    return result
+
+
+def evaluate(expr: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:
+    """Evaluate a formula or term on arrays (one entry per row); names are looked up in ``env``."""
+    if z3.is_true(expr):
+        return np.asarray(True)
+    if z3.is_false(expr):
+        return np.asarray(False)
+    if z3.is_rational_value(expr):
+        return np.asarray(expr.numerator_as_long() / expr.denominator_as_long())
+    if z3.is_int_value(expr):
+        return np.asarray(float(expr.as_long()))
+    if z3.is_algebraic_value(expr):
+        return np.asarray(float(expr.approx(20).as_fraction()))
+    if z3.is_const(expr) and expr.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+        return np.asarray(env[expr.decl().name()], dtype=np.float64)
+    kind = expr.decl().kind()
+    args = [evaluate(c, env) for c in expr.children()]
+    if kind in _EVALUATORS:
+        return _EVALUATORS[kind](args)
+    raise UserInputError(f"cannot evaluate operator '{expr.decl().name()}' on data")
+
+
+_EVALUATORS: dict[int, Callable[[list], np.ndarray]] = {
+    z3.Z3_OP_ADD: lambda a: _fold(np.add, a),
+    z3.Z3_OP_SUB: lambda a: _fold(np.subtract, a),
+    z3.Z3_OP_MUL: lambda a: _fold(np.multiply, a),
+    z3.Z3_OP_DIV: lambda a: np.divide(a[0], a[1]),
+    z3.Z3_OP_UMINUS: lambda a: -a[0],
+    z3.Z3_OP_TO_REAL: lambda a: a[0],
+    z3.Z3_OP_LE: lambda a: a[0] <= a[1],
+    z3.Z3_OP_LT: lambda a: a[0] < a[1],
+    z3.Z3_OP_GE: lambda a: a[0] >= a[1],
+    z3.Z3_OP_GT: lambda a: a[0] > a[1],
+    z3.Z3_OP_EQ: lambda a: _fold(np.equal, a) if len(a) == 2 else np.all([a[0] == v for v in a[1:]], axis=0),
+    z3.Z3_OP_DISTINCT: lambda a: np.all([a[i] != a[j] for i in range(len(a)) for j in range(i + 1, len(a))], axis=0),
+    z3.Z3_OP_AND: lambda a: _fold(np.logical_and, a),
+    z3.Z3_OP_OR: lambda a: _fold(np.logical_or, a),
+    z3.Z3_OP_NOT: lambda a: np.logical_not(a[0]),
+    z3.Z3_OP_IMPLIES: lambda a: np.logical_or(np.logical_not(a[0]), a[1]),
+    z3.Z3_OP_XOR: lambda a: np.logical_xor(a[0], a[1]),
+    z3.Z3_OP_ITE: lambda a: np.where(a[0], a[1], a[2]),
+}

@@ -1,0 +1,65 @@
+"""The CLI as a user runs it: `deepsade check` output and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_check_reports_bindings_and_violations(tmp_path, loan_frame, loan_constraint):
+    csv = tmp_path / "loan.csv"
+    loan_frame.to_csv(csv, index=False)
+    result = run_cli("check", str(loan_constraint), str(csv), "--target", "Loan_Status", "--positive", "Y")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "mapped (skip-connection) features: ApplicantIncome, Credit_History" in out
+    assert "1 dropped for missing values" in out
+    assert "linear, P => Q" in out
+    assert "rows violating at least one assert: 0 of 199" in out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_file", "data file not found"),
+    ("unknown_column", "unknown column"),
+    ("constant_column", "is constant"),
+    ("regression_text_target", "not numeric"),
+    ("empty_after_missing", "no rows left"),
+    ("unknown_name", "neither inputs nor outputs"),
+    ("syntax", "unbalanced"),
+    ("missing_constraint", "constraint file not found"),
+    ("empty_file", "empty"),
+])
+def test_bad_inputs_one_line_exit_2(tmp_path, loan_frame, loan_constraint, case, message):
+    csv = tmp_path / "loan.csv"
+    constraint = loan_constraint
+    target = ["--target", "Loan_Status"]
+    frame = loan_frame.copy()
+    if case == "constant_column":
+        frame["Constant"] = 7
+    if case == "empty_after_missing":
+        frame["ApplicantIncome"] = float("nan")
+    frame.to_csv(csv, index=False)
+    extra: list[str] = []
+    if case == "missing_file":
+        csv = tmp_path / "nope.csv"
+    elif case == "unknown_column":
+        target = ["--target", "Loan_Stat"]
+    elif case == "regression_text_target":
+        extra = ["--task", "regression"]
+    elif case == "unknown_name":
+        constraint = tmp_path / "c.smt2"
+        constraint.write_text("(declare-const Salary Real)(declare-const Loan_Status Real)(assert (< Loan_Status Salary))")
+    elif case == "syntax":
+        constraint = tmp_path / "c.smt2"
+        constraint.write_text("(declare-const Loan_Status Real)(assert (< Loan_Status 0)")
+    elif case == "missing_constraint":
+        constraint = tmp_path / "none.smt2"
+    elif case == "empty_file":
+        csv = tmp_path / "empty.csv"
+        csv.write_text("")
+    result = run_cli("check", str(constraint), str(csv), *target, *extra)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

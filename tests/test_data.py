@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepsade.data import infer_task, prepare, read_csv
+from deepsade.errors import UserInputError
+
+
+def test_encoding_roles_scaling_and_missing(loan_frame):
+    data = prepare(loan_frame, ["Loan_Status"], positive="Y")
+    enc = data.encoding
+    assert enc.task == "binary" and enc.classes == ["N", "Y"]
+    assert data.rows_dropped == 1 and data.n_rows == len(loan_frame) - 1
+    assert "Property_Area=Urban" in enc.input_names and "Property_Area" not in enc.input_names
+    assert data.inputs.min() == 0.0 and data.inputs.max() == 1.0
+    assert set(np.unique(data.targets)) == {0.0, 1.0}
+    assert np.allclose(data.domain.lower, data.raw_inputs.min(axis=0))
+
+
+def test_impute_keeps_rows(loan_frame):
+    data = prepare(loan_frame, ["Loan_Status"], positive="Y", impute="mode")
+    assert data.n_rows == len(loan_frame) and data.rows_imputed == 1
+
+
+def test_regression_targets_scaled_and_invertible():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50), "y": rng.normal(5, 2, 50)})
+    data = prepare(frame, ["y"])
+    assert data.encoding.task == "regression"
+    assert np.allclose(data.encoding.outputs_to_raw(data.targets)[:, 0], frame["y"])
+
+
+def test_task_inference():
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "c": ["a", "b", "c", "a"], "l1": [0, 1, 0, 1], "l2": [1, 1, 0, 0]})
+    assert infer_task(frame, ["c"]) == "multiclass"
+    assert infer_task(frame, ["l1", "l2"]) == "multilabel"
+    assert infer_task(frame, ["l1"]) == "binary"
+
+
+def test_unnamed_index_column_dropped(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0.5, 0.1, 0.2]}).to_csv(path)
+    assert list(read_csv(path).columns) == ["x", "y"]
+
+
+def test_domain_override(tmp_path, loan_frame):
+    data = prepare(loan_frame, ["Loan_Status"], positive="Y")
+    path = tmp_path / "domain.json"
+    path.write_text(json.dumps({"ApplicantIncome": [0, 30000]}))
+    wide = prepare(loan_frame, ["Loan_Status"], positive="Y", domain_file=path)
+    j = data.encoding.input_names.index("ApplicantIncome")
+    assert wide.domain.lower[j] == 0 and wide.domain.upper[j] == 30000
+    low, high = wide.domain.scaled_exact(wide.encoding)
+    assert low[j] < 0 and high[j] > 1
+
+
+@pytest.mark.parametrize("frame, targets, message", [
+    (pd.DataFrame({"x": [1, 2], "y": [1.0, 2.0]}), ["nope"], "unknown column"),
+    (pd.DataFrame({"x": [1, 1, 1], "z": [1, 2, 3], "y": [1.0, 2.0, 3.0]}), ["y"], "constant"),
+    (pd.DataFrame({"x": [1.0, np.nan], "y": [np.nan, 2.0]}), ["y"], "no rows left"),
+    (pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}), ["y"], "not numeric"),
+])
+def test_clear_errors(frame, targets, message):
+    task = "regression" if message == "not numeric" else None
+    with pytest.raises(UserInputError, match=message):
+        prepare(frame, targets, task=task)
