@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 
 import click
 
-from deepsade.data import IMPUTE_CHOICES, TASKS, prepare, read_csv
-from deepsade.errors import UserInputError
+from deepsade.cli_common import data_options, parse_features, user_errors
+from deepsade.data import prepare, read_csv
 from deepsade.spec import Spec, parse_spec
-
-
-class UsageError(click.ClickException):
-    """A user error: one line on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-def user_errors(func: Callable) -> Callable:
-    """Turn UserInputError (and a few OS errors) into one clear line and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserInputError as exc:
-            raise UsageError(str(exc)) from None
-        except PermissionError as exc:
-            raise UsageError(f"permission denied: {exc.filename or exc}") from None
-        except MemoryError:
-            raise UsageError("out of memory while reading or processing the data") from None
-
-    return wrapper
-
-
-def data_options(func: Callable) -> Callable:
-    """The flags that say how a CSV becomes inputs and targets."""
-    options = [
-        click.option("--target", "targets", multiple=True, required=True,
-                     help="Target column (repeat for several targets)."),
-        click.option("--features", default=None,
-                     help="Comma-separated input columns (default: every column that is not a target)."),
-        click.option("--task", type=click.Choice(TASKS), default=None, help="Learning task (inferred when omitted)."),
-        click.option("--positive", default=None, help="Positive class of a binary target."),
-        click.option("--impute", type=click.Choice(IMPUTE_CHOICES), default="drop", show_default=True,
-                     help="Missing inputs: drop the rows, or fill with the column median / mode."),
-        click.option("--domain", "domain_file", type=click.Path(dir_okay=False), default=None,
-                     help="JSON {column: [lo, hi]} or CSV feature,lower,upper overriding the domain box."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _features(features: str | None) -> list[str] | None:
-    return [f.strip() for f in features.split(",") if f.strip()] if features else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,7 +26,7 @@ def main() -> None:
 def check(constraint, data_file, targets, features, task, positive, impute, domain_file, all_inputs) -> None:
     """Parse CONSTRAINT against DATA.csv and report bindings, domain, linearity and label violations."""
     frame = read_csv(data_file)
-    data = prepare(frame, list(targets), _features(features), task, positive, impute, domain_file)
+    data = prepare(frame, list(targets), parse_features(features), task, positive, impute, domain_file)
     spec = parse_spec(constraint, data.encoding)
     report_check(spec, data, all_inputs)
 
