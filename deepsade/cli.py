@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from deepsade.cli_common import data_options, parse_features, user_errors
+from deepsade.artifact import load as load_artifact
+from deepsade.artifact import weights_match_certificate
+from deepsade.certify import certify_artifact
+from deepsade.cli_common import UsageError, data_options, parse_features, user_errors
 from deepsade.data import prepare, read_csv
+from deepsade.encode import STRATEGIES
+from deepsade.estimator import METHODS, DeepSaDe, predictions_frame
 from deepsade.spec import Spec, parse_spec
 
 
@@ -60,6 +66,203 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
         echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
     echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{name} must be comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    values = _floats(text, name)
+    if not values or any(v <= 0 or v != int(v) for v in values):
+        raise UsageError(f"{name} must be comma-separated positive integers, got {text!r}")
+    return tuple(int(v) for v in values)
+
+
+class _Progress:
+    """A tqdm bar over iterations with the counts that matter: line-search hits, solver calls, restarts."""
+
+    def __init__(self, total: int | None, quiet: bool):
+        from tqdm import tqdm
+
+        self.bar = None if quiet else tqdm(total=total, unit="it", dynamic_ncols=True, leave=False)
+        self.epoch_lines: list[str] = []
+        self.quiet = quiet
+
+    def __call__(self, stats, info: dict) -> None:
+        if "total" in info:
+            if self.bar is not None:
+                self.bar.reset(total=info["total"])
+            return
+        if info.get("epoch_done"):
+            line = (f"epoch {stats.epoch}: loss {stats.train_loss:.4f}, val {stats.val_loss:.4f}, "
+                    f"line search {stats.line_search_hits}/{stats.iterations}, MaxSMT {stats.maxsmt_successes}/"
+                    f"{stats.maxsmt_calls}, restarts {stats.restarts}, solver {stats.solver_seconds:.1f}s")
+            if self.bar is not None:
+                self.bar.write(line)
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(epoch=stats.epoch, loss=f"{info['loss']:.4f}", ls=stats.line_search_hits,
+                                 smt=stats.maxsmt_calls, restarts=stats.restarts, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_certificate(certificate: dict) -> None:
+    verdict = certificate.get("verdict", "none")
+    click.echo(f"certificate: {verdict.upper()}"
+               + (f" (margin {certificate['margin']:g}, checked in {certificate.get('seconds', 0):.2f}s)"
+                  if "margin" in certificate else ""))
+    for entry in certificate.get("asserts", []):
+        click.echo(f"  assert {entry['assert']}: {entry['result']}  {entry['text'][:90]}")
+        if entry.get("skip_inputs_raw"):
+            click.echo(f"    counterexample skip inputs (raw): {entry['skip_inputs_raw']}")
+    if certificate.get("note"):
+        click.echo(f"  {certificate['note']}")
+
+
+@main.command()
+@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@click.option("--constraint", required=True, type=click.Path(dir_okay=False), help="SMT-LIB constraint file.")
+@data_options
+@click.option("--method", type=click.Choice(METHODS), default="deepsade", show_default=True,
+              help="deepsade (certified) or a baseline without guarantee.")
+@click.option("--hidden", default="50,30,10", show_default=True, help="Hidden layer sizes.")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Learning rate (hidden layers; also the line search's longest step).")
+@click.option("--max-step", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Side of the box around the last layer's weights that the MaxSMT step searches.")
+@click.option("--margins", default="0,1,2", show_default=True,
+              help="Soft-clause margins (classification: score margin; regression: x max|label|).")
+@click.option("--line-search-steps", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+              help="How the constraint is translated to the last layer.")
+@click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True)
+@click.option("--solver-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds per solver call.")
+@click.option("--margin", "output_margin", type=click.FloatRange(min=0, min_open=True), default=1e-4,
+              show_default=True, help="Certificate slack: every output may move by this much (network units).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
+          batch_size, lr, max_step, margins, line_search_steps, strategy, maxsmt, solver_timeout, output_margin,
+          val_fraction, seed, out_dir, quiet) -> None:
+    """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
+    frame = read_csv(data_file)
+    estimator = DeepSaDe(constraint, list(targets), features=parse_features(features), task=task, positive=positive,
+                         impute=impute, domain_file=domain_file, method=method, hidden=_ints(hidden, "--hidden"),
+                         epochs=epochs, batch_size=batch_size, lr=lr, max_step=max_step,
+                         margins=_floats(margins, "--margins"), line_search_steps=line_search_steps,
+                         strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
+                         output_margin=output_margin, val_fraction=val_fraction, seed=seed)
+    progress = _Progress(None, quiet)
+    estimator.progress = progress
+    try:
+        estimator.fit(frame)
+    finally:
+        progress.close()
+    art = estimator.artifact_
+    summary = estimator.data_summary_
+    click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
+               f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
+    estimator.save(out_dir)
+    click.echo(f"model written to {out_dir}")
+    print_certificate(art.certificate)
+    if method == "deepsade" and art.certificate.get("verdict") != "certified":
+        raise UsageError("training finished but the certificate did not confirm the constraint; see above")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("data_file", metavar="NEW.csv", type=click.Path(dir_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="CSV to write (default: print to stdout).")
+@user_errors
+def predict(model_dir, data_file, out_file) -> None:
+    """Predict with MODEL_DIR on NEW.csv; rows outside the domain box (no guarantee there) are flagged."""
+    art = load_artifact(model_dir)
+    if art.certificate.get("verdict") == "certified" and not weights_match_certificate(art):
+        click.echo("WARNING: the weights in this model directory do NOT match its certificate: they were altered "
+                   "after certification, so no guarantee holds. Run `deepsade certify` on it.", err=True)
+    frame = read_csv(data_file)
+    result = predictions_frame(art, frame)
+    outside = int((~result["in_domain"]).sum())
+    if outside:
+        click.echo(f"warning: {outside} of {len(result)} rows lie outside the domain box: the guarantee does not "
+                   "cover them (column in_domain = False)", err=True)
+    if out_file:
+        try:
+            result.to_csv(out_file, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_file}: {exc.strerror}") from None
+        click.echo(f"{len(result)} predictions written to {out_file}")
+    else:
+        click.echo(result.to_csv(index=False), nl=False)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per assert for the exact check.")
+@user_errors
+def certify(model_dir, timeout) -> None:
+    """Re-check MODEL_DIR's certificate from scratch; exit 1 on any mismatch, violation or altered weights."""
+    art = load_artifact(model_dir)
+    stored = art.certificate
+    fresh = certify_artifact(art, timeout)
+    print_certificate(fresh)
+    problems = []
+    if stored.get("verdict") in (None, "none"):
+        click.echo(f"note: the model directory holds no certificate (method {art.method}); the check above is "
+                   "the only evidence")
+    elif stored.get("weights_sha256") != fresh["weights_sha256"]:
+        problems.append("the weights differ from the ones the stored certificate covers (altered after training)")
+    if stored.get("verdict") not in (None, "none") and stored.get("verdict") != fresh["verdict"]:
+        problems.append(f"stored verdict {stored.get('verdict')!r} but the re-check says {fresh['verdict']!r}")
+    if stored.get("constraint_sha256") and stored["constraint_sha256"] != fresh["constraint_sha256"]:
+        problems.append("the constraint text differs from the one certified")
+    if fresh["verdict"] != "certified":
+        problems.append(f"the model is not certified: {fresh['verdict']}")
+    for problem in problems:
+        click.echo(f"FAILED: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("certificate re-checked: OK")
+
+
+@main.command()
+@click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--rows", type=click.IntRange(50), default=614, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--quiet", is_flag=True)
+@user_errors
+def demo(out_dir, rows, epochs, seed, quiet) -> None:
+    """Generate UC2-like loan data, train a certified model on it and print the certificate."""
+    from usecases import uc2_loan
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out.parent / f"{out.name}_data.csv"
+    frame = uc2_loan.inject_violations(uc2_loan.generate(rows, seed=seed), n=40, seed=seed)
+    frame.to_csv(csv, index=False)
+    constraint = Path(__file__).resolve().parents[1] / uc2_loan.CONSTRAINT
+    click.echo(f"generated {len(frame)} UC2-like rows -> {csv}; constraint {constraint.name}:")
+    click.echo("  an applicant with income below 5000 and no credit history must be denied")
+    train.main(args=[str(csv), "--constraint", str(constraint), "--target", "Loan_Status", "--positive", "Y",
+                     "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), *(["--quiet"] if quiet else [])],
+               standalone_mode=False)
 
 
 def run() -> None:
