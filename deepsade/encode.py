@@ -289,8 +289,9 @@ def _mul(weight, value):
 def point_constraint(assert_: Assert, layout: LatentLayout, point: Sequence, perturbation: Sequence,
                      weights, biases) -> z3.BoolRef:
     """The assert at one latent point (and output perturbation), as a constraint on the weight variables."""
-    pairs = _latent_substitution(assert_, layout, point, weights, biases, perturbation)
-    return z3.substitute(assert_.scaled, *pairs)
+    perturbed = _latent_substitution(assert_, layout, point, weights, biases, perturbation)
+    exact = _latent_substitution(assert_, layout, point, weights, biases, [0] * layout.n_out)
+    return _substitute_outputs(assert_.scaled, perturbed, exact)
 
 
 def quantified_formula(assert_: Assert, layout: LatentLayout, weights, biases, low, high,
@@ -300,10 +301,11 @@ def quantified_formula(assert_: Assert, layout: LatentLayout, weights, biases, l
     e = [z3.Real(f"e!{assert_.index}!{k}") for k in range(layout.n_out)]
     box = [z3.And(z[l] >= _q(low[l]), z[l] <= _q(high[l])) for l in range(layout.n_latent)]
     box += [z3.And(e[k] >= -_q(margin), e[k] <= _q(margin)) for k in assert_.outputs]
-    pairs = [(input_var(j), z[layout.coordinate(j)]) for j in assert_.inputs]
-    for k in assert_.outputs:
-        pairs.append((output_var(k), _sum([weights[k][l] * z[l] for l in range(layout.n_latent)]) + biases[k] + e[k]))
-    body = z3.substitute(assert_.scaled, *pairs)
+    inputs = [(input_var(j), z[layout.coordinate(j)]) for j in assert_.inputs]
+    exact = [(output_var(k), _sum([weights[k][l] * z[l] for l in range(layout.n_latent)]) + biases[k])
+             for k in assert_.outputs]
+    perturbed = [(y, value + e[k]) for (y, value), k in zip(exact, assert_.outputs)]
+    body = _substitute_outputs(assert_.scaled, inputs + perturbed, inputs + exact)
     bound = [z[l] for l in range(layout.n_latent)] + [e[k] for k in assert_.outputs]
     return z3.ForAll(bound, z3.Implies(z3.And(*box), body))
 
@@ -347,11 +349,15 @@ def find_counterexample(assert_: Assert, layout: LatentLayout, weights, biases, 
             solver.add(z[l] >= _q(lo), z[l] <= _q(hi))
     for k in range(layout.n_out):
         solver.add(e[k] >= -_q(margin), e[k] <= _q(margin))
-    pairs = [(input_var(j), z[layout.coordinate(j)]) for j in assert_.inputs]
+    inputs = [(input_var(j), z[layout.coordinate(j)]) for j in assert_.inputs]
+    exact_outputs, perturbed_outputs = [], []
     for k in assert_.outputs:
         terms = [_mul(Fraction(float(weights[k][l])), z[l]) for l in range(layout.n_latent)]
-        pairs.append((output_var(k), _sum([t for t in terms if t is not None]) + _q(Fraction(float(biases[k]))) + e[k]))
-    solver.add(z3.Not(z3.substitute(assert_.scaled, *pairs)))
+        exact = _sum([t for t in terms if t is not None]) + _q(Fraction(float(biases[k])))
+        exact_outputs.append((output_var(k), exact))
+        perturbed_outputs.append((output_var(k), exact + e[k]))
+    formula = _substitute_outputs(assert_.scaled, inputs + perturbed_outputs, inputs + exact_outputs)
+    solver.add(z3.Not(formula))
     verdict = solver.check()
     if verdict == z3.unsat:
         return None
@@ -360,6 +366,30 @@ def find_counterexample(assert_: Assert, layout: LatentLayout, weights, biases, 
     model = solver.model()
     value = lambda v: _fraction(model.eval(v, model_completion=True))  # noqa: E731
     return Counterexample(assert_.index, [value(v) for v in z], [value(v) for v in e])
+
+
+def _substitute_outputs(formula: z3.ExprRef, perturbed: list, exact: list) -> z3.ExprRef:
+    """Substitute the network into ``formula``: equalities between numbers get the exact outputs (no
+    margin can hold an equality), every other atom the outputs moved by the margin variables."""
+    cache: dict = {}
+
+    def walk(node: z3.ExprRef) -> z3.ExprRef:
+        key = node.get_id()
+        if key not in cache:
+            if z3.is_eq(node) and not z3.is_bool(node.arg(0)):
+                cache[key] = z3.substitute(node, *exact)
+            elif z3.is_bool(node) and z3.is_app(node) and node.num_args() and not _is_atom(node):
+                cache[key] = node.decl()(*[walk(child) for child in node.children()])
+            else:
+                cache[key] = z3.substitute(node, *perturbed)
+        return cache[key]
+
+    return walk(formula)
+
+
+def _is_atom(node: z3.ExprRef) -> bool:
+    """A Boolean node whose arguments are numbers (a comparison), as opposed to a connective."""
+    return not any(z3.is_bool(child) for child in node.children())
 
 
 def _fraction(value: z3.ExprRef) -> Fraction:
