@@ -41,8 +41,10 @@ __all__ = ["METHODS", "MaxSMTResult", "model_values", "solve_maxsmt"]
 
 METHODS = ("fu-malik", "z3-opt", "first-model")
 
-# core.minimize was measured on scripts/bench_maxsmt.py (trainer-like LRA problem, 25 soft
-# constraints, 3 margins; results/bench_maxsmt.md): see DEFAULT_CORE_MINIMIZE below.
+# core.minimize off: on scripts/bench_maxsmt.py (results/bench_maxsmt.md, 3 seeds) it gave the
+# same optima with the same number of calls (median 0.38 s vs 0.40 s where both proved optimality,
+# within noise), and z3's core minimisation ignores the timeout: calls overran a 10 s + 1 s budget
+# to 13-15 s, and a 60 s + 1 s budget to 71 s.  SolverFor("QF_LRA") was slower (median 0.58 s).
 DEFAULT_CORE_MINIMIZE = False
 
 
@@ -55,10 +57,13 @@ class MaxSMTResult:
     - ``"optimal"``: ``model`` satisfies the hard constraints and a maximum-weight set of
       soft constraints (for ``first-model``: only when there are no soft constraints);
     - ``"satisfiable"``: ``model`` satisfies the hard constraints, optimality not proven
-      (time ran out after a model was found, the Fu-Malik fallback, or ``first-model``
-      with soft constraints);
+      (``z3-opt``'s best model when time ran out, the ``fu-malik`` greedy fallback, or
+      ``first-model`` with soft constraints);
     - ``"unsat"``: the hard constraints alone are unsatisfiable, ``model`` is ``None``;
     - ``"unknown"``: no model (timeout or solver ``unknown`` before any model).
+
+    Models from ``fu-malik`` also assign its auxiliary Booleans (``soft!N``, ``relax!N``,
+    ``keep!N``); read the caller's variables with :func:`model_values` or ``model.eval``.
 
     ``satisfied[i]`` says whether the model satisfies the original soft constraint ``i``
     (all ``False`` without a model).  ``n_solver_calls`` counts ``check`` calls,
@@ -172,7 +177,7 @@ def solve_maxsmt(
     weights: Sequence[int] | None = None,
     logic: str | None = None,
     fallback: bool = True,
-    fallback_timeout_s: float = 1.0,
+    fallback_timeout_s: float | None = 1.0,
     core_minimize: bool = DEFAULT_CORE_MINIMIZE,
 ) -> MaxSMTResult:
     """Find a model of ``hard`` that satisfies a maximum-weight subset of ``soft``.
@@ -184,12 +189,14 @@ def solve_maxsmt(
     the remaining budget as its z3 timeout.  ``logic`` is passed to ``z3.SolverFor`` for
     ``fu-malik``/``first-model`` (default: a plain ``z3.Solver``).
 
-    Fallback: when ``fu-malik`` runs out of time (or z3 says ``unknown``) no model exists
-    yet, because every answer so far was ``unsat``.  With ``fallback=True`` one extra
-    check of the hard constraints alone is made with a budget of ``fallback_timeout_s``
-    on the same incremental solver; if it finds a model the result is ``"satisfiable"``
-    with that model, otherwise ``"unknown"``.  The worst-case wall time of a ``fu-malik``
-    call is therefore about ``timeout_s + fallback_timeout_s``.
+    Fallback (``fu-malik`` only): when it runs out of time (or z3 says ``unknown``) no model exists
+    yet, because every answer so far was ``unsat``.  With ``fallback=True`` a greedy pass
+    gets ``fallback_timeout_s`` more seconds on a fresh solver: first a model of the hard
+    constraints alone, then soft constraints added one at a time (heaviest first) while
+    ``hard`` + the ones kept stays satisfiable.  Any model found is returned as
+    ``"satisfiable"`` (optimality not proven), otherwise ``"unknown"``.  The worst-case wall
+    time of a ``fu-malik`` call is therefore about ``timeout_s + fallback_timeout_s``
+    (``fallback_timeout_s=None``: unlimited fallback).
 
     ``core_minimize`` sets z3's ``core.minimize`` for ``fu-malik`` (smaller cores, more
     expensive calls; off by default, see results/bench_maxsmt.md).
@@ -285,7 +292,7 @@ def _fu_malik(
     ctx: z3.Context,
     logic: str | None,
     fallback: bool,
-    fallback_timeout_s: float,
+    fallback_timeout_s: float | None,
     core_minimize: bool,
 ) -> tuple[str, z3.ModelRef | None, int]:
     s = _new_solver(ctx, logic)
@@ -344,12 +351,57 @@ def _fu_malik(
 
     # Out of time (or z3 unknown): every answer so far was unsat, so there is no model yet.
     if fallback:
-        _set_timeout(s, max(1, int(fallback_timeout_s * 1000)))
-        calls += 1
-        r = s.check()
-        if r == z3.sat:
-            # Without assumptions the indicators are free, so this is a model of hard alone.
-            return "satisfiable", s.model(), calls
-        if r == z3.unsat:
-            return "unsat", None, calls
+        status, model, extra = _greedy(hard, soft, w, ctx, logic, _Clock(fallback_timeout_s))
+        calls += extra
+        if status != "unknown":
+            return status, model, calls
     return "unknown", None, calls
+
+
+def _greedy(
+    hard: list[z3.BoolRef],
+    soft: list[z3.BoolRef],
+    w: list[int],
+    ctx: z3.Context,
+    logic: str | None,
+    clock: _Clock,
+) -> tuple[str, z3.ModelRef | None, int]:
+    """Anytime fallback: a model of ``hard``, then soft constraints added greedily.
+
+    Soft constraints are tried in decreasing weight; each one the current model already
+    satisfies is kept without a call, any other is kept when ``hard`` + kept + it is ``sat``
+    within the remaining budget.  Returns ``"satisfiable"`` with the last model (a maximal
+    set if the budget sufficed, not a maximum one), ``"unsat"`` or ``"unknown"``.
+    """
+    # A fresh solver: measured on the tests' hard_problem, the incremental Fu-Malik solver
+    # that had just timed out after 10 s could not find a model of the hard part in 5 s; a
+    # fresh one found it in 6 ms.
+    s = _new_solver(ctx, logic)
+    s.add(*hard)
+    _set_timeout(s, clock.remaining_ms())
+    r = s.check()
+    calls = 1
+    if r != z3.sat:
+        return ("unsat" if r == z3.unsat else "unknown"), None, calls
+    model = s.model()
+    kept: list[z3.BoolRef] = []
+    for i in sorted(range(len(soft)), key=lambda i: -w[i]):
+        if w[i] == 0:
+            continue
+        a = z3.FreshBool("keep", ctx)
+        s.add(z3.Implies(a, soft[i]))
+        if _holds(model, soft[i]):
+            kept.append(a)
+            continue
+        ms = clock.remaining_ms()
+        if ms == 0:
+            break
+        _set_timeout(s, ms)
+        calls += 1
+        r = s.check(*kept, a)
+        if r == z3.sat:
+            model = s.model()
+            kept.append(a)
+        elif r != z3.unsat:
+            break
+    return "satisfiable", model, calls
