@@ -265,6 +265,16 @@ def demo(out_dir, rows, epochs, seed, quiet) -> None:
                standalone_mode=False)
 
 
+from deepsade.cli_evaluate import evaluate  # noqa: E402  (each verb lives in its own module)
+
+main.add_command(evaluate)
+
+from deepsade.cli_verify import adi, verify  # noqa: E402
+
+main.add_command(adi)
+main.add_command(verify)
+
+
 def run() -> None:
     """Entry point that never shows a traceback for a broken pipe."""
     try:

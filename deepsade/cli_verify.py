@@ -1,0 +1,133 @@
+"""``deepsade adi`` and ``deepsade verify``: search a trained model for counterexamples to its constraint.
+
+Exit codes of ``verify``: 0 verified, 1 counterexample, 3 unknown (timeout); 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from deepsade.cli_common import user_errors
+from deepsade.verify import ENGINES, Outcome, Verifier, raw_inputs
+
+EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
+
+
+def _engine_options(timeout_default: float, presample_default: int):
+    """The flags both commands share: engine, timeout, presampling, bounds, seed."""
+    def decorate(func):
+        options = [
+            click.option("--engine", type=click.Choice(ENGINES), default="marabou", show_default=True,
+                         help="Solver: Marabou (z3 takes the asserts Marabou cannot express) or z3 for all."),
+            click.option("--timeout", type=float, default=timeout_default, show_default=True,
+                         help="Seconds per search (Marabou rounds up to whole seconds). A timeout is 'unknown'."),
+            click.option("--presample", type=click.IntRange(min=0), default=presample_default, show_default=True,
+                         help="Random points tried in each box before the solver (0: solver only)."),
+            click.option("--no-bounds", "no_bounds", is_flag=True,
+                         help="Skip the bound pre-check (sound linear bounds that can prove a box safe)."),
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+@click.command("adi")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@click.option("--epsilon", "epsilons", type=float, multiple=True, default=(0.1, 0.01), show_default=True,
+              help="Radius of the L-inf ball around each instance, in scaled units (repeat for several).")
+@_engine_options(timeout_default=10.0, presample_default=64)
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Check a seeded random sample of this many rows instead of all.")
+@click.option("--out", type=click.Path(dir_okay=False), default="adi.csv", show_default=True,
+              help="Per instance x epsilon results (CSV); the summary goes beside it as .json.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, seed, jobs, sample, out,
+        quiet) -> None:
+    """Adversity Index of the model in MODEL_DIR on the rows of DATA.csv.
+
+    For each row and radius eps, searches the inputs within eps of the row (scaled units, inside the
+    domain box) for one where the model breaks the constraint. AdI is the fraction of rows with one."""
+    from deepsade.adi import adversity_index, instances_from_frame
+    from deepsade.artifact import load
+    from deepsade.data import read_csv
+
+    artifact = load(model_dir)
+    frame = read_csv(data_file)
+    rows, inputs, dropped = instances_from_frame(frame, artifact.encoding, sample, seed)
+    echo = click.echo
+    echo(f"instances: {len(rows)}" + (f" (random sample of {sample}, seed {seed})" if sample and sample < len(frame)
+                                      else "") + (f"; {dropped} rows dropped for missing inputs" if dropped else ""))
+    report = adversity_index(artifact, inputs, epsilons, engine=engine, timeout=timeout, jobs=jobs,
+                             presample=presample, bound_check=not no_bounds, seed=seed, progress=not quiet,
+                             row_ids=rows.tolist())
+    for note in report.summary["notes"]:
+        echo(f"note: {note}")
+    echo(f"engine: {engine}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
+         f"{report.summary['seconds_per_instance']:.3f} s of search per instance")
+    for part in report.summary["epsilons"]:
+        adi_text = "n/a (nothing decided)" if part["adi"] is None else f"{part['adi']:.3f}"
+        line = (f"eps={part['epsilon']:g}: AdI {adi_text}  ({part['counterexample']} with a counterexample, "
+                f"{part['verified']} verified safe, {part['unknown']} unknown (timeout)")
+        if part["outside"]:
+            line += f", {part['outside']} outside the domain box"
+        echo(line + ")")
+        if part["unknown"]:
+            echo(f"    unknowns are not counted as safe: AdI would be {part['adi_if_unknown_safe']:.3f} if all "
+                 f"were safe, {part['adi_if_unknown_unsafe']:.3f} if all were unsafe")
+    csv_path, json_path = report.write(out)
+    echo(f"results: {csv_path} (one row per instance x epsilon), summary: {json_path}")
+
+
+@click.command("verify")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@_engine_options(timeout_default=60.0, presample_default=1024)
+@user_errors
+def verify(model_dir, engine, timeout, presample, no_bounds, seed) -> None:
+    """Search the whole domain box of the model in MODEL_DIR for an input that breaks its constraint.
+
+    Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown."""
+    from deepsade.artifact import load
+    from deepsade.verify import verify_domain
+
+    artifact = load(model_dir)
+    outcome, verifier = verify_domain(artifact, engine=engine, timeout=timeout, presample=presample,
+                                      bound_check=not no_bounds, seed=seed)
+    for note in verifier.notes:
+        click.echo(f"note: {note}")
+    ctx = click.get_current_context()
+    if outcome.status == "verified":
+        click.echo(f"verified: no input in the domain box breaks the constraint "
+                   f"(decided by {outcome.decided_by}, {outcome.seconds:.2f} s)")
+        ctx.exit(EXIT_VERIFIED)
+    if outcome.status == "counterexample":
+        report_counterexample(outcome, verifier, artifact.encoding)
+        ctx.exit(EXIT_COUNTEREXAMPLE)
+    click.echo(f"unknown: no answer within {timeout:g} s ({outcome.note or outcome.status}); "
+               "try a longer --timeout")
+    ctx.exit(EXIT_UNKNOWN)
+
+
+def report_counterexample(outcome: Outcome, verifier: Verifier, encoding) -> None:
+    """Print a counterexample in raw units: the inputs, the model's outputs and the asserts it breaks."""
+    echo = click.echo
+    echo(f"counterexample (found by {outcome.decided_by} in {outcome.seconds:.2f} s):")
+    for index in outcome.broken:
+        text = " ".join(verifier.spec.asserts[index].text.split())
+        echo(f"  breaks assert {index + 1}: {text[:160]}{'...' if len(text) > 160 else ''}")
+    if outcome.note:
+        echo(f"  note: {outcome.note}")
+    point = raw_inputs(encoding, outcome.point[None, :])[0]
+    outputs = encoding.outputs_to_raw(np.asarray(outcome.outputs)[None, :])[0]
+    mentioned = {j for i in outcome.broken for j in verifier.spec.asserts[i].inputs}
+    echo("  inputs (raw units; * = named in the broken assert):")
+    for j, name in enumerate(encoding.input_names):
+        echo(f"    {'*' if j in mentioned else ' '} {name} = {point[j]:.10g}")
+    echo("  model outputs there (raw units):")
+    for k, name in enumerate(encoding.output_names):
+        echo(f"      {name} = {outputs[k]:.10g}")
