@@ -104,10 +104,26 @@ def save(artifact: ModelArtifact, directory: str | Path) -> Path:
             shutil.rmtree(backup, ignore_errors=True)
         else:
             staging.rename(directory)
+    except OSError as exc:  # disk full, quota, permissions: nothing half-written stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserInputError(f"cannot write the model directory {directory}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def check_writable(directory: str | Path) -> None:
+    """Fail early, with one clear line, when the model directory could not be written (before training)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UserInputError(f"cannot write the model directory {directory}: a file of that name exists")
+    parent = directory.parent if str(directory.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=f".{directory.name}.probe.", dir=parent)).rmdir()
+    except OSError as exc:
+        raise UserInputError(f"cannot write the model directory {directory}: {exc.strerror or exc}") from None
 
 
 def _json_default(value: Any) -> Any:

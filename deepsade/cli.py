@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
+from deepsade.artifact import check_writable
 from deepsade.artifact import load as load_artifact
-from deepsade.artifact import weights_match_certificate
 from deepsade.certify import certify_artifact
-from deepsade.cli_common import UsageError, data_options, parse_features, user_errors
+from deepsade.checkpoint import CheckpointPolicy, TrainingInterrupted
+from deepsade.checkpoint import default_directory as default_checkpoint_dir
+from deepsade.checkpoint import exists as checkpoint_exists
+from deepsade.checkpoint import remove as remove_checkpoint
+from deepsade.cli_common import UsageError, data_options, parse_features, user_errors, warn_if_altered
 from deepsade.data import prepare, read_csv
 from deepsade.encode import STRATEGIES
+from deepsade.errors import UserInputError
 from deepsade.estimator import METHODS, DeepSaDe, predictions_frame
-from deepsade.spec import Spec, parse_spec
+from deepsade.spec import Spec, parse_spec, vacuous_asserts
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +64,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
     if len(shown) < len(enc.input_names):
         echo(f"  ... {len(enc.input_names) - len(shown)} more inputs (--all-inputs shows them)")
     truth = spec.evaluate_raw(data.raw_inputs, enc.targets_as_scores(data.targets))
+    vacuous = set(vacuous_asserts(spec, *data.domain.scaled_exact(enc)))
     echo("asserts:")
     for a in spec.asserts:
         shape = "P => Q" if a.has_premise else "Q"
@@ -65,6 +72,9 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
         text = " ".join(a.text.split())
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
         echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
+        if a.index in vacuous:
+            echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
+                 "(values are raw units)")
     echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")
 
 
@@ -96,10 +106,11 @@ class _Progress:
         if "total" in info:
             if self.bar is not None:
                 self.bar.reset(total=info["total"])
+                self.bar.update(info.get("done", 0))  # a resumed run starts where it stopped
             return
         if info.get("epoch_done"):
             line = (f"epoch {stats.epoch}: loss {stats.train_loss:.4f}, val {stats.val_loss:.4f}, "
-                    f"line search {stats.line_search_hits}/{stats.iterations}, MaxSMT {stats.maxsmt_successes}/"
+                    f"line search {stats.line_search_hits}/{stats.iterations}, projection {stats.projection_hits}, MaxSMT {stats.maxsmt_successes}/"
                     f"{stats.maxsmt_calls}, restarts {stats.restarts}, solver {stats.solver_seconds:.1f}s")
             if self.bar is not None:
                 self.bar.write(line)
@@ -107,11 +118,30 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(epoch=stats.epoch, loss=f"{info['loss']:.4f}", ls=stats.line_search_hits,
-                                 smt=stats.maxsmt_calls, restarts=stats.restarts, refresh=False)
+                                 proj=stats.projection_hits, smt=stats.maxsmt_calls, restarts=stats.restarts, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _checkpoint_dir(method: str, out_dir: str, every: str, resume_dir: str | None) -> Path | None:
+    """Where this run keeps its checkpoint; refuses to start over an interrupted run's checkpoint."""
+    CheckpointPolicy.parse(every)  # a bad value fails before the data is read
+    check_writable(out_dir)
+    if method != "deepsade":
+        if resume_dir is not None:
+            raise UsageError(f"--resume works with --method deepsade only (got {method})")
+        return None
+    if resume_dir is not None:
+        if not checkpoint_exists(resume_dir):
+            raise UsageError(f"no checkpoint to resume in {resume_dir} (it has no checkpoint.json)")
+        return Path(resume_dir)
+    directory = default_checkpoint_dir(out_dir)
+    if checkpoint_exists(directory):
+        raise UsageError(f"{directory} holds the checkpoint of an interrupted run: continue it with --resume "
+                         f"{directory}, or delete it to start over")
+    return directory
 
 
 def print_certificate(certificate: dict) -> None:
@@ -143,6 +173,9 @@ def print_certificate(certificate: dict) -> None:
 @click.option("--margins", default="0,1,2", show_default=True,
               help="Soft-clause margins (classification: score margin; regression: x max|label|).")
 @click.option("--line-search-steps", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--projection/--no-projection", default=True, show_default=True,
+              help="When the line search fails, project the gradient step onto the constraint with an LP "
+                   "(linear asserts whose premises bound single inputs) before MaxSMT; always re-checked exactly.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="How the constraint is translated to the last layer.")
 @click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True)
@@ -154,30 +187,66 @@ def print_certificate(certificate: dict) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--checkpoint-every", default="epoch", show_default=True,
+              help="When to write a checkpoint to OUT.checkpoint/: 'epoch' (end of each epoch, and every 5 minutes "
+                   "within one), a number of iterations (e.g. 200), a duration (90s, 10m) or 'never'. "
+                   "Ctrl-C / SIGTERM always writes one. Removed once the model is written.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue the run whose checkpoint is in this directory (same data, constraint and flags; "
+                   "--epochs may be larger).")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
-          batch_size, lr, max_step, margins, line_search_steps, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, quiet) -> None:
+          batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
+          val_fraction, seed, out_dir, quiet, checkpoint_every, resume_dir) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
+    checkpoint_dir = _checkpoint_dir(method, out_dir, checkpoint_every, resume_dir)
     frame = read_csv(data_file)
     estimator = DeepSaDe(constraint, list(targets), features=parse_features(features), task=task, positive=positive,
                          impute=impute, domain_file=domain_file, method=method, hidden=_ints(hidden, "--hidden"),
                          epochs=epochs, batch_size=batch_size, lr=lr, max_step=max_step,
                          margins=_floats(margins, "--margins"), line_search_steps=line_search_steps,
-                         strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
-                         output_margin=output_margin, val_fraction=val_fraction, seed=seed)
+                         projection=projection, strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
+                         output_margin=output_margin, val_fraction=val_fraction, seed=seed,
+                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                         resume=resume_dir is not None)
     progress = _Progress(None, quiet)
     estimator.progress = progress
     try:
         estimator.fit(frame)
+    except TrainingInterrupted as stop:
+        progress.close()
+        # the same command line plus --resume (run as 'deepsade train ...'; otherwise a template)
+        command = ["deepsade", *sys.argv[1:]] if sys.argv[1:2] == ["train"] else ["deepsade", "train", "..."]
+        if stop.directory is None:
+            click.echo("interrupted during initialisation, before the first checkpoint: nothing to resume; "
+                       "run the command again", err=True)
+        else:
+            if resume_dir is None:
+                command += ["--resume", str(stop.directory)]
+            click.echo(f"interrupted: checkpoint written to {stop.directory}; resume with: {shlex.join(command)}",
+                       err=True)
+        sys.exit(stop.exit_code)
     finally:
         progress.close()
     art = estimator.artifact_
     summary = estimator.data_summary_
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
-    estimator.save(out_dir)
+    for note in art.training.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    try:
+        estimator.save(out_dir)
+    except UserInputError as exc:
+        if checkpoint_dir is not None and checkpoint_exists(checkpoint_dir):
+            raise UsageError(f"{exc}; the trained state is kept in {checkpoint_dir}: once this is fixed, run the same "
+                             f"command with --resume {checkpoint_dir}") from None
+        raise
     click.echo(f"model written to {out_dir}")
+    if checkpoint_dir is not None:
+        if art.certificate.get("verdict") == "certified":
+            remove_checkpoint(checkpoint_dir)
+        else:  # e.g. the check was cut short: --resume repeats it without training again
+            click.echo(f"checkpoint kept in {checkpoint_dir}", err=True)
     print_certificate(art.certificate)
     if method == "deepsade" and art.certificate.get("verdict") != "certified":
         raise UsageError("training finished but the certificate did not confirm the constraint; see above")
@@ -192,9 +261,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
 def predict(model_dir, data_file, out_file) -> None:
     """Predict with MODEL_DIR on NEW.csv; rows outside the domain box (no guarantee there) are flagged."""
     art = load_artifact(model_dir)
-    if art.certificate.get("verdict") == "certified" and not weights_match_certificate(art):
-        click.echo("WARNING: the weights in this model directory do NOT match its certificate: they were altered "
-                   "after certification, so no guarantee holds. Run `deepsade certify` on it.", err=True)
+    warn_if_altered(art)
     frame = read_csv(data_file)
     result = predictions_frame(art, frame)
     outside = int((~result["in_domain"]).sum())
@@ -273,7 +340,6 @@ from deepsade.cli_verify import adi, verify  # noqa: E402
 
 main.add_command(adi)
 main.add_command(verify)
-
 
 def run() -> None:
     """Entry point that never shows a traceback for a broken pipe."""

@@ -28,10 +28,24 @@ def user_errors(func: Callable) -> Callable:
             raise UsageError(str(exc)) from None
         except PermissionError as exc:
             raise UsageError(f"permission denied: {exc.filename or exc}") from None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError) as exc:
+            if exc.errno is None:  # not a file-system error: a bug, let it show
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            raise UsageError(f"{exc.strerror or exc}{where}") from None
         except MemoryError:
             raise UsageError("out of memory while reading or processing the data") from None
 
     return wrapper
+
+
+def warn_if_altered(artifact) -> None:
+    """Every command that uses a model directory says loudly when its weights are not the certified ones."""
+    from deepsade.artifact import weights_match_certificate
+
+    if artifact.certificate.get("verdict") not in (None, "none") and not weights_match_certificate(artifact):
+        click.echo("WARNING: the weights in this model directory do NOT match its certificate: they were altered "
+                   "after certification, so no guarantee holds. Run `deepsade certify` on it.", err=True)
 
 
 def data_options(func: Callable) -> Callable:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from deepsade.artifact import load
-from deepsade.cli_common import user_errors
+from deepsade.cli_common import user_errors, warn_if_altered
 from deepsade.data import IMPUTE_CHOICES, prepare, read_csv
 from deepsade.errors import UserInputError
 from deepsade.metrics import evaluate_model
@@ -40,6 +40,7 @@ def _format(value: Any) -> str:
 def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) -> None:
     """Measure a saved model on DATA.csv: quality, corrected quality and constraint violations."""
     artifact = load(model_dir)
+    warn_if_altered(artifact)
     enc = artifact.encoding
     frame = read_csv(data_file)
     data = prepare(frame, list(enc.target_columns), list(enc.feature_columns), enc.task, impute=impute,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from deepsade.cli_common import user_errors
+from deepsade.cli_common import user_errors, warn_if_altered
 from deepsade.verify import ENGINES, Outcome, Verifier, raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
@@ -58,6 +58,7 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
     from deepsade.data import read_csv
 
     artifact = load(model_dir)
+    warn_if_altered(artifact)
     frame = read_csv(data_file)
     rows, inputs, dropped = instances_from_frame(frame, artifact.encoding, sample, seed)
     echo = click.echo
@@ -96,6 +97,7 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed) -> None:
     from deepsade.verify import verify_domain
 
     artifact = load(model_dir)
+    warn_if_altered(artifact)
     outcome, verifier = verify_domain(artifact, engine=engine, timeout=timeout, presample=presample,
                                       bound_check=not no_bounds, seed=seed)
     for note in verifier.notes:

@@ -199,6 +199,9 @@ def fit_encoding(
         raise UserInputError(
             f"unknown column(s): {', '.join(map(repr, unknown))}; the data has: {', '.join(map(str, frame.columns))}"
         )
+    if len(frame) < 2:
+        raise UserInputError(f"only {len(frame)} usable row: at least 2 are needed to fit the scaling and the "
+                             "domain box (min and max of every column)")
     if features is None:
         features = [c for c in frame.columns if c not in targets]
     overlap = set(features) & set(targets)

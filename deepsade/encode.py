@@ -152,6 +152,77 @@ def to_dual(assert_: Assert, layout: LatentLayout) -> DualAssert | None:
     return DualAssert(assert_, _premise(premise, layout), _conclusion_rows(conclusion, layout))
 
 
+@dataclass
+class DisjunctiveDual:
+    """``P => and_j (or_i A_ji)`` with linear conjunctions ``A_ji``, enforced as: for every clause j, some
+    alternative i holds over the whole box (the solver picks i). A sound strengthening of the assert (a
+    clause whose alternative changes inside the box is not covered), so everything it accepts the exact
+    checker accepts too; the line search falls back to the exact checker where it says no."""
+
+    source: Assert
+    clauses: list[list[DualAssert]]
+
+    @property
+    def closed_form(self) -> bool:
+        return all(alt.closed_form for clause in self.clauses for alt in clause)
+
+
+def to_disjunctive_dual(assert_: Assert, layout: LatentLayout) -> DisjunctiveDual | None:
+    """The form above for a linear assert whose conclusion is a conjunction of disjunctions of linear
+    conjunctions (e.g. "a Beatles song is rock or pop"); None otherwise."""
+    if not assert_.linear:
+        return None
+    premise_atoms = conjunction_atoms(assert_.premise)
+    if premise_atoms is None:
+        return None
+    conclusion = assert_.conclusion
+    items = list(conclusion.children()) if z3.is_and(conclusion) else [conclusion]
+    try:
+        premise = _premise([atom_from_comparison(a) for a in premise_atoms], layout)
+        clauses = []
+        for item in items:
+            alternatives = list(item.children()) if z3.is_or(item) else [item]
+            clause = []
+            for alternative in alternatives:
+                atoms = conjunction_atoms(alternative)
+                if atoms is None:
+                    return None
+                rows = _conclusion_rows([atom_from_comparison(a) for a in atoms], layout)
+                clause.append(DualAssert(assert_, premise, rows))
+            clauses.append(clause)
+    except NotLinear:
+        return None
+    if all(len(clause) == 1 for clause in clauses):
+        return None  # no disjunction: to_dual covers it exactly
+    return DisjunctiveDual(assert_, clauses)
+
+
+def disjunctive_constraints(form: DisjunctiveDual, weights, biases, low, high, margin: Fraction,
+                            tag: str) -> list[z3.BoolRef]:
+    """Per clause a Boolean selector per alternative: one must be on, and an alternative that is on holds
+    over the box (its exact dual constraints)."""
+    constraints: list[z3.BoolRef] = []
+    for j, clause in enumerate(form.clauses):
+        selectors = [z3.Bool(f"sel!{tag}!{j}!{i}") for i in range(len(clause))]
+        constraints.append(z3.Or(*selectors))
+        for i, alternative in enumerate(clause):
+            body = dual_constraints(alternative, weights, biases, low, high, margin, f"{tag}!{j}!{i}")
+            constraints.append(z3.Implies(selectors[i], z3.And(*body) if body else z3.BoolVal(True)))
+    return constraints
+
+
+def disjunctive_satisfied(form: DisjunctiveDual, weights: np.ndarray, biases: np.ndarray, low, high,
+                          margin: float) -> np.ndarray:
+    """Sufficient float check (C candidates): every clause has an alternative that holds over the box."""
+    ok = np.ones(weights.shape[0], dtype=bool)
+    for clause in form.clauses:
+        any_alt = np.zeros(weights.shape[0], dtype=bool)
+        for alternative in clause:
+            any_alt |= dual_satisfied(alternative, weights, biases, low, high, margin)
+        ok &= any_alt
+    return ok
+
+
 # ---- z3 building blocks -------------------------------------------------------------------------
 
 def weight_variables(layout: LatentLayout) -> tuple[list[list[z3.ArithRef]], list[z3.ArithRef]]:
@@ -395,7 +466,10 @@ def _is_atom(node: z3.ExprRef) -> bool:
 def _fraction(value: z3.ExprRef) -> Fraction:
     if z3.is_rational_value(value):
         return Fraction(value.numerator_as_long(), value.denominator_as_long())
-    return Fraction(value.as_fraction()) if z3.is_algebraic_value(value) else Fraction(str(value))
+    if z3.is_algebraic_value(value):  # an irrational point (non-linear asserts): a close rational stands in
+        approx = value.approx(30)
+        return Fraction(approx.numerator_as_long(), approx.denominator_as_long())
+    return Fraction(str(value))
 
 
 # ---- choosing a strategy per assert -------------------------------------------------------------
@@ -408,6 +482,7 @@ class Encoder:
     layout: LatentLayout
     strategy: str = "auto"
     duals: dict[int, DualAssert] = field(default_factory=dict)
+    disjunctive: dict[int, DisjunctiveDual] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -423,6 +498,9 @@ class Encoder:
                     f"assert {a.index + 1} is outside the dual fragment (needs conjunctions of linear comparisons); "
                     "use --strategy auto, cegis or qe"
                 )
+            elif self.strategy == "auto" and (form := to_disjunctive_dual(a, self.layout)) is not None:
+                self.disjunctive[a.index] = form
+                self.kinds[a.index] = "dual-or"
             else:
                 self.kinds[a.index] = "cegis" if self.strategy == "auto" else self.strategy
 
@@ -434,17 +512,28 @@ class Encoder:
         return all(k == "dual" and self.duals[i].closed_form for i, k in self.kinds.items())
 
     def check_candidates(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
-                         margin: float, timeout_s: float | None = 5.0) -> np.ndarray:
-        """Which candidate last layers (C, n_out, n_latent) satisfy every assert over the box."""
+                         margin: float, timeout_s: float | None = 5.0, sufficient_only: bool = False) -> np.ndarray:
+        """Which candidate last layers (C, n_out, n_latent) satisfy every assert over the box.
+
+        ``sufficient_only``: a disjunctive assert counts as satisfied only where its closed form says so
+        (no z3 call; sound, may reject a candidate the exact check would accept)."""
         ok = np.ones(weights.shape[0], dtype=bool)
         for dual in self.duals.values():
             if dual.closed_form:
                 ok &= dual_satisfied(dual, weights, biases, low, high, margin)
+        # disjunctive forms: a sufficient closed form; where it says no, the exact checker decides
+        settled = {index: disjunctive_satisfied(form, weights, biases, low, high, margin)
+                   for index, form in self.disjunctive.items() if form.closed_form}
         for c in np.nonzero(ok)[0]:
             for a in self.spec.asserts:
                 dual = self.duals.get(a.index)
                 if dual is not None and dual.closed_form:
                     continue
+                if a.index in settled and settled[a.index][c]:
+                    continue
+                if a.index in settled and sufficient_only:
+                    ok[c] = False
+                    break
                 found = find_counterexample(a, self.layout, weights[c], biases[c], low, high,
                                             Fraction(margin), timeout_s)
                 if found is not None:
@@ -460,6 +549,9 @@ class Encoder:
             kind = self.kinds[a.index]
             if kind == "dual":
                 constraints += dual_constraints(self.duals[a.index], weights, biases, low, high, margin, str(a.index))
+            elif kind == "dual-or":
+                constraints += disjunctive_constraints(self.disjunctive[a.index], weights, biases, low, high, margin,
+                                                       str(a.index))
             elif kind in ("qe", "quantified"):
                 formula = quantified_formula(a, self.layout, weights, biases, low, high, margin)
                 constraints.append(eliminate_quantifiers(formula, qe_timeout_s) if kind == "qe" else formula)

@@ -21,10 +21,11 @@ import torch
 
 from deepsade import artifact as artifact_io
 from deepsade.certify import certify_model
+from deepsade.checkpoint import CheckpointPolicy
 from deepsade.data import TabularData, prepare
 from deepsade.errors import UserInputError
 from deepsade.smtlib import read_constraint_file, read_constraint_text
-from deepsade.spec import Spec, parse_spec
+from deepsade.spec import Spec, parse_spec, vacuous_asserts
 from deepsade.trainer import DeepSaDeTrainer, TrainSettings
 
 METHODS = ("deepsade", "ffn", "reg", "sbr", "sl")
@@ -88,10 +89,12 @@ class DeepSaDe:
                  domain_file: str | Path | None = None, method: str = "deepsade",
                  hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
                  max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
+                 projection: bool = True,
                  strategy: str = "auto", maxsmt: str = "fu-malik", solver_timeout: float = 10.0,
                  output_margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
                  baseline_options: dict[str, Any] | None = None,
-                 progress: Callable | None = None):
+                 progress: Callable | None = None, checkpoint_dir: str | Path | None = None,
+                 checkpoint_every: str | int = "epoch", resume: bool = False):
         self.constraint = constraint
         self.targets = list(targets)
         self.features = list(features) if features is not None else None
@@ -99,12 +102,15 @@ class DeepSaDe:
         self.method = method
         self.settings = TrainSettings(
             hidden=tuple(int(h) for h in hidden), epochs=epochs, batch_size=batch_size, lr=lr, max_step=max_step,
-            margins=tuple(float(m) for m in margins), line_search_steps=line_search_steps, strategy=strategy,
+            margins=tuple(float(m) for m in margins), line_search_steps=line_search_steps, projection=projection,
+            strategy=strategy,
             maxsmt=maxsmt, solver_timeout=solver_timeout, output_margin=output_margin, val_fraction=val_fraction,
             seed=seed,
         )
         self.baseline_options = dict(baseline_options or {})
         self.progress = progress
+        # checkpoints (method deepsade): where, how often, and whether fit continues the run found there
+        self.checkpoint_dir, self.checkpoint_every, self.resume = checkpoint_dir, checkpoint_every, resume
         self.artifact_: artifact_io.ModelArtifact | None = None
 
     # ---- training ----------------------------------------------------------------------------------
@@ -125,6 +131,21 @@ class DeepSaDe:
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed}
         train, val = split_validation(data, self.settings.val_fraction, self.settings.seed)
+        return self._fit_splits(spec, train, val, constraint_text)
+
+    def fit_splits(self, train: TabularData, val: TabularData | None) -> DeepSaDe:
+        """Fit on splits prepared by the caller (one encoding and domain), e.g. the same folds for every
+        method in a cross-validation; ``val`` selects the best epoch (and lambda for baselines)."""
+        if self.method not in METHODS:
+            raise UserInputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        constraint_text = self._constraint_text()
+        spec = parse_spec(read_constraint_text(constraint_text), train.encoding)
+        self.data_summary_ = {"rows": train.n_rows + (val.n_rows if val is not None else 0),
+                              "rows_dropped": train.rows_dropped, "rows_imputed": train.rows_imputed}
+        return self._fit_splits(spec, train, val, constraint_text)
+
+    def _fit_splits(self, spec: Spec, train: TabularData, val: TabularData | None,
+                    constraint_text: str) -> DeepSaDe:
         start = time.perf_counter()
         if self.method == "deepsade":
             art = self._fit_deepsade(spec, train, val, constraint_text)
@@ -138,8 +159,15 @@ class DeepSaDe:
 
     def _fit_deepsade(self, spec: Spec, train: TabularData, val: TabularData | None,
                       constraint_text: str) -> artifact_io.ModelArtifact:
-        trainer = DeepSaDeTrainer(spec, train, self.settings, progress=self.progress)
-        result = trainer.fit(val)
+        vacuous = vacuous_asserts(spec, *train.domain.scaled_exact(train.encoding))
+        if len(vacuous) == len(spec.asserts):
+            raise UserInputError(
+                "no assert's premise holds anywhere in the domain box, so the constraint would enforce nothing "
+                "(values are raw units: check them, or widen the box with --domain)")
+        trainer = DeepSaDeTrainer(spec, train, self.settings, progress=self.progress,
+                                  checkpoint_dir=self.checkpoint_dir,
+                                  checkpoint_policy=CheckpointPolicy.parse(self.checkpoint_every))
+        result = trainer.fit(val, resume=self.resume)
         certificate = certify_model(result.model, spec, train.encoding, train.domain, self.settings.output_margin)
         certificate["strategy"] = {str(i + 1): k for i, k in trainer.encoder.kinds.items()}
         certificate["constraint_sha256"] = artifact_io.text_sha256(constraint_text)
@@ -147,6 +175,10 @@ class DeepSaDe:
         training.update({"method": "deepsade", "seconds": round(result.seconds, 3),
                          "init_seconds": round(result.init_seconds, 3), "best_epoch": result.best_epoch,
                          "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
+        notes = list(spec.notes) + [f"assert {i + 1}: its premise never holds in the domain box, so it constrains "
+                                    "nothing there" for i in vacuous] + list(result.notes)
+        if notes:
+            training["notes"] = notes
         return artifact_io.ModelArtifact(
             model=result.model, encoding=train.encoding, domain=train.domain, constraint_text=constraint_text,
             method="deepsade", training=training, history=[asdict(h) for h in result.history],

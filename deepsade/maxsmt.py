@@ -270,6 +270,23 @@ def _z3_opt(
     return "unknown", None, 1
 
 
+class _Names:
+    """Auxiliary Booleans named ``prefix!N`` with a counter per call.
+
+    Not ``z3.FreshBool``: z3 keeps every symbol name it ever saw for the life of the process, and fresh
+    names are new each call, so a long training run (thousands of calls) grew by about 1 MiB per 1,000
+    calls (scripts/bench_memory.py). Names reused across calls cost nothing: each call has its own solver."""
+
+    def __init__(self, ctx: z3.Context) -> None:
+        self.ctx = ctx
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, prefix: str) -> z3.BoolRef:
+        n = self.counts.get(prefix, 0)
+        self.counts[prefix] = n + 1
+        return z3.Bool(f"{prefix}!{n}", self.ctx)
+
+
 def _exactly_one(literals: list[z3.BoolRef]) -> z3.BoolRef:
     """Pseudo-Boolean exactly-one over the relaxation variables of one core."""
     return z3.PbEq([(lit, 1) for lit in literals], 1)
@@ -299,9 +316,10 @@ def _fu_malik(
     if core_minimize:
         s.set("core.minimize", True)
     s.add(*hard)
+    fresh = _Names(ctx)
 
     def guarded(formula: z3.BoolRef, weight: int) -> _Soft:
-        a = z3.FreshBool("soft", ctx)
+        a = fresh("soft")
         s.add(z3.Implies(a, formula))
         return _Soft(formula, weight, a)
 
@@ -336,7 +354,7 @@ def _fu_malik(
             continue
         relax = []
         for e in core:
-            r_var = z3.FreshBool("relax", ctx)
+            r_var = fresh("relax")
             relax.append(r_var)
             relaxed = guarded(z3.Or(e.formula, r_var), w_min)
             if e.weight > w_min:
@@ -384,11 +402,12 @@ def _greedy(
     if r != z3.sat:
         return ("unsat" if r == z3.unsat else "unknown"), None, calls
     model = s.model()
+    fresh = _Names(ctx)
     kept: list[z3.BoolRef] = []
     for i in sorted(range(len(soft)), key=lambda i: -w[i]):
         if w[i] == 0:
             continue
-        a = z3.FreshBool("keep", ctx)
+        a = fresh("keep")
         s.add(z3.Implies(a, soft[i]))
         if _holds(model, soft[i]):
             kept.append(a)

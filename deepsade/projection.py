@@ -27,80 +27,76 @@ def projectable(duals: Sequence[DualAssert], n_asserts: int) -> bool:
     return len(duals) == n_asserts and all(d.closed_form for d in duals)
 
 
-class _Rows:
-    """Sparse rows ``A v <= b`` collected one at a time."""
-
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.vals: list[float] = []
-        self.rhs: list[float] = []
-
-    def add(self, entries: dict[int, float], bound: float) -> None:
-        r = len(self.rhs)
-        for col, val in entries.items():
-            if val != 0.0:
-                self.rows.append(r)
-                self.cols.append(col)
-                self.vals.append(val)
-        self.rhs.append(bound)
-
-    def matrix(self, n_cols: int):
-        return coo_matrix((self.vals, (self.rows, self.cols)), shape=(len(self.rhs), n_cols)).tocsr()
-
-
 def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target_w: np.ndarray,
                        target_b: np.ndarray, low: np.ndarray, high: np.ndarray, margin: float
                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """Weights closest in L1 to ``(target_w, target_b)`` whose worst case over the box satisfies every
     dual with ``margin`` to spare on each output; None when the LP has no solution."""
     n_out, n_lat = layout.n_out, layout.n_latent
-    n_theta = n_out * n_lat + n_out
-    w_index = lambda k, l: k * n_lat + l  # noqa: E731
-    b_index = lambda k: n_out * n_lat + k  # noqa: E731
+    n_w = n_out * n_lat
+    n_theta = n_w + n_out
     target = np.concatenate([np.asarray(target_w, dtype=np.float64).ravel(), np.asarray(target_b, dtype=np.float64)])
-    rows = _Rows()
-    # |theta - target| <= u
-    for i in range(n_theta):
-        rows.add({i: 1.0, n_theta + i: -1.0}, float(target[i]))
-        rows.add({i: -1.0, n_theta + i: -1.0}, -float(target[i]))
-    n_vars = 2 * n_theta
+    eye = np.arange(n_theta)
+    # |theta - target| <= u, as theta - u <= target and -theta - u <= -target
+    rows = [np.concatenate([eye, eye, n_theta + eye, n_theta + eye])]
+    cols = [np.concatenate([eye, n_theta + eye, eye, n_theta + eye])]
+    vals = [np.concatenate([np.ones(n_theta), -np.ones(n_theta), -np.ones(n_theta), -np.ones(n_theta)])]
+    rhs = [target, -target]
+    n_rows, n_vars = 2 * n_theta, 2 * n_theta
     for dual in duals:
-        box = dual.premise.restrict(low, high)
+        box = _restrict(dual, low, high)
         if box is None:
             continue  # the premise never holds on the box
-        box_low = [float(v) for v in box[0]]
-        box_high = [float(v) for v in box[1]]
+        box_low, box_high = box
+        moving = np.nonzero(box_low != box_high)[0]
+        fixed = np.nonzero(box_low == box_high)[0]
         for row in dual.rows:
-            out = [float(v) for v in row.out]
-            final: dict[int, float] = {}
-            bound = -float(row.const)
+            out = row.out_float
+            outs = np.nonzero(out)[0]
+            lat = np.zeros(n_lat)
+            for l, v in row.lat.items():
+                lat[l] = float(v)
+            t = n_vars + np.arange(len(moving))
+            n_vars += len(moving)
+            # a_l * corner <= t_l for both corners of every moving coordinate: 2 * len(moving) rows
+            for corner in (box_low, box_high):
+                r = n_rows + np.arange(len(moving))
+                rows += [np.repeat(r, len(outs)), r]
+                cols += [(outs[None, :] * n_lat + moving[:, None]).ravel(), t]
+                vals += [(corner[moving][:, None] * out[outs][None, :]).ravel(), -np.ones(len(moving))]
+                rhs.append(-lat[moving] * corner[moving])
+                n_rows += len(moving)
+            # sum t + sum over fixed coordinates of a_l * value + out . b <= -const (- slack)
+            bound = -float(row.const) - float(lat[fixed] @ box_low[fixed])
             if row.with_margin:
                 bound -= margin * float(row.margin_scale())
-            for l in range(n_lat):
-                lat = float(row.lat.get(l, 0))
-                if box_low[l] == box_high[l]:
-                    for k, c in enumerate(out):
-                        if c:
-                            final[w_index(k, l)] = final.get(w_index(k, l), 0.0) + c * box_low[l]
-                    bound -= lat * box_low[l]
-                    continue
-                t = n_vars
-                n_vars += 1
-                for corner in (box_low[l], box_high[l]):  # a_l * corner <= t
-                    entries = {w_index(k, l): c * corner for k, c in enumerate(out) if c}
-                    entries[t] = -1.0
-                    rows.add(entries, -lat * corner)
-                final[t] = 1.0
-            for k, c in enumerate(out):
-                if c:
-                    final[b_index(k)] = final.get(b_index(k), 0.0) + c
-            rows.add(final, bound)
+            rows += [np.full(len(moving) + len(outs) * (len(fixed) + 1), n_rows)]
+            cols += [np.concatenate([t, (outs[None, :] * n_lat + fixed[:, None]).ravel(), n_w + outs])]
+            vals += [np.concatenate([np.ones(len(moving)), (box_low[fixed][:, None] * out[outs][None, :]).ravel(),
+                                     out[outs]])]
+            rhs.append(np.array([bound]))
+            n_rows += 1
+    matrix = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(n_rows, n_vars)).tocsr()
     cost = np.zeros(n_vars)
     cost[n_theta:2 * n_theta] = 1.0
-    bounds = [(None, None)] * n_theta + [(0, None)] * n_theta + [(None, None)] * (n_vars - 2 * n_theta)
-    result = linprog(cost, A_ub=rows.matrix(n_vars), b_ub=np.array(rows.rhs), bounds=bounds, method="highs")
+    bounds = np.array([(-np.inf, np.inf)] * n_theta + [(0, np.inf)] * n_theta
+                      + [(-np.inf, np.inf)] * (n_vars - 2 * n_theta))
+    result = linprog(cost, A_ub=matrix, b_ub=np.concatenate(rhs), bounds=bounds, method="highs")
     if result.status != 0 or result.x is None:
         return None
     theta = result.x[:n_theta]
-    return theta[:n_out * n_lat].reshape(n_out, n_lat), theta[n_out * n_lat:]
+    return theta[:n_w].reshape(n_out, n_lat), theta[n_w:]
+
+
+def _restrict(dual: DualAssert, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The latent box cut by the premise's single-coordinate bounds, in floats (None when empty)."""
+    box_low, box_high = np.array(low, dtype=np.float64), np.array(high, dtype=np.float64)
+    for coord, (lo, hi) in dual.premise.bounds.items():
+        if lo is not None:
+            box_low[coord] = max(box_low[coord], float(lo))
+        if hi is not None:
+            box_high[coord] = min(box_high[coord], float(hi))
+        if box_low[coord] > box_high[coord]:
+            return None
+    return box_low, box_high

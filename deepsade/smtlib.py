@@ -10,6 +10,10 @@ from deepsade.errors import UserInputError
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NESTING = 200
+# Bounds once define-fun macros are expanded (macros that use each other multiply depth and size: a few
+# lines can describe a formula z3 would take hours or all memory to build). Checked before z3 parses.
+MAX_EXPANDED_DEPTH = 400
+MAX_EXPANDED_TERMS = 200_000
 KEPT_COMMANDS = {"declare-const", "declare-fun", "define-fun", "assert"}
 # Harmless in a script meant for a solver; dropped with a note instead of refusing the file.
 IGNORED_COMMANDS = {"set-info", "set-logic", "check-sat", "get-model", "exit", "set-option", "get-info"}
@@ -103,6 +107,62 @@ class ConstraintSource:
     notes: tuple[str, ...]
 
 
+def _tree(tokens: tuple[str, ...]) -> list:
+    """Tokens of one command (with '(' and ')' markers) as nested lists; nesting is already bounded."""
+    root: list = []
+    stack = [root]
+    for token in tokens:
+        if token == "(":
+            stack.append([])
+        elif token == ")" and len(stack) > 1:
+            done = stack.pop()
+            stack[-1].append(done)
+        else:  # an atom (a quoted |(| or |)| reads like a parenthesis here; z3 will judge the real text)
+            stack[-1].append(token)
+    while len(stack) > 1:
+        done = stack.pop()
+        stack[-1].append(done)
+    return root
+
+
+def _expanded(expr, macros: dict[str, tuple[int, int]], local: frozenset = frozenset()) -> tuple[int, int]:
+    """Upper bounds on (depth, number of terms) of ``expr`` once the macros in ``macros`` are expanded."""
+    if isinstance(expr, str):
+        return macros[expr] if expr in macros and expr not in local else (1, 1)
+    if not expr:
+        return 1, 1
+    head = expr[0]
+    parts = [_expanded(child, macros, local) for child in expr[1:]]
+    deepest = max((d for d, _ in parts), default=0)
+    terms = sum(t for _, t in parts)
+    if isinstance(head, str) and head in macros and head not in local:
+        depth, size = macros[head]
+        return depth + deepest, size + terms
+    head_depth, head_terms = _expanded(head, macros, local) if isinstance(head, list) else (1, 1)
+    return max(head_depth, deepest) + 1, head_terms + terms + 1
+
+
+def _check_expansion(command: Command, macros: dict[str, tuple[int, int]], origin: str) -> None:
+    """Bound the expanded size of a define-fun or assert; record a define-fun's bounds for later uses."""
+    tree = _tree(command.tokens)
+    if command.name == "define-fun" and len(tree) >= 4 and isinstance(tree[1], list):
+        params = frozenset(p[0] for p in tree[1] if isinstance(p, list) and p and isinstance(p[0], str))
+        depth, terms = _expanded(tree[-1], macros, params)
+    elif command.name == "assert" and tree:
+        depth, terms = _expanded(tree[-1], macros)
+    else:
+        return
+    what = f"{origin} line {command.line}: {command.name}"
+    if depth > MAX_EXPANDED_DEPTH:
+        raise UserInputError(f"{what} nests deeper than {MAX_EXPANDED_DEPTH} levels once its define-fun macros "
+                             "are expanded")
+    if terms > MAX_EXPANDED_TERMS:
+        raise UserInputError(f"{what} has more than {MAX_EXPANDED_TERMS:,} terms once its define-fun macros are "
+                             "expanded")
+    if command.name == "define-fun" and isinstance(tree[0], str):
+        macros[tree[0]] = (depth, terms)
+
+
 def read_constraint_text(text: str, origin: str = "<constraints>") -> ConstraintSource:
     """Check the commands of a constraint file and keep the admitted ones."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
@@ -112,6 +172,7 @@ def read_constraint_text(text: str, origin: str = "<constraints>") -> Constraint
     declared: dict[str, str] = {}
     notes: list[str] = []
     n_asserts = 0
+    macros: dict[str, tuple[int, int]] = {}
     for command in commands:
         if command.name in IGNORED_COMMANDS:
             notes.append(f"line {command.line}: ignored ({command.name}): constraint files hold declarations and asserts only")
@@ -139,6 +200,7 @@ def read_constraint_text(text: str, origin: str = "<constraints>") -> Constraint
             declared[toks[0]] = toks[3]
         elif command.name == "assert":
             n_asserts += 1
+        _check_expansion(command, macros, origin)
     if n_asserts == 0:
         raise UserInputError(f"{origin}: no (assert ...) found: nothing to enforce")
     return ConstraintSource("".join(blanked), declared, n_asserts, tuple(notes))

@@ -8,7 +8,8 @@ in scaled units holds in raw units and vice versa. Variables of the scaled formu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -66,9 +67,9 @@ def is_linear(expr: z3.ExprRef) -> bool:
     if kind == z3.Z3_OP_MUL:
         non_constant = [c for c in expr.children() if free_constants(c)]
         return len(non_constant) <= 1 and all(is_linear(c) for c in expr.children())
-    if kind == z3.Z3_OP_DIV:
-        numerator, denominator = expr.children()
-        return not free_constants(denominator) and is_linear(numerator)
+    if kind == z3.Z3_OP_DIV:  # z3 reads (/ a) as a and (/ a b c) as (a / b) / c
+        numerator, *denominators = expr.children()
+        return not any(free_constants(d) for d in denominators) and is_linear(numerator)
     return False
 
 
@@ -142,14 +143,16 @@ class Spec:
         env = {name: raw_inputs[:, j] for j, name in enumerate(self.input_names)}
         env.update({name: raw_outputs[:, k] for k, name in enumerate(self.output_names)})
         n = len(raw_inputs)
-        return np.stack([np.broadcast_to(evaluate(a.raw, env), (n,)) for a in self.asserts], axis=1)
+        with np.errstate(all="ignore"):  # x / 0 gives inf or nan, and a comparison with nan is false
+            return np.stack([np.broadcast_to(evaluate(a.raw, env), (n,)) for a in self.asserts], axis=1)
 
     def evaluate_scaled(self, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
         """Truth of each assert per row on scaled inputs and network outputs (what the network sees)."""
         env = {f"x!{j}": inputs[:, j] for j in range(inputs.shape[1])}
         env.update({f"y!{k}": outputs[:, k] for k in range(outputs.shape[1])})
         n = len(inputs)
-        return np.stack([np.broadcast_to(evaluate(a.scaled, env), (n,)) for a in self.asserts], axis=1)
+        with np.errstate(all="ignore"):
+            return np.stack([np.broadcast_to(evaluate(a.scaled, env), (n,)) for a in self.asserts], axis=1)
 
 
 def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spec:
@@ -162,9 +165,9 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
     try:
         parsed = z3.parse_smt2_string(source.text)
     except z3.Z3Exception as exc:
-        message = exc.value.decode() if isinstance(exc.value, bytes) else str(exc.value)
-        first = message.strip().splitlines()[0] if message.strip() else "z3 could not parse the file"
-        raise UserInputError(f"constraint file rejected by z3: {first}") from None
+        raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
+    for index, raw in enumerate(parsed):
+        _check_formula_shape(raw, index)
 
     substitution = _scaling_substitution(encoding, inputs, outputs)
     asserts = []
@@ -191,6 +194,67 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
         ))
     return Spec(source, list(encoding.input_names), list(encoding.output_names), asserts,
                 dict(source.declared), source.notes)
+
+
+# Bounds on each assert once define-fun macros are expanded: the file's own size and nesting are bounded
+# before parsing (smtlib.py), but macros that use each other can multiply both (a chain of 60 doublings
+# is a few lines). Deeper or larger formulas would exhaust Python's recursion or take forever to walk.
+MAX_FORMULA_DEPTH = 400
+MAX_FORMULA_NODES = 100_000
+
+
+def _z3_error(exc: z3.Z3Exception) -> str:
+    """z3's parser message on one line: '(error "line 3 column 9: unknown constant q")' -> 'line 3 column 9: ...'."""
+    message = exc.value.decode(errors="replace") if isinstance(exc.value, bytes) else str(exc.value)
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "z3 could not parse the file"
+    match = re.fullmatch(r'\(error "(.*?)"\)', lines[0])
+    return " ".join((match.group(1) if match else lines[0]).split())
+
+
+def _check_formula_shape(expr: z3.ExprRef, index: int) -> None:
+    """Refuse an assert whose expanded formula is deeper or larger than the bounds (computed on z3's shared
+    DAG, so a formula with an astronomically large tree is measured cheaply)."""
+    shape: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[z3.ExprRef, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        key = node.get_id()
+        if key in shape:
+            continue
+        children = node.children()
+        if children and not expanded:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if child.get_id() not in shape)
+            continue
+        depth = 1 + max((shape[c.get_id()][0] for c in children), default=0)
+        size = min(1 + sum(shape[c.get_id()][1] for c in children), MAX_FORMULA_NODES + 1)
+        if depth > MAX_FORMULA_DEPTH:
+            raise UserInputError(f"assert {index + 1} nests deeper than {MAX_FORMULA_DEPTH} levels once its "
+                                 "define-fun macros and let bindings are expanded")
+        shape[key] = (depth, size)
+    if shape[expr.get_id()][1] > MAX_FORMULA_NODES:
+        raise UserInputError(f"assert {index + 1} has more than {MAX_FORMULA_NODES:,} terms once its define-fun "
+                             "macros and let bindings are expanded")
+
+
+def vacuous_asserts(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
+                    timeout_s: float = 10.0) -> list[int]:
+    """Indices of asserts whose premise holds nowhere in the (scaled) domain box: they constrain nothing there,
+    which usually means a unit slip (raw units are expected) or a rule meant for inputs outside the data."""
+    vacuous = []
+    for a in spec.asserts:
+        if not a.has_premise:
+            continue
+        solver = z3.Solver()
+        solver.set("timeout", int(timeout_s * 1000))
+        for j in a.inputs:
+            solver.add(input_var(j) >= rational(Fraction(low[j])), input_var(j) <= rational(Fraction(high[j])))
+        solver.add(a.premise)
+        if solver.check() == z3.unsat:
+            vacuous.append(a.index)
+    return vacuous
 
 
 def parse_spec_text(text: str, encoding: Encoding) -> Spec:
@@ -281,7 +345,7 @@ _EVALUATORS: dict[int, Callable[[list], np.ndarray]] = {
     z3.Z3_OP_ADD: lambda a: _fold(np.add, a),
     z3.Z3_OP_SUB: lambda a: _fold(np.subtract, a),
     z3.Z3_OP_MUL: lambda a: _fold(np.multiply, a),
-    z3.Z3_OP_DIV: lambda a: np.divide(a[0], a[1]),
+    z3.Z3_OP_DIV: lambda a: _fold(np.divide, a),
     z3.Z3_OP_UMINUS: lambda a: -a[0],
     z3.Z3_OP_TO_REAL: lambda a: a[0],
     z3.Z3_OP_LE: lambda a: a[0] <= a[1],

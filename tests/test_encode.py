@@ -13,6 +13,7 @@ from deepsade.data import prepare
 from deepsade.encode import (
     Encoder,
     LatentLayout,
+    disjunctive_satisfied,
     dual_constraints,
     dual_satisfied,
     eliminate_quantifiers,
@@ -88,8 +89,38 @@ def test_strategies_agree_with_exact_checker(encoding, rule):
     assert any(outcomes) and not all(outcomes)  # both verdicts occur: the comparison means something
 
 
-def test_auto_uses_cegis_outside_the_dual_fragment(encoding):
+def test_auto_picks_dual_dual_or_and_cegis(encoding):
     decls = "(declare-const x1 Real)(declare-const y1 Real)(declare-const y2 Real)"
-    spec = parse_spec_text(decls + "(assert (or (> y1 x1) (< y2 0)))(assert (<= y1 1))", encoding)
+    spec = parse_spec_text(decls + "(assert (or (> y1 x1) (< y2 0)))(assert (<= y1 1))"
+                           "(assert (<= (+ (ite (> y1 0) 1 0) (ite (> y2 0) 1 0)) 1))", encoding)
     encoder = Encoder(spec, LatentLayout(3, tuple(spec.mapped_features), 2), "auto")
-    assert encoder.kinds == {0: "cegis", 1: "dual"}
+    assert encoder.kinds == {0: "dual-or", 1: "dual", 2: "cegis"}
+
+
+def test_dual_or_accepts_only_what_the_exact_checker_accepts(encoding):
+    """The disjunctive form is a strengthening: sat with fixed weights implies no counterexample."""
+    decls = "(declare-const x1 Real)(declare-const x2 Real)(declare-const y1 Real)(declare-const y2 Real)"
+    spec = parse_spec_text(decls + "(assert (=> (> x1 0.5) (and (or (> y1 y2) (> y1 x2)) (or (< y2 0) (<= y1 1)))))",
+                           encoding)
+    layout = LatentLayout(3, tuple(spec.mapped_features), 2)
+    encoder = Encoder(spec, layout, "auto")
+    assert encoder.kinds == {0: "dual-or"}
+    form = encoder.disjunctive[0]
+    rng = np.random.default_rng(3)
+    margin = Fraction(1, 1000)
+    accepted = 0
+    for _trial in range(16):
+        low = np.zeros(layout.n_latent)
+        high = np.concatenate([rng.uniform(0, 2, 3), np.ones(len(layout.mapped))])
+        weights = (rng.normal(size=(2, layout.n_latent)) * 0.3).astype(np.float32).astype(np.float64)
+        biases = (rng.normal(size=2) * 0.5).astype(np.float32).astype(np.float64)
+        W, b = weight_variables(layout)
+        held = _sat(encoder.hard_constraints(W, b, low, high, margin) + _fixed(W, b, weights, biases))
+        closed = bool(encoder.check_candidates(weights[None], biases[None], low, high, float(margin))[0])
+        exact_ok = find_counterexample(spec.asserts[0], layout, weights, biases, low, high, margin) is None
+        assert closed == exact_ok  # check_candidates is exact (closed form first, then z3)
+        if held:
+            accepted += 1
+            assert exact_ok
+        assert bool(disjunctive_satisfied(form, weights[None], biases[None], low, high, float(margin))[0]) == held
+    assert 0 < accepted < 16

@@ -1,0 +1,60 @@
+"""The LP projection returns weights that the exact closed-form check accepts, and leaves feasible ones alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepsade.data import prepare
+from deepsade.encode import LatentLayout, dual_satisfied, to_dual
+from deepsade.projection import project_last_layer, projectable
+from deepsade.spec import parse_spec_text
+
+DECLS = "(declare-const x1 Real)(declare-const x2 Real)(declare-const y1 Real)(declare-const y2 Real)"
+RULES = [
+    "(assert (<= (+ y1 y2) x1))",
+    "(assert (=> (and (< x1 0.5) (>= x2 0.2)) (and (<= y1 0.3) (>= y2 (- x1)))))",
+    "(assert (<= y1 (* 0.05 x1)))(assert (>= y2 0))",
+]
+
+
+@pytest.fixture(scope="module")
+def encoding():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.random(20), "x2": rng.random(20), "x3": rng.random(20),
+                          "y1": rng.random(20), "y2": rng.random(20)})
+    frame.loc[0, ["x1", "x2", "y1", "y2"]] = 0.0
+    frame.loc[1, ["x1", "x2", "y1", "y2"]] = 1.0
+    return prepare(frame, ["y1", "y2"]).encoding
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_projection_is_feasible_and_idempotent(encoding, rule):
+    spec = parse_spec_text(DECLS + rule, encoding)
+    layout = LatentLayout(4, tuple(spec.mapped_features), 2)
+    duals = [to_dual(a, layout) for a in spec.asserts]
+    assert projectable(duals, len(spec.asserts))
+    rng = np.random.default_rng(len(rule))
+    low = np.zeros(layout.n_latent)
+    high = np.concatenate([rng.uniform(0.5, 3, 4), np.ones(len(layout.mapped))])
+    margin = 1e-3
+    infeasible_seen = 0
+    for _ in range(10):
+        target_w, target_b = rng.normal(size=(2, layout.n_latent)), rng.normal(size=2)
+        was_ok = all(dual_satisfied(d, target_w[None], target_b[None], low, high, margin)[0] for d in duals)
+        infeasible_seen += not was_ok
+        found = project_last_layer(duals, layout, target_w, target_b, low, high, margin)
+        assert found is not None
+        w, b = found
+        # the LP solves with `margin`; the exact check the trainer applies uses a smaller one
+        assert all(dual_satisfied(d, w[None], b[None], low, high, 0.5 * margin)[0] for d in duals)
+        again = project_last_layer(duals, layout, w, b, low, high, 0.5 * margin)
+        assert np.allclose(again[0], w, atol=1e-7) and np.allclose(again[1], b, atol=1e-7)
+    assert infeasible_seen  # the projection had work to do
+
+
+def test_not_projectable_outside_the_dual_fragment(encoding):
+    spec = parse_spec_text(DECLS + "(assert (or (> y1 x1) (< y2 0)))", encoding)
+    layout = LatentLayout(3, tuple(spec.mapped_features), 2)
+    assert not projectable([d for d in (to_dual(a, layout) for a in spec.asserts) if d], len(spec.asserts))
