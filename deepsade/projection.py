@@ -33,6 +33,11 @@ def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target
     """Weights closest in L1 to ``(target_w, target_b)`` whose worst case over the box satisfies every
     dual with ``margin`` to spare on each output; None when the LP has no solution."""
     n_out, n_lat = layout.n_out, layout.n_latent
+    restricted = [(dual, _restrict(dual, low, high)) for dual in duals]
+    restricted = [(dual, box) for dual, box in restricted if box is not None]
+    if sum(len(dual.rows) for dual, _ in restricted) == 1 and (restricted[0][1][0] >= 0).all():
+        (dual, (box_low, box_high)), = restricted
+        return _project_one_row(dual.rows[0], target_w, target_b, box_low, box_high, margin)
     n_w = n_out * n_lat
     n_theta = n_w + n_out
     target = np.concatenate([np.asarray(target_w, dtype=np.float64).ravel(), np.asarray(target_b, dtype=np.float64)])
@@ -100,3 +105,47 @@ def _restrict(dual: DualAssert, low: np.ndarray, high: np.ndarray) -> tuple[np.n
         if box_low[coord] > box_high[coord]:
             return None
     return box_low, box_high
+
+
+def _project_one_row(row, target_w: np.ndarray, target_b: np.ndarray, box_low: np.ndarray, box_high: np.ndarray,
+                     margin: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The same L1 projection in closed form when the polyhedron is one row over a box with ``lo >= 0``.
+
+    The row's worst case ``sum_l max(a_l lo_l, a_l hi_l) + out . b + const`` falls at rate ``|out_k| hi_l``
+    per unit of ``W_kl`` while ``a_l > 0``, then at ``|out_k| lo_l``, and at ``|out_k|`` per unit of ``b_k``:
+    a fractional knapsack, which the greedy order (steepest first) solves exactly."""
+    weights = np.array(target_w, dtype=np.float64)
+    biases = np.array(target_b, dtype=np.float64)
+    out = row.out_float
+    lat = np.zeros(weights.shape[1])
+    for l, v in row.lat.items():
+        lat[l] = float(v)
+    a = out @ weights + lat
+    worst = float(np.maximum(a * box_low, a * box_high).sum() + out @ biases + float(row.const))
+    limit = -margin * float(row.margin_scale()) if row.with_margin else 0.0
+    excess = worst - limit
+    if excess <= 0:
+        return weights, biases
+    k_best = int(np.argmax(np.abs(out)))
+    scale = abs(out[k_best])
+    if scale == 0:
+        return None  # the row does not involve the outputs: nothing the last layer can do
+    # segments (rate of decrease per unit of L1 change, capacity in L1 units, which coordinate)
+    rates = [scale * box_high, scale * box_low, np.array([scale])]
+    capacities = [np.where(a > 0, a / scale, 0.0), np.full(len(a), np.inf), np.array([np.inf])]
+    owners = [np.arange(len(a)), np.arange(len(a)), np.array([-1])]
+    rate, capacity, owner = (np.concatenate(parts) for parts in (rates, capacities, owners))
+    order = np.argsort(-rate, kind="stable")
+    sign = np.sign(out[k_best])
+    for i in order:
+        if rate[i] <= 0:
+            break
+        step = min(capacity[i], excess / rate[i])
+        if owner[i] < 0:
+            biases[k_best] -= sign * step
+        else:
+            weights[k_best, owner[i]] -= sign * step
+        excess -= step * rate[i]
+        if excess <= 1e-15:
+            return weights, biases
+    return None

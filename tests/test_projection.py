@@ -58,3 +58,26 @@ def test_not_projectable_outside_the_dual_fragment(encoding):
     spec = parse_spec_text(DECLS + "(assert (or (> y1 x1) (< y2 0)))", encoding)
     layout = LatentLayout(3, tuple(spec.mapped_features), 2)
     assert not projectable([d for d in (to_dual(a, layout) for a in spec.asserts) if d], len(spec.asserts))
+
+
+def test_one_row_closed_form_matches_the_lp(encoding):
+    """One row goes through the greedy closed form; the same row twice forces the LP: same L1 distance."""
+    spec = parse_spec_text(DECLS + "(assert (=> (< x2 0.5) (<= (+ y1 (* 2 y2)) x1)))", encoding)
+    layout = LatentLayout(4, tuple(spec.mapped_features), 2)
+    dual = to_dual(spec.asserts[0], layout)
+    rng = np.random.default_rng(7)
+    low = np.zeros(layout.n_latent)
+    compared = 0
+    for _ in range(15):
+        high = np.concatenate([rng.uniform(0.5, 3, 4), np.ones(len(layout.mapped))])
+        target_w, target_b = rng.normal(size=(2, layout.n_latent)), rng.normal(size=2)
+        greedy = project_last_layer([dual], layout, target_w, target_b, low, high, 1e-3)
+        lp = project_last_layer([dual, dual], layout, target_w, target_b, low, high, 1e-3)
+        assert (greedy is None) == (lp is None)
+        if greedy is None:
+            continue
+        assert dual_satisfied(dual, greedy[0][None], greedy[1][None], low, high, 0.5e-3)[0]
+        distance = lambda w, b: np.abs(w - target_w).sum() + np.abs(b - target_b).sum()  # noqa: E731
+        assert distance(*greedy) == pytest.approx(distance(*lp), rel=1e-6, abs=1e-9)
+        compared += distance(*lp) > 0
+    assert compared
