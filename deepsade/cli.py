@@ -341,6 +341,11 @@ from deepsade.cli_verify import adi, verify  # noqa: E402
 main.add_command(adi)
 main.add_command(verify)
 
+from deepsade.cli_usecase import usecase  # noqa: E402
+
+main.add_command(usecase)
+
+
 def run() -> None:
     """Entry point that never shows a traceback for a broken pipe."""
     try:

@@ -77,7 +77,7 @@ def test_one_row_closed_form_matches_the_lp(encoding):
         if greedy is None:
             continue
         assert dual_satisfied(dual, greedy[0][None], greedy[1][None], low, high, 0.5e-3)[0]
-        distance = lambda w, b: np.abs(w - target_w).sum() + np.abs(b - target_b).sum()  # noqa: E731
+        distance = lambda w, b, tw=target_w, tb=target_b: np.abs(w - tw).sum() + np.abs(b - tb).sum()  # noqa: E731
         assert distance(*greedy) == pytest.approx(distance(*lp), rel=1e-6, abs=1e-9)
         compared += distance(*lp) > 0
     assert compared

@@ -2,7 +2,8 @@
 
 Every use case (a module here, or a ``toy.ToyCase``) exposes ``NAME``, ``CONSTRAINT`` (an SMT-LIB
 file relative to the repository root), ``TARGETS``, ``TASK``, ``POSITIVE``, ``REAL_FILE``,
-``SETTINGS`` (the paper's training settings), ``generate(n_rows, seed)``, ``load_real(data_dir)``
+``SETTINGS`` (the paper's training settings), ``METRICS`` (the quality metrics it reports, keys of
+``deepsade.metrics``), ``generate(n_rows, seed)``, ``load_real(data_dir)``
 (None when the file is absent) and ``load(data_dir, n_rows, seed)`` (real data when present, else
 generated). UC2 and UC3 also have ``inject_violations(df, n, seed)``, the paper's label-flipping.
 Real data is looked up in ``$DEEPSADE_DATA`` or else ``../shared/data`` beside the repository.

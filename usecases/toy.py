@@ -68,6 +68,10 @@ class ToyCase:
     REAL_FILE: str | None = None
     SETTINGS: dict = field(default_factory=lambda: dict(_SMALL_SETTINGS))
 
+    @property
+    def METRICS(self) -> tuple[str, ...]:  # noqa: N802 - the same attribute name as the use-case modules
+        return ("mse",) if self.TASK == "regression" else ("accuracy",)
+
     def generate(self, n_rows: int = 500, seed: int = 0) -> pd.DataFrame:
         return self._generate(n_rows, seed)
 

@@ -33,6 +33,8 @@ TARGETS: list[str] = [
     "Miscellaneous_Expenses",
 ]
 TASK = "regression"
+# What this use case reports (test split, "corrected" rows as in the paper): keys of deepsade.metrics.
+METRICS: tuple[str, ...] = ("mse",)
 POSITIVE: str | None = None
 REAL_FILE: str | None = "uc1_expenses.csv"
 SETTINGS: dict = {

@@ -19,6 +19,8 @@ CONSTRAINT = "constraints/uc3_music.smt2"
 TARGET = "genre"
 TARGETS: list[str] = [TARGET]
 TASK = "multiclass"
+# What this use case reports (test split, "corrected" rows as in the paper): keys of deepsade.metrics.
+METRICS: tuple[str, ...] = ("accuracy",)
 POSITIVE: str | None = None
 REAL_FILE: str | None = None
 SETTINGS: dict = {
@@ -103,6 +105,11 @@ def load_real(data_dir: str | Path | None = None) -> pd.DataFrame | None:
 def load(data_dir: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
     """The generated songs (793 by default, as in the paper)."""
     return generate(n_rows if n_rows is not None else N_SONGS, seed)
+
+
+def premise(df: pd.DataFrame) -> pd.Series:
+    """Songs the rule speaks about: the Beatles' (they must be classified as rock or pop)."""
+    return df["Beatles"] == 1
 
 
 def inject_violations(df: pd.DataFrame, n: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -198,14 +198,16 @@ def train_baseline(method: str, train: TabularData, val: TabularData, spec: Spec
                    hidden: Sequence[int] = (50, 30, 10), epochs: int = 100, batch_size: int = 5, lr: float = 0.1,
                    lambdas: float | Sequence[float] | None = DEFAULT_LAMBDAS, inner_folds: int = 0,
                    tnorm: str = "product", steepness: float = DEFAULT_STEEPNESS, seed: int = 0,
-                   quiet: bool = False, progress: Progress | None = None) -> ModelArtifact:
+                   quiet: bool = False, progress: Progress | None = None,
+                   on_grid: Callable[[list[float], list[SkipMLP]], None] | None = None) -> ModelArtifact:
     """Train ``method`` (ffn, reg, sbr or sl) on ``train``, selecting epochs (and lambda) on ``val``.
 
     Returns a ModelArtifact in the common model format, without guarantee: its certificate is
     ``{"verdict": "none", "note": "no certificate: trained with <method>"}``. ``lambdas=None`` means
     the default grid; a single number fixes lambda. ``progress`` (when given, instead of the
-    progress bar) is called after every epoch with a summary dict. Raises UserInputError where the
-    method does not apply to the constraint or the task.
+    progress bar) is called after every epoch with a summary dict. ``on_grid`` (optional) receives the
+    lambdas of the final grid and one kept model per lambda, e.g. to plot test loss against lambda.
+    Raises UserInputError where the method does not apply to the constraint or the task.
     """
     if method not in METHODS:
         raise UserInputError(f"unknown baseline method {method!r}; choose one of {', '.join(METHODS)}")
@@ -231,6 +233,9 @@ def train_baseline(method: str, train: TabularData, val: TabularData, spec: Spec
         final, kept, chosen, selection = _select_and_train(method, grid, task, train_split, val_split, loss, counter,
                                                            template, inner_folds, settings)
     seconds = time.perf_counter() - started
+    if on_grid is not None:
+        stack = StackedSkipMLP(template, len(final.lambdas))
+        on_grid(list(final.lambdas), [stack.export(i, final.state) for i in range(len(final.lambdas))])
 
     training: dict[str, Any] = {
         "method": method,

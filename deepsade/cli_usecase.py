@@ -1,0 +1,93 @@
+"""``deepsade usecase list|run|report``: the DeepSaDe paper's use cases, cross-validated against the published figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deepsade.cli_common import UsageError, user_errors
+
+
+@click.group("usecase")
+def usecase() -> None:
+    """The paper's five use cases (UC1..UC5): list them, run a cross-validation, write its report."""
+
+
+@usecase.command("list")
+def list_cases() -> None:
+    """List the use cases: task, constraint, data (real file found or generator), paper settings, metrics."""
+    import usecases
+
+    for name, case in usecases.USECASES.items():
+        real = case.load_real(None) is not None if case.REAL_FILE else False
+        data = (f"real {case.REAL_FILE} (found)" if real else
+                f"generator (real {case.REAL_FILE} not found)" if case.REAL_FILE else
+                "scikit-learn digits" if name == "UC4" else "generator only")
+        s = case.SETTINGS
+        click.echo(f"{name}  {case.TASK:<10}  {case.CONSTRAINT}  data: {data}")
+        click.echo(f"      metrics: {', '.join(case.METRICS)}; hidden {'-'.join(map(str, s['hidden']))}, "
+                   f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, max step {s['max_step']}, "
+                   f"margins {','.join(map(str, s['margins']))}; baselines {s['baseline_epochs']} epochs")
+
+
+@usecase.command("run")
+@click.argument("name", metavar="UC")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the real data files (default: $DEEPSADE_DATA or ../shared/data).")
+@click.option("--folds", type=click.IntRange(min=1), default=None,
+              help="Run the first N folds of the 5-fold split (default: all 5).")
+@click.option("--methods", default="deepsade,ffn,reg,sbr,sl", show_default=True,
+              help="Comma-separated methods; a baseline that does not apply to the rule is recorded as such.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: results/UC).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Fold x method tasks run in parallel processes.")
+@click.option("--rows", type=click.IntRange(min=10), default=None,
+              help="Use a seeded subset of this many rows (default: all rows; generators: their default size).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="DeepSaDe epochs (default: the paper's).")
+@click.option("--baseline-epochs", type=click.IntRange(min=1), default=None,
+              help="Baseline epochs (default: the paper's).")
+@click.option("--adi-sample", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Test rows per fold (fixed seeded sample) on which AdI is measured; 0 skips AdI.")
+@click.option("--adi-timeout", type=float, default=10.0, show_default=True, help="Seconds per AdI search.")
+@click.option("--solver-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="DeepSaDe's seconds per solver call (default: the trainer's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of the models.")
+@click.option("--no-models", is_flag=True, help="Do not save the trained models under OUT/models.")
+@click.option("--quiet", is_flag=True, help="No line per finished fold x method.")
+@user_errors
+def run(name, data_dir, folds, methods, out, jobs, rows, epochs, baseline_epochs, adi_sample, adi_timeout,
+        solver_timeout, seed, no_models, quiet) -> None:
+    """Cross-validate every method on use case UC (same folds for all) and write OUT/runs.csv, report.md, plots.
+
+    Each finished fold x method is stored at once under OUT/folds; a rerun with the same settings
+    skips what is there, so an interrupted run resumes where it stopped."""
+    import usecases
+    from deepsade.experiment import ExperimentConfig, parse_methods, run_experiment
+
+    try:
+        case = usecases.get(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    config = ExperimentConfig(
+        usecase=case.NAME, out=out or str(Path("results") / case.NAME), folds=folds, methods=parse_methods(methods),
+        data_dir=data_dir, rows=rows, epochs=epochs, baseline_epochs=baseline_epochs, adi_sample=adi_sample,
+        adi_timeout=adi_timeout, solver_timeout=solver_timeout, seed=seed, jobs=jobs, save_models=not no_models,
+        quiet=quiet)
+    run_experiment(config, log=click.echo)
+    click.echo(f"report: {Path(config.out) / 'report.md'}; per fold x method: {Path(config.out) / 'runs.csv'}")
+
+
+@usecase.command("report")
+@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@user_errors
+def report(out) -> None:
+    """Rewrite OUT/report.md, OUT/runs.csv and the plots from the fold results stored under OUT."""
+    from deepsade.report import write_report
+
+    try:
+        path = write_report(out)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    click.echo(f"report: {path}")

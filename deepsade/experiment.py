@@ -1,0 +1,465 @@
+"""Cross-validation of a use case: every method on the same seeded folds, one result file per fold x method.
+
+Protocol (DeepSaDe paper, shared/data/README.md): rows with a missing value dropped; a seeded 5-fold
+split (each fold's test part is 20% of the rows); inside the remaining 80%, a seeded eighth (10% of
+all rows) is the validation split, the rest (70%) the training part: 70/20/10 train/test/validation.
+UC2 and UC3 get up to 40 labels flipped against the rule in the training part only (the paper's
+injection). The encoding (min-max scaling, one-hot levels) and therefore the domain box are fitted on
+the whole data set, as the paper scales every feature to [0, 1] before splitting.
+
+Each finished fold x method is written at once to ``OUT/folds/fold<k>_<method>.json`` (atomically), and
+``OUT/runs.csv`` is rebuilt from all of them; a rerun with the same settings skips what exists, so a
+stopped run loses nothing finished. ``jobs > 1`` runs fold x method tasks in worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import usecases
+from deepsade.errors import UserInputError
+
+METHODS = ("deepsade", "ffn", "reg", "sbr", "sl")
+N_SPLITS = 5
+VALIDATION_SHARE_OF_REST = 1 / 8  # 10% of all rows out of the 80% left by the test fold
+INJECTED_VIOLATIONS = 40
+REPO = Path(__file__).resolve().parents[1]
+_NOT_COUNTERS = {"epoch", "train_loss", "val_loss", "val_violations", "seconds"}
+# Settings whose value changes a result: a stored result is reused only when these match.
+_RESULT_KEYS = ("usecase", "n_splits", "data_dir", "rows", "epochs", "baseline_epochs", "batch_size",
+                "adi_sample", "adi_epsilons", "adi_timeout", "adi_engine", "inject", "seed", "solver_timeout")
+# ... except those that only one kind of method reads: more DeepSaDe epochs do not retrain a baseline.
+_DEEPSADE_ONLY = {"epochs", "solver_timeout"}
+_BASELINE_ONLY = {"baseline_epochs"}
+
+
+@dataclass
+class ExperimentConfig:
+    """What to run: a use case, its folds and methods, and any departure from the paper's settings.
+
+    ``None`` means the use case's default (the paper's setting, or all rows / all folds)."""
+
+    usecase: str
+    out: str
+    folds: int | None = None  # how many of the N_SPLITS folds to run, first ones first
+    n_splits: int = N_SPLITS
+    methods: tuple[str, ...] = METHODS
+    data_dir: str | None = None
+    rows: int | None = None  # a seeded subset of the data (real or generated)
+    epochs: int | None = None  # DeepSaDe epochs
+    baseline_epochs: int | None = None
+    batch_size: int | None = None
+    adi_sample: int = 100  # test rows per fold on which AdI is measured (a fixed seeded sample)
+    adi_epsilons: tuple[float, ...] = (0.1, 0.01)
+    adi_timeout: float = 10.0
+    adi_engine: str = "marabou"  # z3 takes the asserts Marabou cannot express
+    inject: int = INJECTED_VIOLATIONS
+    seed: int = 0
+    solver_timeout: float | None = None
+    jobs: int = 1
+    save_models: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.usecase = usecases.get(self.usecase).NAME
+        self.methods = tuple(self.methods)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise UserInputError(f"unknown method(s) {unknown}; choose among {', '.join(METHODS)}")
+        if not 2 <= self.n_splits:
+            raise UserInputError("cross-validation needs at least 2 splits")
+        if self.folds is not None and not 1 <= self.folds <= self.n_splits:
+            raise UserInputError(f"--folds must be between 1 and {self.n_splits}, got {self.folds}")
+        for name in ("rows", "epochs", "baseline_epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserInputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.adi_sample < 0:
+            raise UserInputError("--adi-sample must be 0 (no AdI) or more")
+        if self.jobs < 1:
+            raise UserInputError("--jobs must be at least 1")
+        if self.data_dir is not None:
+            self.data_dir = str(Path(self.data_dir).expanduser().resolve())
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings used: the paper's, with this run's overrides applied."""
+        settings = dict(usecases.get(self.usecase).SETTINGS)
+        for name in ("epochs", "baseline_epochs", "batch_size"):
+            if getattr(self, name) is not None:
+                settings[name] = getattr(self, name)
+        return settings
+
+    def overrides(self) -> dict[str, Any]:
+        """Every departure from the paper's protocol and settings, for the report."""
+        changed = {name: getattr(self, name) for name in ("rows", "epochs", "baseline_epochs", "batch_size",
+                                                          "solver_timeout") if getattr(self, name) is not None}
+        if self.folds is not None and self.folds < self.n_splits:
+            changed["folds"] = f"{self.folds} of {self.n_splits}"
+        if self.n_splits != N_SPLITS:
+            changed["n_splits"] = self.n_splits
+        if self.inject != INJECTED_VIOLATIONS:
+            changed["inject"] = self.inject
+        return changed
+
+    def result_key(self, method: str) -> str:
+        """Fingerprint of the settings that ``method``'s result depends on."""
+        ignored = _BASELINE_ONLY if method == "deepsade" else _DEEPSADE_ONLY
+        values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Folds:
+    """Row positions of every fold's train / validation / test parts in the cleaned frame."""
+
+    train: list[np.ndarray] = field(default_factory=list)
+    val: list[np.ndarray] = field(default_factory=list)
+    test: list[np.ndarray] = field(default_factory=list)
+
+
+def make_folds(n_rows: int, n_splits: int = N_SPLITS, seed: int = 0) -> Folds:
+    """Seeded K-fold test parts; in the rest, a seeded eighth for validation (70/20/10 for K = 5)."""
+    if n_rows < 2 * n_splits:
+        raise UserInputError(f"{n_rows} rows are too few for {n_splits}-fold cross-validation")
+    order = np.random.default_rng(seed).permutation(n_rows)
+    parts = np.array_split(order, n_splits)
+    folds = Folds()
+    for k in range(n_splits):
+        rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        rest = np.random.default_rng([seed, k]).permutation(rest)
+        n_val = max(1, int(round(VALIDATION_SHARE_OF_REST * len(rest))))
+        folds.train.append(np.sort(rest[n_val:]))
+        folds.val.append(np.sort(rest[:n_val]))
+        folds.test.append(np.sort(parts[k]))
+    return folds
+
+
+def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:
+    """The use case's rows (real file when present, else its generator), complete rows only; and a
+    sentence saying where they came from."""
+    case = usecases.get(config.usecase)
+    real = case.load_real(config.data_dir)
+    if real is not None:
+        frame, source = real, f"real data ({case.REAL_FILE}, {len(real)} rows)"
+        if config.rows is not None and config.rows < len(frame):
+            frame = frame.sample(n=config.rows, random_state=config.seed).reset_index(drop=True)
+            source += f", seeded subset of {config.rows}"
+    else:
+        frame = case.load(config.data_dir, config.rows, config.seed)
+        if case.NAME == "UC4":
+            origin = "scikit-learn 8x8 digits, four per strip (usecases.uc4_digits)"
+        elif case.REAL_FILE is None:
+            origin = f"generated ({case.NAME}: no public copy of the paper's data)"
+        else:
+            origin = f"generated stand-in (real {case.REAL_FILE} absent)"
+        source = f"{origin}, {len(frame)} rows"
+    complete = frame.dropna().reset_index(drop=True)
+    if len(complete) < len(frame):
+        source += f"; {len(frame) - len(complete)} rows with a missing value dropped"
+    return complete, source
+
+
+def result_path(out: str | Path, fold: int, method: str) -> Path:
+    return Path(out) / "folds" / f"fold{fold}_{method}.json"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a stopped run never leaves a half-written result that looks finished."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(payload, stream, indent=1, default=_json_default)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+# ---- one fold x method ---------------------------------------------------------------------------------
+
+
+def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, Any]:
+    """Train ``method`` on fold ``fold`` (1-based), measure it, write its JSON; returns the result."""
+    import torch
+
+    from deepsade.artifact import save as save_artifact
+    from deepsade.certify import certify_model
+    from deepsade.data import prepare
+    from deepsade.estimator import DeepSaDe
+    from deepsade.losses import data_loss
+    from deepsade.metrics import evaluate_model
+    from deepsade.spec import parse_spec_text
+
+    torch.set_num_threads(1)  # tiny networks; the other core belongs to the solver or another job
+    config = ExperimentConfig(**config_dict)
+    case = usecases.get(config.usecase)
+    settings = config.settings()
+    frame, source = load_frame(config)
+    folds = make_folds(len(frame), config.n_splits, config.seed)
+    k = fold - 1
+    constraint = REPO / case.CONSTRAINT
+    full = prepare(frame, case.TARGETS, task=case.TASK, positive=case.POSITIVE)
+    encoding, domain = full.encoding, full.domain
+    features = list(encoding.feature_columns)
+
+    train_frame = frame.iloc[folds.train[k]].reset_index(drop=True)
+    injected = 0
+    if config.inject and hasattr(case, "inject_violations"):
+        before = train_frame[case.TARGETS].copy()
+        train_frame = case.inject_violations(train_frame, n=config.inject, seed=config.seed * 1000 + fold)
+        injected = int((before != train_frame[case.TARGETS]).any(axis=1).sum())
+
+    def part(rows: pd.DataFrame):
+        data = prepare(rows, case.TARGETS, features, case.TASK, encoding=encoding, domain=domain)
+        data.targets = np.array(data.targets)  # a writable copy: pandas may hand out a read-only view
+        return data
+
+    train, val = part(train_frame), part(frame.iloc[folds.val[k]].reset_index(drop=True))
+    test = part(frame.iloc[folds.test[k]].reset_index(drop=True))
+    spec = parse_spec_text(constraint.read_text(encoding="utf-8"), encoding)
+    model_seed = config.seed + k
+
+    result: dict[str, Any] = {
+        "usecase": case.NAME, "fold": fold, "method": method, "status": "ok",
+        "result_key": config.result_key(method),
+        "config": config.to_dict(), "settings": settings, "data_source": source,
+        "n_rows": len(frame), "n_train": train.n_rows, "n_val": val.n_rows, "n_test": test.n_rows,
+        "injected_label_violations": injected, "model_seed": model_seed,
+        "mapped_features": [encoding.input_names[j] for j in spec.mapped_features],
+    }
+    grid_curve: list[dict[str, Any]] = []
+    test_x = torch.as_tensor(test.inputs, dtype=torch.float32)
+    test_y = torch.as_tensor(test.targets)
+
+    def on_grid(lambdas: list[float], models: list) -> None:
+        for lam, grid_model in zip(lambdas, models, strict=True):
+            with torch.no_grad():
+                outputs = grid_model(test_x)
+                loss = float(data_loss(case.TASK, outputs, test_y))
+            metrics = _test_metrics(spec, test, outputs.double().numpy())
+            grid_curve.append({"lambda": lam, "test_loss": loss, **metrics})
+
+    hidden = settings["hidden"]
+    epochs = settings["epochs"] if method == "deepsade" else settings["baseline_epochs"]
+    options: dict[str, Any] = {}
+    if config.solver_timeout is not None:
+        options["solver_timeout"] = config.solver_timeout
+    estimator = DeepSaDe(constraint, case.TARGETS, task=case.TASK, positive=case.POSITIVE, method=method,
+                         hidden=hidden, epochs=epochs, batch_size=settings["batch_size"], lr=settings["lr"],
+                         max_step=settings["max_step"], margins=settings["margins"], seed=model_seed,
+                         baseline_options=None if method == "deepsade" else {"on_grid": on_grid}, **options)
+    started = time.perf_counter()
+    try:
+        estimator.fit_splits(train, val)
+    except UserInputError as exc:  # the method does not apply to this constraint or task
+        result.update(status="not applicable", reason=str(exc), train_seconds=None)
+        _write_json(result_path(config.out, fold, method), result)
+        return result
+    wall = time.perf_counter() - started
+    art = estimator.artifact_
+    assert art is not None
+    result["train_seconds"] = round(float(art.training.get("seconds", wall)), 3)
+    result["train_wall_seconds"] = round(wall, 3)
+    result["epochs"] = epochs
+    result["best_epoch"] = art.training.get("best_epoch")
+    if method != "deepsade":
+        result["lambda"] = art.training.get("lambda")
+        result["lambda_curve"] = grid_curve
+
+    test_eval = evaluate_model(art, test)
+    train_eval = evaluate_model(art, train)
+    result["test"] = {k2: v for k2, v in test_eval.items() if k2 not in ("method", "certificate", "task")}
+    result["train_violating_rows"] = train_eval["violating_rows"]
+    result["train_label_violating_rows"] = train_eval["label_violating_rows"]
+    with torch.no_grad():
+        result["test_loss"] = float(data_loss(case.TASK, art.model(test_x), test_y))
+
+    # Certificate: DeepSaDe's own; every model also gets the same exact re-check, which says whether a
+    # baseline happens to satisfy the rule over the whole domain.
+    t0 = time.perf_counter()
+    check = certify_model(art.model, spec, encoding, domain, float(art.training.get("output_margin", 1e-4)))
+    result["certificate"] = art.certificate.get("verdict", "none")
+    result["exact_check"] = check["verdict"]
+    result["exact_check_seconds"] = round(time.perf_counter() - t0, 3)
+
+    if method == "deepsade":
+        history = art.history
+        # every counter the trainer keeps per epoch (iterations, line-search hits, MaxSMT calls, ...), summed
+        counters = [key for key, value in history[0].items() if key not in _NOT_COUNTERS
+                    and isinstance(value, (int, float)) and not isinstance(value, bool)] if history else []
+        sums = {key: sum(h.get(key, 0) for h in history) for key in counters}
+        result["solver"] = {**{k: round(v, 3) if isinstance(v, float) else v for k, v in sums.items()},
+                            "init_seconds": art.training.get("init_seconds")}
+        result["val_loss_curve"] = [_finite(h.get("val_loss")) for h in history]
+    else:
+        result["val_loss_curve"] = [_finite(h.get("val_data_loss", h.get("val_loss"))) for h in art.history]
+
+    result["adi"] = _adi(config, art, test, fold) if config.adi_sample else None
+
+    if hasattr(case, "premise"):  # last hidden layer of the test rows, for the t-SNE plot (paper Fig. 5)
+        with torch.no_grad():
+            latent = art.model.latent(test_x)[:, : hidden[-1]].numpy()
+        result["test_hidden"] = np.round(latent, 5).tolist()
+        result["test_premise"] = case.premise(test.frame).astype(int).tolist()
+
+    if config.save_models:
+        save_artifact(art, Path(config.out) / "models" / f"fold{fold}_{method}")
+    _write_json(result_path(config.out, fold, method), result)
+    return result
+
+
+def _test_metrics(spec, test, outputs: np.ndarray) -> dict[str, Any]:
+    from deepsade.metrics import compute_metrics
+
+    metrics = compute_metrics(spec, test, outputs)
+    keep = ("mse_corrected", "accuracy_corrected", "coherent_accuracy_corrected", "flattened_accuracy_corrected",
+            "jaccard_corrected", "violating_rows")
+    return {key: metrics[key] for key in keep if key in metrics}
+
+
+def _adi(config: ExperimentConfig, art, test, fold: int) -> dict[str, Any]:
+    """AdI on a fixed seeded sample of test rows (the same rows for every method of the fold)."""
+    from deepsade.adi import adversity_index
+
+    n = min(config.adi_sample, test.n_rows)
+    rows = np.sort(np.random.default_rng([config.seed, fold, 7]).choice(test.n_rows, size=n, replace=False))
+    report = adversity_index(art, test.inputs[rows], config.adi_epsilons, engine=config.adi_engine,
+                             timeout=config.adi_timeout, jobs=1, seed=config.seed, progress=False,
+                             row_ids=rows.tolist())
+    summary = report.summary
+    return {
+        "sample": n, "engine": config.adi_engine, "timeout_s": config.adi_timeout,
+        "wall_seconds": summary["wall_seconds"],
+        "per_epsilon": [{key: e[key] for key in ("epsilon", "adi", "counterexample", "verified", "unknown",
+                                                  "outside", "adi_if_unknown_unsafe")} for e in summary["epsilons"]],
+    }
+
+
+# ---- the runner ------------------------------------------------------------------------------------------
+
+
+def planned_tasks(config: ExperimentConfig) -> list[tuple[int, str]]:
+    n_folds = config.folds if config.folds is not None else config.n_splits
+    return [(fold, method) for fold in range(1, n_folds + 1) for method in config.methods]
+
+
+def finished(config: ExperimentConfig, fold: int, method: str) -> dict[str, Any] | None:
+    """The stored result of this fold x method when it was made with the same settings, else None."""
+    path = result_path(config.out, fold, method)
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return stored if stored.get("result_key") == config.result_key(method) else None
+
+
+def load_results(out: str | Path) -> list[dict[str, Any]]:
+    """Every fold x method result stored under ``out``, ordered by fold then method."""
+    results = []
+    for path in sorted((Path(out) / "folds").glob("fold*_*.json")):
+        try:
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(results, key=lambda r: (r["fold"], order.get(r["method"], 99)))
+
+
+def run_experiment(config: ExperimentConfig, log: Callable[[str], None] | None = print,
+                   write_report: bool = True) -> list[dict[str, Any]]:
+    """Run every planned fold x method not already finished; rebuild runs.csv after each; then the report."""
+    from deepsade.report import write_report as make_report
+    from deepsade.report import write_runs_csv
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(config.to_dict(), indent=1, default=_json_default) + "\n",
+                                         encoding="utf-8")
+    say = log if (log is not None and not config.quiet) else (lambda _line: None)
+    todo = []
+    for fold, method in planned_tasks(config):
+        if finished(config, fold, method) is not None:
+            say(f"{config.usecase} fold {fold} {method}: already finished, skipped")
+        else:
+            todo.append((fold, method))
+    payload = config.to_dict()
+
+    def done(result: dict[str, Any]) -> None:
+        write_runs_csv(out)
+        say(describe(result))
+
+    if config.jobs <= 1 or len(todo) <= 1:
+        for fold, method in todo:
+            done(run_task(payload, fold, method))
+    else:
+        # forkserver/spawn: workers must not inherit this process's torch threads or solver state
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with ProcessPoolExecutor(config.jobs, mp_context=context) as pool:
+            pending = {pool.submit(run_task, payload, fold, method) for fold, method in todo}
+            while pending:
+                complete, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in complete:
+                    done(future.result())
+    write_runs_csv(out)
+    if write_report:
+        make_report(out)
+    return [r for r in load_results(out) if (r["fold"], r["method"]) in set(planned_tasks(config))]
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One line per finished fold x method, for the log."""
+    head = f"{result['usecase']} fold {result['fold']} {result['method']}"
+    if result["status"] != "ok":
+        return f"{head}: not applicable ({result.get('reason', '')[:90]})"
+    case = usecases.get(result["usecase"])
+    test = result["test"]
+    quality = ", ".join(f"{m} {test.get(m + '_corrected') or 0:.4g}" for m in case.METRICS)
+    adi = result.get("adi")
+    adi_text = "" if not adi else " AdI " + "/".join(
+        "?" if e["adi"] is None else f"{e['adi']:.3g}" for e in adi["per_epsilon"])
+    return (f"{head}: {result['train_seconds']:.1f} s, {quality} (corrected), test violations "
+            f"{test['violating_rows']},{adi_text} certificate {result['certificate']} (exact check "
+            f"{result['exact_check']})")
+
+
+def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    methods = tuple(m.strip().lower() for m in items if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UserInputError(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(METHODS)}")
+    return methods
