@@ -386,6 +386,14 @@ def write_report(out: str | Path) -> Path:
 # ---- plots -----------------------------------------------------------------------------------------------
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write and close one figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(out: Path, results: list[dict[str, Any]]) -> list[tuple[Path, str]]:
     import matplotlib
 
@@ -410,10 +418,7 @@ def write_plots(out: Path, results: list[dict[str, Any]]) -> list[tuple[Path, st
     ax.set_yscale("log")
     ax.set_title(f"{name}: validation loss per epoch (baselines: chosen lambda; one line per fold)")
     ax.legend()
-    fig.tight_layout()
-    path = out / "val_loss.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = _save(plt, fig, out / "val_loss.png")
     written.append((path, "validation data loss per epoch, per method and fold (DeepSaDe: the "
                           "constraint-satisfying snapshot of each epoch)"))
 
@@ -436,10 +441,7 @@ def write_plots(out: Path, results: list[dict[str, Any]]) -> list[tuple[Path, st
         figure = PAPER_FIGURES.get(name)
         ax.set_title(f"{name}: test loss against lambda" + (f" (paper's {figure})" if name == "UC5" else ""))
         ax.legend()
-        fig.tight_layout()
-        path = out / "lambda_test_loss.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = _save(plt, fig, out / "lambda_test_loss.png")
         written.append((path, "test data loss of the semantic-loss (and other penalty) models against lambda, "
                               "DeepSaDe as a horizontal line" + (" (the paper's Figure 2)" if name == "UC5" else "")))
 
@@ -460,10 +462,7 @@ def write_plots(out: Path, results: list[dict[str, Any]]) -> list[tuple[Path, st
             ax.set_yticks([])
         axes[0][0].legend(loc="best", fontsize=7)
         fig.suptitle(f"{name}: t-SNE of the last hidden layer on the test rows of fold {ok[0]['fold']}")
-        fig.tight_layout()
-        path = out / "tsne_hidden.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = _save(plt, fig, out / "tsne_hidden.png")
         written.append((path, "t-SNE of the last hidden layer of every model on the test rows, coloured by the "
                               "rule's premise (the paper's Figure 5)"))
     return written

@@ -9,7 +9,7 @@ in scaled units holds in raw units and vice versa. Variables of the scaled formu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,9 +36,8 @@ def rational(value: Fraction) -> z3.RatNumRef:
     return z3.RealVal(f"{value.numerator}/{value.denominator}")
 
 
-def free_constants(expr: z3.ExprRef) -> set[str]:
-    """Names of the uninterpreted constants in ``expr``."""
-    found: set[str] = set()
+def distinct_subterms(expr: z3.ExprRef) -> Iterator[z3.ExprRef]:
+    """Every distinct node of ``expr`` once (formulas are DAGs: shared subterms are not revisited)."""
     seen: set[int] = set()
     stack = [expr]
     while stack:
@@ -46,10 +45,14 @@ def free_constants(expr: z3.ExprRef) -> set[str]:
         if node.get_id() in seen:
             continue
         seen.add(node.get_id())
-        if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            found.add(node.decl().name())
+        yield node
         stack.extend(node.children())
-    return found
+
+
+def free_constants(expr: z3.ExprRef) -> set[str]:
+    """Names of the uninterpreted constants in ``expr``."""
+    return {node.decl().name() for node in distinct_subterms(expr)
+            if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED}
 
 
 _LINEAR_OPS = {z3.Z3_OP_ADD, z3.Z3_OP_SUB, z3.Z3_OP_UMINUS, z3.Z3_OP_TO_REAL}

@@ -31,7 +31,7 @@ from deepsade.errors import UserInputError
 from deepsade.losses import data_loss
 from deepsade.maxsmt import model_values, solve_maxsmt
 from deepsade.network import SkipMLP
-from deepsade.projection import project_last_layer, projectable
+from deepsade.projection import project_last_layer
 from deepsade.spec import Spec
 
 
@@ -219,7 +219,7 @@ class DeepSaDeTrainer:
         self.encoder = Encoder(spec, self.layout, settings.strategy)
         polyhedral = list(self.encoder.duals.values()) + [alt for form in self.encoder.disjunctive.values()
                                                           for clause in form.clauses for alt in clause]
-        self.can_project = (settings.projection and projectable(polyhedral, len(polyhedral))
+        self.can_project = (settings.projection and all(d.closed_form for d in polyhedral)
                             and set(self.encoder.kinds.values()) <= {"dual", "dual-or"})
         self.domain_low, self.domain_high = train.domain.scaled(enc)
         self.optimizer = torch.optim.SGD(self.model.hidden_parameters(), lr=settings.lr)

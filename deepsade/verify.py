@@ -50,7 +50,7 @@ import z3
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
 from deepsade.linear import NotLinear, linear_form
-from deepsade.spec import Assert, Spec, input_var, output_var, parse_spec_text, rational
+from deepsade.spec import Assert, Spec, distinct_subterms, input_var, output_var, parse_spec_text, rational
 
 if TYPE_CHECKING:  # torch stays out of worker processes that only verify
     from deepsade.artifact import ModelArtifact
@@ -327,16 +327,9 @@ def _dnf(expr: z3.ExprRef, positive: bool, limit: int) -> list[Disjunct]:
 def _arith_ite_conditions(expr: z3.ExprRef) -> list[z3.BoolRef]:
     """Distinct conditions of the arithmetic ``ite`` terms in ``expr``."""
     found: dict[int, z3.BoolRef] = {}
-    seen: set[int] = set()
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
+    for node in distinct_subterms(expr):
         if z3.is_app_of(node, z3.Z3_OP_ITE) and z3.is_arith(node):
             found.setdefault(node.arg(0).get_id(), node.arg(0))
-        stack.extend(node.children())
     return list(found.values())
 
 

@@ -46,7 +46,14 @@ from deepsade.losses import data_loss  # noqa: E402
 from deepsade.metrics import evaluate_model  # noqa: E402
 from deepsade.smtlib import read_constraint_file  # noqa: E402
 from deepsade.spec import parse_spec  # noqa: E402
-from deepsade.trainer import DeepSaDeTrainer, EpochStats, TrainSettings, _as_float32, _last_layer  # noqa: E402
+from deepsade.trainer import (  # noqa: E402
+    DeepSaDeTrainer,
+    EpochStats,
+    TrainSettings,
+    _as_float32,
+    _last_layer,
+    soft_clauses,
+)
 
 PUBLISHED = {  # ANCHORS.md: DeepSaDe metric and training time per fold, and the published ratio
     "UC1": ("MSE 38.36", 102342, "450x"),
@@ -161,7 +168,6 @@ def probe_strategies(case, name, train, art, batches: int, cap: float, seed: int
             with torch.no_grad():
                 latent = trainer.model.latent(x_all[batch]).double().numpy()
             targets = y_all[batch].numpy() if trainer.task == "multiclass" else y_all[batch].double().numpy()
-            from deepsade.trainer import soft_clauses
             low, high = trainer.gradient_bounds(weights, biases, grad_w, grad_b)
             soft = soft_clauses(trainer.task, latent, targets, settings.margins, trainer.weights_vars,
                                 trainer.bias_vars, trainer.label_scale, reachable=(low, high))

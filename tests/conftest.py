@@ -21,6 +21,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           cwd=cwd or REPO, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def encoding():
+    """Inputs x1..x3 and regression targets y1, y2, each spanning exactly [0, 1]: scaled units equal raw
+    units, so hand-written constraints read the same on both sides."""
+    from deepsade.data import prepare
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.random(20), "x2": rng.random(20), "x3": rng.random(20),
+                          "y1": rng.random(20), "y2": rng.random(20)})
+    frame.loc[0, ["x1", "x2", "y1", "y2"]] = 0.0
+    frame.loc[1, ["x1", "x2", "y1", "y2"]] = 1.0
+    return prepare(frame, ["y1", "y2"]).encoding
+
+
 @pytest.fixture
 def loan_frame() -> pd.DataFrame:
     rng = np.random.default_rng(0)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import pandas as pd
 import pytest
 import z3
 
-from deepsade.data import prepare
 from deepsade.encode import (
     Encoder,
     LatentLayout,
@@ -30,16 +28,6 @@ RULES = [
     "(assert (=> (<= (+ x1 x2) 0.8) (<= (- y1 y2) (* 2 x2))))",  # premise couples two inputs: Farkas
     "(assert (=> (> x1 0.3) (= y1 x2)))",
 ]
-
-
-@pytest.fixture(scope="module")
-def encoding():
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x1": rng.random(20), "x2": rng.random(20), "x3": rng.random(20),
-                          "y1": rng.random(20), "y2": rng.random(20)})
-    frame.loc[0, ["x1", "x2", "y1", "y2"]] = 0.0
-    frame.loc[1, ["x1", "x2", "y1", "y2"]] = 1.0  # scaled units equal raw units
-    return prepare(frame, ["y1", "y2"]).encoding
 
 
 def _fixed(weights_vars, biases_vars, weights, biases):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from deepsade.data import prepare
 from deepsade.encode import LatentLayout, dual_satisfied, to_dual
 from deepsade.projection import project_last_layer, projectable
 from deepsade.spec import parse_spec_text
@@ -17,16 +15,6 @@ RULES = [
     "(assert (=> (and (< x1 0.5) (>= x2 0.2)) (and (<= y1 0.3) (>= y2 (- x1)))))",
     "(assert (<= y1 (* 0.05 x1)))(assert (>= y2 0))",
 ]
-
-
-@pytest.fixture(scope="module")
-def encoding():
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x1": rng.random(20), "x2": rng.random(20), "x3": rng.random(20),
-                          "y1": rng.random(20), "y2": rng.random(20)})
-    frame.loc[0, ["x1", "x2", "y1", "y2"]] = 0.0
-    frame.loc[1, ["x1", "x2", "y1", "y2"]] = 1.0
-    return prepare(frame, ["y1", "y2"]).encoding
 
 
 @pytest.mark.parametrize("rule", RULES)
