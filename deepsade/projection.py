@@ -9,6 +9,8 @@ Projecting the gradient step onto it is a small LP (HiGHS through scipy). The LP
 with a larger margin than the exact check uses; the trainer rounds the answer to float32 and accepts it
 only if the exact check passes, so the projection never weakens the guarantee. It is the step the
 trainer tries when the line search finds no feasible fraction of the gradient step, before MaxSMT.
+Rows over pairwise disjoint outputs (one per output, as a sign-pattern cube gives) need no LP: each is
+its own closed form.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from deepsade.encode import DualAssert, LatentLayout
+from deepsade.encode import ConclusionRow, DualAssert, LatentLayout
 
 
 def projectable(duals: Sequence[DualAssert], n_asserts: int) -> bool:
@@ -34,10 +36,15 @@ def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target
     dual with ``margin`` to spare on each output; None when the LP has no solution."""
     n_out, n_lat = layout.n_out, layout.n_latent
     restricted = [(dual, _restrict(dual, low, high)) for dual in duals]
-    restricted = [(dual, box) for dual, box in restricted if box is not None]
-    if sum(len(dual.rows) for dual, _ in restricted) == 1 and (restricted[0][1][0] >= 0).all():
-        (dual, (box_low, box_high)), = restricted
-        return _project_one_row(dual.rows[0], target_w, target_b, box_low, box_high, margin)
+    rows = [(row, box) for dual, box in restricted if box is not None for row in dual.rows]
+    if _separable(rows):
+        weights, biases = target_w, target_b
+        for row, (box_low, box_high) in rows:
+            found = _project_one_row(row, weights, biases, box_low, box_high, margin)
+            if found is None:
+                return None
+            weights, biases = found
+        return np.array(weights, dtype=np.float64), np.array(biases, dtype=np.float64)
     n_w = n_out * n_lat
     n_theta = n_w + n_out
     target = np.concatenate([np.asarray(target_w, dtype=np.float64).ravel(), np.asarray(target_b, dtype=np.float64)])
@@ -92,6 +99,17 @@ def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target
         return None
     theta = result.x[:n_theta]
     return theta[:n_w].reshape(n_out, n_lat), theta[n_w:]
+
+
+def _separable(rows: list[tuple[ConclusionRow, tuple[np.ndarray, np.ndarray]]]) -> bool:
+    """Whether the rows touch pairwise disjoint outputs over boxes with ``low >= 0``: then the L1
+    projection splits into one closed form per row (each moves only its own output's weights)."""
+    if not rows:
+        return False
+    touched = [set(np.nonzero(row.out_float)[0]) for row, _ in rows]
+    if sum(len(t) for t in touched) != len(set().union(*touched)):
+        return False
+    return all((box_low >= 0).all() for _, (box_low, _) in rows)
 
 
 def _restrict(dual: DualAssert, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -19,7 +19,6 @@ from deepsade import checkpoint
 from deepsade.bounds import latent_box
 from deepsade.data import TabularData
 from deepsade.encode import (
-    Encoder,
     LatentLayout,
     dual_satisfied,
     dual_worst_case,
@@ -33,6 +32,7 @@ from deepsade.maxsmt import model_values, solve_maxsmt
 from deepsade.network import SkipMLP
 from deepsade.projection import project_last_layer
 from deepsade.spec import Spec
+from deepsade.strategy import CEGIS_KINDS, Encoder
 
 
 class NoModelExists(UserInputError):
@@ -220,7 +220,7 @@ class DeepSaDeTrainer:
         polyhedral = list(self.encoder.duals.values()) + [alt for form in self.encoder.disjunctive.values()
                                                           for clause in form.clauses for alt in clause]
         self.can_project = (settings.projection and all(d.closed_form for d in polyhedral)
-                            and set(self.encoder.kinds.values()) <= {"dual", "dual-or"})
+                            and set(self.encoder.kinds.values()) <= {"dual", "dual-or", "sign-pattern"})
         self.domain_low, self.domain_high = train.domain.scaled(enc)
         self.optimizer = torch.optim.SGD(self.model.hidden_parameters(), lr=settings.lr)
         self.weights_vars, self.bias_vars = weight_variables(self.layout)
@@ -263,7 +263,7 @@ class DeepSaDeTrainer:
         except z3.Z3Exception:  # e.g. the qe tactic ran out of time: a failed step, never a success
             return None
         flat_vars = [w for row in self.weights_vars for w in row] + self.bias_vars
-        cegis_asserts = [a for a in self.spec.asserts if self.encoder.kinds[a.index] == "cegis"]
+        cegis_asserts = [a for a in self.spec.asserts if self.encoder.kinds[a.index] in CEGIS_KINDS]
         deadline = time.perf_counter() + self.settings.solver_timeout  # one budget for all CEGIS rounds
         for _ in range(max(1, self.settings.cegis_rounds)):
             remaining = deadline - time.perf_counter()
@@ -307,6 +307,8 @@ class DeepSaDeTrainer:
         weights, biases = _as_float32(weights), _as_float32(biases)
         if self.satisfied(weights, biases, box):
             return
+        if self.can_project and self.project_initial(weights, biases, box):
+            return
         found = self.solve_last_layer(box, [], [], "first-model", None)
         if isinstance(found, str) or found is None:
             raise NoModelExists(
@@ -317,9 +319,21 @@ class DeepSaDeTrainer:
             )
         _set_last_layer(self.model, *found)
 
-    def polyhedron(self, weights: np.ndarray, biases: np.ndarray, box) -> list:
-        """The duals to project onto: every dual assert, and per disjunctive clause the alternative the
-        current weights satisfy (else the one the step breaks least), so the feasible set is one polyhedron."""
+    def project_initial(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
+        """First weights by projection: onto the sign-pattern cube the training labels contradict least
+        (else the closest one), the other duals as in every step; True when they pass the exact check."""
+        cube = None
+        pattern = self.encoder.sign_pattern
+        if pattern is not None:
+            costs = pattern.data_costs(self.data.targets)
+            cube = int(np.argmin(costs)) if costs is not None else None
+        return self.project_step(weights, biases, box, None, (weights, biases), cube)
+
+    def polyhedron(self, weights: np.ndarray, biases: np.ndarray, box, target: tuple[np.ndarray, np.ndarray],
+                   cube: int | None = None) -> list:
+        """The duals to project onto: every dual assert, per disjunctive clause the alternative the current
+        weights satisfy (else the one the step breaks least), and the rows of one sign-pattern cube
+        (``cube``, else ``sign_cube``), so the feasible set is one polyhedron."""
         chosen = list(self.encoder.duals.values())
         margin = self.check_margin
         for form in self.encoder.disjunctive.values():
@@ -332,22 +346,57 @@ class DeepSaDeTrainer:
                     worst = [float(dual_worst_case(alt, weights[None], biases[None], box[0], box[1]).max())
                              for alt in clause]
                     chosen.append(clause[int(np.argmin(worst))])
+        pattern = self.encoder.sign_pattern
+        if pattern is not None:
+            if cube is None:
+                cube = self.sign_cube(weights, biases, box, target)
+            chosen += pattern.rows(cube, self.layout.n_out)
         return chosen
 
-    def project_step(self, target_w: np.ndarray, target_b: np.ndarray, box, stats: EpochStats,
-                     current: tuple[np.ndarray, np.ndarray]) -> bool:
-        """The gradient step projected onto the constraint by an LP; kept only if the exact check passes."""
+    def sign_cube(self, weights: np.ndarray, biases: np.ndarray, box, target: tuple[np.ndarray, np.ndarray],
+                  projections=None) -> int:
+        """The sign-pattern cube to project onto: of the cubes the current weights keep, the one closest (L1)
+        to the target step; when they keep none, the closest of all."""
+        pattern = self.encoder.sign_pattern
+        if projections is None:
+            projections = pattern.side_projections(*target, box[0], box[1], float(self.solve_margin))
+        distance = projections[2]
+        costs = pattern.cube_costs(distance[0], distance[1])
+        status = pattern.status(weights[None], biases[None], box[0], box[1], self.check_margin)
+        kept = pattern.matching_cubes(status)[0]
+        if kept.any():
+            costs = np.where(kept, costs, np.inf)
+        return int(np.argmin(costs))
+
+    def project(self, target_w: np.ndarray, target_b: np.ndarray, box, current: tuple[np.ndarray, np.ndarray],
+                cube: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The closest weights (L1) to the target in the polyhedron; a sign pattern alone needs no LP: each
+        fixed bit's output row is its own knapsack (``SignPattern.side_projections``)."""
+        pattern = self.encoder.sign_pattern
+        if pattern is not None and not self.encoder.duals and not self.encoder.disjunctive \
+                and (box[0] >= 0).all():
+            projections = pattern.side_projections(target_w, target_b, box[0], box[1], float(self.solve_margin))
+            if cube is None:
+                cube = self.sign_cube(*current, box, (target_w, target_b), projections)
+            return pattern.apply_cube(cube, target_w, target_b, projections)
+        return project_last_layer(self.polyhedron(*current, box, (target_w, target_b), cube), self.layout,
+                                  target_w, target_b, box[0], box[1], float(self.solve_margin))
+
+    def project_step(self, target_w: np.ndarray, target_b: np.ndarray, box, stats: EpochStats | None,
+                     current: tuple[np.ndarray, np.ndarray], cube: int | None = None) -> bool:
+        """The gradient step projected onto the constraint (LP or closed form); kept only if the exact check
+        passes."""
         t0 = time.perf_counter()
-        found = project_last_layer(self.polyhedron(*current, box), self.layout, target_w, target_b,
-                                   box[0], box[1], float(self.solve_margin))
+        found = self.project(target_w, target_b, box, current, cube)
         accepted = False
         if found is not None:
             weights, biases = _as_float32(found[0]), _as_float32(found[1])
             if self.satisfied(weights, biases, box):
                 _set_last_layer(self.model, weights, biases)
-                stats.projection_hits += 1
                 accepted = True
-        stats.check_seconds += time.perf_counter() - t0
+        if stats is not None:
+            stats.projection_hits += accepted
+            stats.check_seconds += time.perf_counter() - t0
         return accepted
 
     def gradient_bounds(self, weights: np.ndarray, biases: np.ndarray, grad_w: np.ndarray, grad_b: np.ndarray

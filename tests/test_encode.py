@@ -9,7 +9,6 @@ import pytest
 import z3
 
 from deepsade.encode import (
-    Encoder,
     LatentLayout,
     disjunctive_satisfied,
     dual_constraints,
@@ -21,6 +20,7 @@ from deepsade.encode import (
     weight_variables,
 )
 from deepsade.spec import parse_spec_text
+from deepsade.strategy import Encoder
 
 RULES = [
     "(assert (<= (+ y1 y2) x1))",
@@ -77,12 +77,13 @@ def test_strategies_agree_with_exact_checker(encoding, rule):
     assert any(outcomes) and not all(outcomes)  # both verdicts occur: the comparison means something
 
 
-def test_auto_picks_dual_dual_or_and_cegis(encoding):
+def test_auto_picks_dual_dual_or_sign_pattern_and_cegis(encoding):
     decls = "(declare-const x1 Real)(declare-const y1 Real)(declare-const y2 Real)"
     spec = parse_spec_text(decls + "(assert (or (> y1 x1) (< y2 0)))(assert (<= y1 1))"
-                           "(assert (<= (+ (ite (> y1 0) 1 0) (ite (> y2 0) 1 0)) 1))", encoding)
+                           "(assert (<= (+ (ite (> y1 0) 1 0) (ite (> y2 0) 1 0)) 1))"
+                           "(assert (=> (> x1 0.5) (<= (* y1 y2) 1)))", encoding)
     encoder = Encoder(spec, LatentLayout(3, tuple(spec.mapped_features), 2), "auto")
-    assert encoder.kinds == {0: "dual-or", 1: "dual", 2: "cegis"}
+    assert encoder.kinds == {0: "dual-or", 1: "dual", 2: "sign-pattern", 3: "cegis"}
 
 
 def test_dual_or_accepts_only_what_the_exact_checker_accepts(encoding):
