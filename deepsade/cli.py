@@ -174,8 +174,9 @@ def print_certificate(certificate: dict) -> None:
               help="Soft-clause margins (classification: score margin; regression: x max|label|).")
 @click.option("--line-search-steps", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--projection/--no-projection", default=True, show_default=True,
-              help="When the line search fails, project the gradient step onto the constraint with an LP "
-                   "(linear asserts whose premises bound single inputs) before MaxSMT; always re-checked exactly.")
+              help="When the line search fails, project the gradient step onto the constraint (an LP for "
+                   "linear asserts whose premises bound single inputs, a closed form for sign patterns) before "
+                   "MaxSMT; always re-checked exactly.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="How the constraint is translated to the last layer.")
 @click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True)
