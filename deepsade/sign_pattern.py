@@ -134,16 +134,6 @@ class SignPattern:
             biases[self.outputs[bits]] = rows_b[side_index, bits]
         return weights, biases
 
-    def data_costs(self, targets: np.ndarray) -> np.ndarray | None:
-        """Per cube, how many (row, fixed bit) pairs of the training labels it contradicts; None when the
-        labels are not per-output values (multiclass)."""
-        targets = np.asarray(targets, dtype=np.float64)
-        if targets.ndim != 2 or targets.shape[1] <= self.outputs.max():
-            return None
-        above = targets[:, self.outputs] > self.thresholds
-        n_above = above.sum(axis=0).astype(np.float64)
-        return self.cube_costs(len(targets) - n_above, n_above)
-
     def bit_row(self, bit: int, side: int, source: Assert, n_out: int) -> DualAssert:
         """Bit ``bit`` kept on ``side`` over the box as a one-row dual assert: ``c - y_k < 0`` (ABOVE) or
         ``y_k - c < 0`` (BELOW), with the output margin."""

@@ -31,6 +31,7 @@ from deepsade.losses import data_loss
 from deepsade.maxsmt import model_values, solve_maxsmt
 from deepsade.network import SkipMLP
 from deepsade.projection import project_last_layer
+from deepsade.sign_pattern import ABOVE, BELOW
 from deepsade.spec import Spec
 from deepsade.strategy import CEGIS_KINDS, Encoder
 
@@ -57,6 +58,7 @@ class TrainSettings:
     output_margin: float = 1e-4  # the certificate's slack on every output (network units)
     val_fraction: float = 0.1
     cegis_rounds: int = 25
+    cube_warmup_epochs: int = 2  # sign patterns: epochs of an unconstrained copy that picks the first cube
     seed: int = 0
     threads: int = 1
 
@@ -320,14 +322,42 @@ class DeepSaDeTrainer:
         _set_last_layer(self.model, *found)
 
     def project_initial(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
-        """First weights by projection: onto the sign-pattern cube the training labels contradict least
-        (else the closest one), the other duals as in every step; True when they pass the exact check."""
-        cube = None
-        pattern = self.encoder.sign_pattern
-        if pattern is not None:
-            costs = pattern.data_costs(self.data.targets)
-            cube = int(np.argmin(costs)) if costs is not None else None
+        """First weights by projection: onto the sign-pattern cube that fits the data best (``fitted_cube``),
+        the other duals as in every step; True when they pass the exact check."""
+        cube = self.fitted_cube() if self.encoder.sign_pattern is not None else None
         return self.project_step(weights, biases, box, None, (weights, biases), cube)
+
+    def fitted_cube(self) -> int:
+        """The sign-pattern cube that costs the data least. A copy of the network trains without the
+        constraint for ``cube_warmup_epochs`` epochs (plain SGD, same batch size and learning rate); its
+        training outputs are clamped to each cube (fixed bits moved just past their threshold, the least
+        change that keeps them on their side) and the cube with the lowest data loss wins. The copy is
+        dropped: it only decides which outputs the constraint pins, e.g. which digits UC4 always predicts."""
+        pattern = self.encoder.sign_pattern
+        s = self.settings
+        model = copy.deepcopy(self.model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=s.lr)
+        x = torch.as_tensor(self.data.inputs, dtype=torch.float32)
+        y = torch.as_tensor(np.asarray(self.data.targets))
+        order = torch.Generator().manual_seed(s.seed)  # its own stream: the run's RNG states stay untouched
+        for _ in range(s.cube_warmup_epochs):
+            for batch in torch.randperm(len(x), generator=order).split(s.batch_size):
+                optimizer.zero_grad()
+                data_loss(self.task, model(x[batch]), y[batch]).backward()
+                optimizer.step()
+        with torch.no_grad():
+            outputs = model(x).double()
+        columns = torch.as_tensor(pattern.outputs)
+        fixed = outputs[:, columns]
+        margin = float(self.solve_margin)
+        above = torch.maximum(fixed, torch.as_tensor(pattern.thresholds) + margin)
+        below = torch.minimum(fixed, torch.as_tensor(pattern.thresholds) - margin)
+        losses = []
+        for cube in torch.as_tensor(pattern.cubes):
+            clamped = outputs.clone()
+            clamped[:, columns] = torch.where(cube == ABOVE, above, torch.where(cube == BELOW, below, fixed))
+            losses.append(float(data_loss(self.task, clamped, y)))
+        return int(np.argmin(losses))
 
     def polyhedron(self, weights: np.ndarray, biases: np.ndarray, box, target: tuple[np.ndarray, np.ndarray],
                    cube: int | None = None) -> list:

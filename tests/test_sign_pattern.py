@@ -7,6 +7,7 @@ import itertools
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepsade.certify import certify_model
@@ -169,3 +170,21 @@ def test_training_on_a_sign_pattern_needs_no_solver_and_certifies(module):
     assert sum(e.maxsmt_calls for e in result.history) == 0
     certificate = certify_model(result.model, spec, data.encoding, data.domain, settings.output_margin)
     assert certificate["verdict"] == "certified"
+
+
+def test_first_cube_pins_the_output_the_data_supports():
+    """Rule "y1 or y2 is positive": labels have l1 = 1 on nearly every row, l2 rarely; the warm-up picks
+    the cube pinning l1, never the one pinning l2."""
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.uniform(0, 1, (n, 2))
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "l1": (rng.random(n) < 0.95).astype(int),
+                          "l2": (x[:, 0] > 0.8).astype(int)})
+    data = prepare(frame, targets=["l1", "l2"], task="multilabel")
+    spec = parse_spec_text("(declare-const l1 Real)(declare-const l2 Real)"
+                           "(assert (>= (+ (ite (> l1 0) 1 0) (ite (> l2 0) 1 0)) 1))", data.encoding)
+    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8,), epochs=1, batch_size=10))
+    pattern = trainer.encoder.sign_pattern
+    assert pattern is not None and len(pattern.cubes) == 2
+    cube = pattern.cubes[trainer.fitted_cube()]
+    assert cube[list(pattern.outputs).index(0)] == ABOVE and cube[list(pattern.outputs).index(1)] == FREE
