@@ -188,3 +188,24 @@ def test_first_cube_pins_the_output_the_data_supports():
     assert pattern is not None and len(pattern.cubes) == 2
     cube = pattern.cubes[trainer.fitted_cube()]
     assert cube[list(pattern.outputs).index(0)] == ABOVE and cube[list(pattern.outputs).index(1)] == FREE
+
+
+def test_sign_pattern_beside_a_linear_rule_projects_through_the_lp():
+    """A count rule (sign pattern) and a linear bound on a score (dual) share outputs: one polyhedron."""
+    rng = np.random.default_rng(1)
+    n = 200
+    x = rng.uniform(0, 1, (n, 2))
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "l1": (x[:, 0] > 0.3).astype(int),
+                          "l2": (x[:, 1] > 0.5).astype(int), "l3": (x[:, 0] + x[:, 1] > 1).astype(int)})
+    data = prepare(frame, targets=["l1", "l2", "l3"], task="multilabel")
+    spec = parse_spec_text("(declare-const l1 Real)(declare-const l2 Real)(declare-const l3 Real)"
+                           "(assert (<= (+ (ite (> l1 0) 1 0) (ite (> l2 0) 1 0) (ite (> l3 0) 1 0)) 1))"
+                           "(assert (<= l2 2.0))", data.encoding)
+    settings = TrainSettings(hidden=(8, 6), epochs=2, batch_size=10)
+    trainer = DeepSaDeTrainer(spec, data, settings)
+    assert trainer.encoder.kinds == {0: "sign-pattern", 1: "dual"} and trainer.can_project
+    result = trainer.fit()
+    assert sum(e.projection_hits for e in result.history) > 0
+    assert sum(e.maxsmt_calls for e in result.history) == 0
+    certificate = certify_model(result.model, spec, data.encoding, data.domain, settings.output_margin)
+    assert certificate["verdict"] == "certified"
