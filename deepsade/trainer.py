@@ -309,8 +309,9 @@ class DeepSaDeTrainer:
         weights, biases = _as_float32(weights), _as_float32(biases)
         if self.satisfied(weights, biases, box):
             return
-        # a sign pattern has no solver encoding (CEGIS only, slow): project onto the best-fitting cube instead
-        if self.can_project and self.encoder.sign_pattern is not None and self.project_initial(weights, biases, box):
+        # where the rule is polyhedral, the closest certified weights to the random ones: deterministic, unlike
+        # the solver's first model (which depends on z3's state in the process), and no CEGIS for sign patterns
+        if self.can_project and self.project_initial(weights, biases, box):
             return
         found = self.solve_last_layer(box, [], [], "first-model", None)
         if isinstance(found, str) or found is None:
@@ -323,9 +324,10 @@ class DeepSaDeTrainer:
         _set_last_layer(self.model, *found)
 
     def project_initial(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
-        """First weights by projection: onto the sign-pattern cube that fits the data best (``fitted_cube``),
-        the other duals as in every step; True when they pass the exact check."""
-        return self.project_step(weights, biases, box, None, (weights, biases), self.fitted_cube())
+        """First weights by projection of the random ones: a sign pattern onto the cube that fits the data
+        best (``fitted_cube``), the other duals as in every step; True when they pass the exact check."""
+        cube = self.fitted_cube() if self.encoder.sign_pattern is not None else None
+        return self.project_step(weights, biases, box, None, (weights, biases), cube)
 
     def fitted_cube(self) -> int:
         """The sign-pattern cube that costs the data least. A copy of the network trains without the

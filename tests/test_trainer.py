@@ -128,3 +128,40 @@ def test_train_predict_certify_and_altered_weight(tmp_path):
     assert "altered" in checked.stderr
     warned = run_cli("predict", str(out), str(csv))
     assert "do NOT match its certificate" in warned.stderr
+
+
+def test_polyhedral_rules_start_without_the_solver(monkeypatch):
+    """The first weights are a projection of the random ones, never z3's first model (which depends on what
+    z3 did before in the process), so the same run gives the same network whatever ran before it."""
+    import hashlib
+
+    import z3
+
+    from deepsade.spec import parse_spec
+    from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+    from usecases import uc3_music
+
+    def no_solver(*args, **kwargs):
+        raise AssertionError("the solver was called")
+
+    monkeypatch.setattr(DeepSaDeTrainer, "solve_last_layer", no_solver)
+    data = prepare(uc3_music.generate(300, 0), list(uc3_music.TARGETS), task=uc3_music.TASK)
+    spec = parse_spec(uc3_music.CONSTRAINT, data.encoding)
+
+    def fingerprint() -> str:
+        trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(20, 10), epochs=2, batch_size=5))
+        assert not trainer.satisfied(*_last_layer_of(trainer), trainer.box())  # the random weights break the rule
+        result = trainer.fit()
+        return hashlib.sha256(result.model.last.weight.detach().numpy().tobytes()).hexdigest()
+
+    first = fingerprint()
+    for i in range(200):
+        solver = z3.Solver()
+        x = z3.Real(f"q{i}")
+        solver.add(x * x > i, x < 3)
+        solver.check()
+    assert fingerprint() == first
+
+
+def _last_layer_of(trainer) -> tuple[np.ndarray, np.ndarray]:
+    return (trainer.model.last.weight.detach().double().numpy(), trainer.model.last.bias.detach().double().numpy())
