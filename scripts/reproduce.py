@@ -2,7 +2,7 @@
 
     python scripts/reproduce.py --all --folds 1                 # every use case, every method, one fold
     python scripts/reproduce.py --usecases UC2,UC5 --folds 5 --jobs 2
-    python scripts/reproduce.py --all --quick --out /tmp/quick   # tiny generated sizes, a minute or two
+    python scripts/reproduce.py --all --quick --out /tmp/quick   # tiny generated sizes, one fold, about a minute
 
 Writes ``OUT/<UC>/`` (runs.csv, report.md, plots, folds/*.json, models/) per use case and ``OUT/README.md``,
 one table over all use cases. Real data is read from ``--data`` (default ``$DEEPSADE_DATA`` or
@@ -29,8 +29,8 @@ from deepsade.errors import UserInputError  # noqa: E402
 from deepsade.experiment import METHODS, ExperimentConfig, parse_methods, run_experiment  # noqa: E402
 from deepsade.report import write_summary  # noqa: E402
 
-# --quick: tiny generated data and few epochs, to try the whole pipeline in a minute or two.
-QUICK = {"rows": 120, "epochs": 2, "baseline_epochs": 3, "adi_sample": 10}
+# --quick: tiny generated data, few epochs, one fold and short AdI searches: the whole pipeline in about a minute.
+QUICK = {"rows": 120, "epochs": 2, "baseline_epochs": 3, "adi_sample": 10, "folds": 1, "adi_timeout": 2.0}
 QUICK_ROWS = {"UC4": 60, "UC5": 150}
 
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", default=None, help="DeepSaDe epochs: N or UC=N,... (default: the paper's)")
     parser.add_argument("--baseline-epochs", default=None, help="baseline epochs: N or UC=N,...")
     parser.add_argument("--adi-sample", default="100", help="test rows per fold for AdI: N or UC=N,... (default 100)")
-    parser.add_argument("--adi-timeout", type=float, default=10.0, help="seconds per AdI search")
+    parser.add_argument("--adi-timeout", type=float, default=None,
+                        help="seconds per AdI search (default 10; --quick: 2)")
     parser.add_argument("--solver-timeout", default=None,
                         help="DeepSaDe's seconds per solver call: S or UC=S,... (default: the trainer's, 10 s)")
     parser.add_argument("--seed", type=int, default=0)
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
             epochs.setdefault(name, QUICK["epochs"])
             baseline_epochs.setdefault(name, QUICK["baseline_epochs"])
             adi_sample[name] = min(adi_sample.get(name, QUICK["adi_sample"]), QUICK["adi_sample"])
+            folds.setdefault(name, QUICK["folds"])
+    adi_timeout = args.adi_timeout if args.adi_timeout is not None else (QUICK["adi_timeout"] if args.quick else 10.0)
     started = time.perf_counter()
     try:
         for name in names:
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                 usecase=name, out=str(Path(args.out) / name), folds=folds.get(name), methods=parse_methods(args.methods),
                 data_dir=data_dir, rows=rows.get(name), epochs=epochs.get(name),
                 baseline_epochs=baseline_epochs.get(name), adi_sample=adi_sample.get(name, 100),
-                adi_timeout=args.adi_timeout, solver_timeout=solver_timeout.get(name), seed=args.seed,
+                adi_timeout=adi_timeout, solver_timeout=solver_timeout.get(name), seed=args.seed,
                 jobs=args.jobs, quiet=args.quiet)
             t0 = time.perf_counter()
             run_experiment(config, log=lambda line: print(line, flush=True))
