@@ -303,7 +303,8 @@ class DeepSaDeTrainer:
         return None
 
     def initialise(self) -> None:
-        """Keep He-initialised weights if they already satisfy the constraint, else solve for some that do."""
+        """Keep He-initialised weights if they already satisfy the constraint, else project them onto it (polyhedral
+        rules, sign patterns), else solve for some that do."""
         box = self.box()
         weights, biases = _last_layer(self.model)
         weights, biases = _as_float32(weights), _as_float32(biases)
