@@ -76,8 +76,8 @@ def correct_rows(model: Path, csv: Path, target: str, tmp: Path, positive: str |
     data = pd.read_csv(csv)
     if positive is None:
         tol = 0.1 * float(data[target].max() - data[target].min())
-        return int((np.abs(pred[target].to_numpy() - data[target].to_numpy()) <= tol).sum())
-    return int((pred[target].astype(str).to_numpy() == data[target].astype(str).to_numpy()).sum())
+        return int((np.abs(pred[f"predicted_{target}"].to_numpy() - data[target].to_numpy()) <= tol).sum())
+    return int((pred[f"predicted_{target}"].astype(str).to_numpy() == data[target].astype(str).to_numpy()).sum())
 
 
 def main() -> None:
