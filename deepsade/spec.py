@@ -9,7 +9,7 @@ in scaled units holds in raw units and vice versa. Variables of the scaled formu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +19,8 @@ import z3
 
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
+from deepsade.numbers import z3_rational
+from deepsade.semantics import evaluate
 from deepsade.smtlib import ConstraintSource, read_constraint_file, read_constraint_text
 
 
@@ -32,8 +34,8 @@ def output_var(k: int) -> z3.ArithRef:
     return z3.Real(f"y!{k}")
 
 
-def rational(value: Fraction) -> z3.RatNumRef:
-    return z3.RealVal(f"{value.numerator}/{value.denominator}")
+# The one conversion lives in deepsade.numbers; this name stays for the modules that import it from here.
+rational = z3_rational
 
 
 def distinct_subterms(expr: z3.ExprRef) -> Iterator[z3.ExprRef]:
@@ -136,10 +138,6 @@ class Spec:
     def mapped_features(self) -> list[int]:
         """Input indices the constraint mentions: they get identity skip connections to the last layer."""
         return sorted({j for a in self.asserts for j in a.inputs})
-
-    @property
-    def all_linear(self) -> bool:
-        return all(a.linear for a in self.asserts)
 
     def evaluate_raw(self, raw_inputs: np.ndarray, raw_outputs: np.ndarray) -> np.ndarray:
         """Truth of each assert per row, shape (n, n_asserts), on raw-unit inputs and outputs."""
@@ -312,55 +310,3 @@ def split_implication(expr: z3.BoolRef, output_names: set[str]) -> tuple[z3.Bool
         expr = expr.arg(1)
     premise = z3.And(*premises) if len(premises) > 1 else (premises[0] if premises else z3.BoolVal(True))
     return premise, expr
-
-
-# ---- vectorised evaluation of formulas on numpy arrays -------------------------------------------
-
-def _fold(op: Callable, values: list) -> np.ndarray:
-    result = values[0]
-    for value in values[1:]:
-        result = op(result, value)
-    return result
-
-
-def evaluate(expr: z3.ExprRef, env: dict[str, np.ndarray]) -> np.ndarray:
-    """Evaluate a formula or term on arrays (one entry per row); names are looked up in ``env``."""
-    if z3.is_true(expr):
-        return np.asarray(True)
-    if z3.is_false(expr):
-        return np.asarray(False)
-    if z3.is_rational_value(expr):
-        return np.asarray(expr.numerator_as_long() / expr.denominator_as_long())
-    if z3.is_int_value(expr):
-        return np.asarray(float(expr.as_long()))
-    if z3.is_algebraic_value(expr):
-        return np.asarray(float(expr.approx(20).as_fraction()))
-    if z3.is_const(expr) and expr.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-        return np.asarray(env[expr.decl().name()], dtype=np.float64)
-    kind = expr.decl().kind()
-    args = [evaluate(c, env) for c in expr.children()]
-    if kind in _EVALUATORS:
-        return _EVALUATORS[kind](args)
-    raise UserInputError(f"cannot evaluate operator '{expr.decl().name()}' on data")
-
-
-_EVALUATORS: dict[int, Callable[[list], np.ndarray]] = {
-    z3.Z3_OP_ADD: lambda a: _fold(np.add, a),
-    z3.Z3_OP_SUB: lambda a: _fold(np.subtract, a),
-    z3.Z3_OP_MUL: lambda a: _fold(np.multiply, a),
-    z3.Z3_OP_DIV: lambda a: _fold(np.divide, a),
-    z3.Z3_OP_UMINUS: lambda a: -a[0],
-    z3.Z3_OP_TO_REAL: lambda a: a[0],
-    z3.Z3_OP_LE: lambda a: a[0] <= a[1],
-    z3.Z3_OP_LT: lambda a: a[0] < a[1],
-    z3.Z3_OP_GE: lambda a: a[0] >= a[1],
-    z3.Z3_OP_GT: lambda a: a[0] > a[1],
-    z3.Z3_OP_EQ: lambda a: _fold(np.equal, a) if len(a) == 2 else np.all([a[0] == v for v in a[1:]], axis=0),
-    z3.Z3_OP_DISTINCT: lambda a: np.all([a[i] != a[j] for i in range(len(a)) for j in range(i + 1, len(a))], axis=0),
-    z3.Z3_OP_AND: lambda a: _fold(np.logical_and, a),
-    z3.Z3_OP_OR: lambda a: _fold(np.logical_or, a),
-    z3.Z3_OP_NOT: lambda a: np.logical_not(a[0]),
-    z3.Z3_OP_IMPLIES: lambda a: np.logical_or(np.logical_not(a[0]), a[1]),
-    z3.Z3_OP_XOR: lambda a: np.logical_xor(a[0], a[1]),
-    z3.Z3_OP_ITE: lambda a: np.where(a[0], a[1], a[2]),
-}

@@ -9,6 +9,8 @@ Three readings of the same formula:
 
 - *terms*: arithmetic (``+ - * /``, powers, ``abs``, ``ite``) as differentiable torch;
 - *crisp*: Boolean tensors, exact in float64 (used to count violations and for input-only tests);
+  terms and crisp truth are built from the operator table of ``deepsade.semantics``, the one the
+  metrics read on numpy, so both count the same violations;
 - *fuzzy*: truth values in [0, 1] (SBR). Connectives follow a t-norm (product or Lukasiewicz),
   negations are pushed down to the comparisons, and a comparison that mentions an output becomes
   ``min(1, 2 * sigmoid(steepness * margin))`` where ``margin`` is how far the comparison holds
@@ -21,13 +23,14 @@ Three readings of the same formula:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import z3
 
 from deepsade.errors import UserInputError
+from deepsade.semantics import FormulaCompiler, is_supported, torch_namespace, unsupported_operator
 from deepsade.spec import free_constants
 
 Fn = Callable[["Batch"], torch.Tensor]
@@ -48,8 +51,8 @@ def mentions_outputs(expr: z3.ExprRef) -> bool:
     return any(name.startswith("y!") for name in free_constants(expr))
 
 
-def _variable(expr: z3.ExprRef) -> Fn:
-    name = expr.decl().name()
+def _variable(name: str) -> Fn:
+    """Reads ``x!j`` (scaled input j) or ``y!k`` (output k) from a batch."""
     kind, _, index = name.partition("!")
     if kind not in ("x", "y") or not index.isdigit():
         raise UserInputError(f"unknown variable {name!r} in a scaled formula")
@@ -59,68 +62,13 @@ def _variable(expr: z3.ExprRef) -> Fn:
     return lambda b: b.outputs[..., j]
 
 
-def _constant(value: float) -> Fn:
-    tensor = torch.tensor(value, dtype=torch.float64)
-    return lambda b: tensor
-
-
-def _fold(fns: Sequence[Fn], op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Fn:
-    first, rest = fns[0], list(fns[1:])
-
-    def run(b: Batch) -> torch.Tensor:
-        value = first(b)
-        for fn in rest:
-            value = op(value, fn(b))
-        return value
-    return run
-
-
-def _numeral(expr: z3.ExprRef) -> float | None:
-    if z3.is_rational_value(expr):
-        return expr.numerator_as_long() / expr.denominator_as_long()
-    if z3.is_int_value(expr):
-        return float(expr.as_long())
-    if z3.is_algebraic_value(expr):
-        return float(expr.approx(20).as_fraction())
-    return None
-
-
-_ABS = getattr(z3, "Z3_OP_ABS", None)
-
-
 def compile_term(expr: z3.ExprRef, condition: Callable[[z3.BoolRef], Fn],
                  select: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> Fn:
     """An arithmetic term as a torch function; ``ite`` conditions use ``condition``, mixed by ``select``.
 
-    Crisp callers pass ``torch.where``; fuzzy callers a truth-weighted mix of the branches."""
-    number = _numeral(expr)
-    if number is not None:
-        return _constant(number)
-    if z3.is_const(expr) and expr.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-        return _variable(expr)
-    kind = expr.decl().kind()
-    if kind == z3.Z3_OP_ITE:
-        cond = condition(expr.arg(0))
-        then, other = (compile_term(expr.arg(i), condition, select) for i in (1, 2))
-        return lambda b: select(cond(b), then(b), other(b))
-    args = [compile_term(c, condition, select) for c in expr.children()]
-    if kind == z3.Z3_OP_ADD:
-        return _fold(args, torch.add)
-    if kind == z3.Z3_OP_SUB:
-        return _fold(args, torch.sub)
-    if kind == z3.Z3_OP_MUL:
-        return _fold(args, torch.mul)
-    if kind == z3.Z3_OP_DIV:
-        return _fold(args, torch.div)
-    if kind == z3.Z3_OP_UMINUS:
-        return lambda b: -args[0](b)
-    if kind == z3.Z3_OP_TO_REAL:
-        return args[0]
-    if kind == z3.Z3_OP_POWER:
-        return lambda b: torch.pow(args[0](b), args[1](b))
-    if _ABS is not None and kind == _ABS:
-        return lambda b: torch.abs(args[0](b))
-    raise UserInputError(f"operator '{expr.decl().name()}' is not supported in a training loss")
+    Crisp callers pass ``compile_crisp`` and ``torch.where``; fuzzy callers a truth-weighted mix of the
+    branches. Every operator means what ``deepsade.semantics`` says (as in the metrics on numpy)."""
+    return FormulaCompiler(torch_namespace(), _variable, condition=condition, select=select).compile(expr)
 
 
 def _comparison_sides(expr: z3.BoolRef) -> tuple[z3.ExprRef, z3.ExprRef] | None:
@@ -135,35 +83,10 @@ def _comparison_sides(expr: z3.BoolRef) -> tuple[z3.ExprRef, z3.ExprRef] | None:
 
 # ---- crisp truth ---------------------------------------------------------------------------------
 
-def compile_crisp(expr: z3.BoolRef) -> Fn:
-    """Exact Boolean truth (a bool tensor); evaluate on float64 outputs for an exact count."""
-    if z3.is_true(expr):
-        return lambda b: torch.tensor(True)
-    if z3.is_false(expr):
-        return lambda b: torch.tensor(False)
-    kind = expr.decl().kind()
-    sides = _comparison_sides(expr)
-    if sides is not None:
-        a, c = (compile_term(s, compile_crisp, torch.where) for s in sides)
-        op = {z3.Z3_OP_LE: torch.le, z3.Z3_OP_LT: torch.lt, z3.Z3_OP_GE: torch.ge, z3.Z3_OP_GT: torch.gt,
-              z3.Z3_OP_EQ: torch.eq, z3.Z3_OP_DISTINCT: torch.ne}[kind]
-        return lambda b: op(a(b), c(b))
-    args = [compile_crisp(c) for c in expr.children()]
-    if kind == z3.Z3_OP_AND:
-        return _fold(args, torch.logical_and)
-    if kind == z3.Z3_OP_OR:
-        return _fold(args, torch.logical_or)
-    if kind == z3.Z3_OP_NOT:
-        return lambda b: torch.logical_not(args[0](b))
-    if kind == z3.Z3_OP_IMPLIES:
-        return lambda b: torch.logical_or(torch.logical_not(args[0](b)), args[1](b))
-    if kind == z3.Z3_OP_XOR or (kind == z3.Z3_OP_DISTINCT and len(args) == 2):
-        return lambda b: torch.logical_xor(args[0](b), args[1](b))
-    if kind == z3.Z3_OP_EQ and len(args) == 2:
-        return lambda b: torch.eq(args[0](b), args[1](b))
-    if kind == z3.Z3_OP_ITE:
-        return lambda b: torch.where(args[0](b), args[1](b), args[2](b))
-    raise UserInputError(f"operator '{expr.decl().name()}' is not supported in a training loss")
+def compile_crisp(expr: z3.ExprRef) -> Fn:
+    """Exact Boolean truth of a formula (a bool tensor), or the value of a term; evaluate on float64 outputs
+    for an exact count. The same meaning as ``spec.evaluate`` on numpy (``deepsade.semantics``)."""
+    return FormulaCompiler(torch_namespace(), _variable).compile(expr)
 
 
 # ---- fuzzy truth ---------------------------------------------------------------------------------
@@ -268,4 +191,7 @@ def compile_fuzzy(expr: z3.BoolRef, tnorm: TNorm, steepness: float = DEFAULT_STE
             return tnorm.disjunction([tnorm.conjunction([left, right]),
                                       tnorm.conjunction([1.0 - left, 1.0 - right])])
         return iff
-    raise UserInputError(f"operator '{expr.decl().name()}' is not supported in a training loss")
+    if not is_supported(kind):
+        raise unsupported_operator(expr)
+    raise UserInputError(f"operator '{expr.decl().name()}' with {len(children)} arguments has no fuzzy reading "
+                         "(sbr) where it mentions an output: write it with and/or/not and comparisons")

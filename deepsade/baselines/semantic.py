@@ -35,6 +35,7 @@ from deepsade.baselines.constraint import ConstraintLoss, Facts, base_facts
 from deepsade.baselines.formula import mentions_outputs
 from deepsade.data import TabularData
 from deepsade.errors import UserInputError
+from deepsade.numbers import z3_numeral_or_none
 from deepsade.spec import Spec, evaluate, free_constants, is_linear, output_var
 
 MAX_ENUMERATED_EVENTS = 16
@@ -121,7 +122,7 @@ class SemanticLoss(ConstraintLoss):
     def _check_sign_test(self, difference: z3.ArithRef, where: str) -> None:
         outputs = sorted(free_constants(difference))
         at_zero = z3.simplify(z3.substitute(difference, *[(z3.Real(n), z3.RealVal(0)) for n in outputs]))
-        homogeneous = is_linear(difference) and z3.is_rational_value(at_zero) and at_zero.as_fraction() == 0
+        homogeneous = is_linear(difference) and z3_numeral_or_none(at_zero) == 0
         if self.task == "multiclass":
             if not homogeneous:
                 raise UserInputError(
