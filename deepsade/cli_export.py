@@ -16,8 +16,8 @@ from deepsade.cli_common import UsageError, user_errors, warn_if_altered
                    "coefficient 1); default: the verifier's strict margin (1e-6). Positive widens (unsat is a "
                    "proof, witnesses need a re-check); negative narrows (witnesses are sure, unsat is no proof).")
 @click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
-              help="Tensor type of model.onnx (the weights are float32 either way; float64 keeps the input and "
-                   "output scaling closer to exact).")
+              help="Tensor type of model.onnx (the network's weights are float32 either way; float64 keeps the "
+                   "input scaling, and the target scaling folded into the last layer, closer to exact).")
 @user_errors
 def export(model_dir, out_dir, tolerance, precision) -> None:
     """Export MODEL_DIR as model.onnx (raw inputs -> raw outputs) and one VNN-LIB file per linear assert

@@ -446,24 +446,20 @@ class Recheck:
 
 
 def recheck_counterexample(artifact: ModelArtifact, raw_inputs: np.ndarray) -> Recheck:
-    """Evaluate a witness (raw encoded inputs, e.g. Marabou's ``X_i`` values) with the model's own predict
-    path and the spec's evaluator; points a solver placed just outside the box are clipped into it."""
-    import pandas as pd
-
-    from deepsade.estimator import predictions_frame
+    """Evaluate a witness (raw encoded inputs, e.g. Marabou's ``X_i`` values) the way ``predict`` does once a
+    row is encoded (scale in float64, run the stored network in float32, outputs to raw units), then the
+    spec's evaluator on raw units. One-hot inputs are taken as given (the box, and the guarantee, cover
+    values between 0 and 1 too). Points a solver placed just outside the box are clipped into it."""
+    import torch
 
     enc = artifact.encoding
     point = np.asarray(raw_inputs, dtype=np.float64).reshape(-1)
     if point.shape[0] != len(enc.input_names):
         raise UserInputError(f"a witness needs {len(enc.input_names)} inputs, got {point.shape[0]}")
     inside = np.clip(point, artifact.domain.lower, artifact.domain.upper)
-    if enc.categorical_levels:
-        raise UserInputError("re-checking witnesses of models with categorical inputs is not supported: "
-                             "their one-hot inputs do not map back to one category")
-    frame = pd.DataFrame(inside[None, :], columns=enc.input_names)
-    predicted = predictions_frame(artifact, frame)
-    prefix = "predicted_" if enc.task == "regression" else "score_"
-    outputs = predicted[[f"{prefix}{name}" for name in enc.output_names]].to_numpy(dtype=np.float64)
+    with torch.no_grad():  # the same steps as estimator.predictions_frame after encode_inputs
+        network = artifact.model(torch.as_tensor(enc.scale_inputs(inside[None, :]), dtype=torch.float32))
+    outputs = enc.outputs_to_raw(network.double().numpy())
     spec = parse_spec_text(artifact.constraint_text, enc)
     truth = spec.evaluate_raw(inside[None, :], outputs)[0]
-    return Recheck(inside, outputs[0], [i + 1 for i in np.flatnonzero(~truth)], bool(np.any(inside != point)))
+    return Recheck(inside, outputs[0], [int(i) + 1 for i in np.flatnonzero(~truth)], bool(np.any(inside != point)))

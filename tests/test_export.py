@@ -180,10 +180,15 @@ def test_marabou_reads_a_weighted_rule_and_its_witness_is_confirmed(trained, tmp
     assert check.broken == [1] and check.outputs[0] + check.inputs[1] > 1.1 * check.inputs[0]
 
 
-def test_recheck_rejects_a_point_where_the_rule_holds(trained):
-    artifact = load(trained["regression"])  # certified: no point breaks the rule
-    check = recheck_counterexample(artifact, artifact.domain.upper)
-    assert not check.confirmed and check.broken == []
+@pytest.mark.parametrize("case", ["regression", "loan"])
+def test_recheck_rejects_points_where_the_rule_holds(trained, case):
+    artifact = load(trained[case])  # certified: no point of the box breaks the rule
+    corners = [artifact.domain.lower, artifact.domain.upper, (artifact.domain.lower + artifact.domain.upper) / 2]
+    for corner in corners:
+        check = recheck_counterexample(artifact, corner)
+        assert not check.confirmed and check.broken == [] and not check.clipped
+    outside = recheck_counterexample(artifact, artifact.domain.upper + 1.0)
+    assert outside.clipped and np.array_equal(outside.inputs, artifact.domain.upper)
 
 
 def test_export_json_documents_names_order_units_domain_and_tolerance(trained, tmp_path):
