@@ -345,6 +345,7 @@ main.add_command(verify)
 from deepsade.cli_usecase import usecase  # noqa: E402
 
 main.add_command(usecase)
+from deepsade.cli_export import export; main.add_command(export)  # noqa: E402, E702, I001
 
 
 def run() -> None:
