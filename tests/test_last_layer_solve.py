@@ -156,3 +156,16 @@ def test_multiclass_and_binary_losses_match_the_trainer(encoding):
     assert fit.loss == pytest.approx(float(data_loss("multiclass", outputs, torch.as_tensor(1 - labels))), rel=1e-6)
     assert _exactly_satisfied(spec, layout, fit.weights, fit.biases, low, high, 5e-4)
     assert ((outputs.numpy().argmax(axis=1)) == 1 - labels).mean() > 0.9
+
+
+def test_auto_solver_switches_to_a_sparse_solver_for_large_programs():
+    from deepsade.last_layer_solve import DENSE_LIMIT, choose_solver
+
+    assert choose_solver(DENSE_LIMIT) == "slsqp"
+    large = choose_solver(DENSE_LIMIT + 1)
+    try:
+        import cvxpy  # noqa: F401
+    except ImportError:
+        assert large == "slsqp"
+    else:
+        assert large == "clarabel"
