@@ -191,6 +191,7 @@ def print_certificate(certificate: dict) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--force", is_flag=True, help="Replace --out even when it already holds files (refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--checkpoint-every", default="epoch", show_default=True,
               help="When to write a checkpoint to OUT.checkpoint/: 'epoch' (end of each epoch, and every 5 minutes "
@@ -202,8 +203,11 @@ def print_certificate(certificate: dict) -> None:
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, quiet, checkpoint_every, resume_dir) -> None:
+          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
+    if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
+        raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
+                         "replace it with --force")
     checkpoint_dir = _checkpoint_dir(method, out_dir, checkpoint_every, resume_dir)
     frame = read_csv(data_file)
     estimator = DeepSaDe(constraint, list(targets), features=parse_features(features), task=task, positive=positive,
@@ -269,15 +273,26 @@ def predict(model_dir, data_file, out_file) -> None:
     warn_if_altered(art)
     frame = read_csv(data_file)
     result = predictions_frame(art, frame)
-    outside = int((~result["in_domain"]).sum())
+    present = [c for c in art.encoding.feature_columns if c in frame.columns]
+    missing = frame[present].isna().any(axis=1).to_numpy()
+    if missing.any():
+        click.echo(f"warning: {int(missing.sum())} of {len(result)} rows have missing input values: no prediction "
+                   "for them (empty cells; in_domain = False)", err=True)
+    outside = int((~result["in_domain"].to_numpy() & ~missing).sum())
     if outside:
         click.echo(f"warning: {outside} of {len(result)} rows lie outside the domain box: the guarantee does not "
                    "cover them (column in_domain = False)", err=True)
+    for column, rows in art.encoding.unseen_categories(frame).items():
+        values = sorted({str(v) for v in frame.loc[rows, column]})
+        click.echo(f"warning: {int(rows.sum())} rows hold a category of {column!r} the model never saw "
+                   f"({', '.join(values[:5])}{', ...' if len(values) > 5 else ''}): all its one-hot inputs are 0, "
+                   "unlike any training row (column unseen_category = True)", err=True)
+        result["unseen_category"] = result.get("unseen_category", False) | rows
     if out_file:
         try:
             result.to_csv(out_file, index=False)
         except OSError as exc:
-            raise UsageError(f"cannot write {out_file}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {out_file}: {exc.strerror or exc}") from None
         click.echo(f"{len(result)} predictions written to {out_file}")
     else:
         click.echo(result.to_csv(index=False), nl=False)
