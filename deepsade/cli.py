@@ -157,6 +157,8 @@ def print_certificate(certificate: dict) -> None:
                        f"{entry['skip_inputs_raw']}")
     if certificate.get("reason"):
         click.echo(f"  {certificate['reason']}")
+    if certificate.get("warning"):
+        click.echo(f"warning: {certificate['warning']}", err=True)
     if certificate.get("note"):
         click.echo(f"  {certificate['note']}")
 

@@ -66,3 +66,29 @@ def test_python_api_recheck_refuses_a_forged_margin_and_an_inverted_scaling():
     art = ModelArtifact(model, encoding, default_domain(encoding), text, certificate=dict(certificate, margin=1e-4))
     result = recheck_artifact(art)
     assert not result.ok and any("scaling factor" in p for p in result.problems)
+
+
+def test_the_float32_rounding_bound_is_small_on_the_data_box_and_warned_about_on_a_wide_domain():
+    from deepsade.certify import float32_error_bound
+    from deepsade.data import Domain
+
+    encoding = _unit_encoding()
+    model = _constant_one_network()
+    spec = parse_spec_text("(declare-const y Real)\n(assert (<= y 1.5))\n", encoding)
+    narrow = float32_error_bound(model, encoding, default_domain(encoding))
+    assert 0 < narrow < 1e-6
+    # the bound really bounds: float32 forward passes against exact rationals on a dense grid
+    from fractions import Fraction
+
+    from deepsade.certify import exact_outputs
+    grid = np.linspace(0.0, 1.0, 101)
+    with torch.no_grad():
+        fast = model(torch.as_tensor(grid[:, None], dtype=torch.float32)).double().numpy()[:, 0]
+    exact = np.array([float(exact_outputs(model, [Fraction(float(np.float32(v)))])[0]) for v in grid])
+    assert np.abs(fast - exact).max() <= narrow
+    wide = Domain(np.array([0.0]), np.array([1e6]), "wide")
+    assert float32_error_bound(model, encoding, wide) > 1e-4
+    certificate = certify_model(model, parse_spec_text("(declare-const y Real)\n(assert (<= y 3e6))\n".replace(
+        "3e6", "3000000.0"), encoding), encoding, wide, 1e-4)
+    assert "more than the margin" in certificate["warning"]
+    assert "warning" not in certify_model(model, spec, encoding, default_domain(encoding), 1e-4)
