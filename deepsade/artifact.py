@@ -143,8 +143,19 @@ def load(directory: str | Path) -> ModelArtifact:
         meta = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserInputError(f"{directory / MODEL_FILE} is corrupted: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise UserInputError(f"{directory}: unknown model format {meta.get('format')!r} (expected {FORMAT})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise UserInputError(f"{directory}: unknown model format {found!r} (expected {FORMAT})")
+    try:
+        return _from_metadata(directory, meta)
+    except UserInputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        # a hand-edited model.json: name the field instead of showing a traceback
+        raise UserInputError(f"{directory / MODEL_FILE} is damaged: {type(exc).__name__} {exc}") from None
+
+
+def _from_metadata(directory: Path, meta: dict[str, Any]) -> ModelArtifact:
     model = SkipMLP.from_architecture(meta["architecture"])
     try:
         tensors = load_file(str(directory / WEIGHTS_FILE))
@@ -165,6 +176,10 @@ def load(directory: str | Path) -> ModelArtifact:
             certificate = json.loads((directory / CERTIFICATE_FILE).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             certificate = {"verdict": "corrupted"}
+        if not isinstance(certificate, dict):
+            certificate = {"verdict": "corrupted"}
+    if not isinstance(meta["constraint"]["text"], str) or not isinstance(meta.get("training", {}), dict):
+        raise TypeError("the constraint text must be a string and the training settings an object")
     known = {"format", "method", "architecture", "encoding", "domain", "constraint", "training", "history",
              "weights_sha256"}
     return ModelArtifact(

@@ -10,7 +10,6 @@ import click
 
 from deepsade.artifact import check_writable
 from deepsade.artifact import load as load_artifact
-from deepsade.certify import certify_artifact
 from deepsade.checkpoint import CheckpointPolicy, TrainingInterrupted
 from deepsade.checkpoint import default_directory as default_checkpoint_dir
 from deepsade.checkpoint import exists as checkpoint_exists
@@ -151,8 +150,15 @@ def print_certificate(certificate: dict) -> None:
                   if "margin" in certificate else ""))
     for entry in certificate.get("asserts", []):
         click.echo(f"  assert {entry['assert']}: {entry['result']}  {entry['text'][:90]}")
-        if entry.get("skip_inputs_raw"):
-            click.echo(f"    counterexample skip inputs (raw): {entry['skip_inputs_raw']}")
+        if entry.get("violating_input_raw"):
+            click.echo(f"    violating input (raw units, evaluated exactly): {entry['violating_input_raw']}")
+        elif entry.get("skip_inputs_raw"):
+            click.echo(f"    bound check failed near skip inputs (raw, latent relaxation, not a violation): "
+                       f"{entry['skip_inputs_raw']}")
+    if certificate.get("reason"):
+        click.echo(f"  {certificate['reason']}")
+    if certificate.get("warning"):
+        click.echo(f"warning: {certificate['warning']}", err=True)
     if certificate.get("note"):
         click.echo(f"  {certificate['note']}")
 
@@ -187,6 +193,7 @@ def print_certificate(certificate: dict) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--force", is_flag=True, help="Replace --out even when it already holds files (refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--checkpoint-every", default="epoch", show_default=True,
               help="When to write a checkpoint to OUT.checkpoint/: 'epoch' (end of each epoch, and every 5 minutes "
@@ -198,8 +205,11 @@ def print_certificate(certificate: dict) -> None:
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, quiet, checkpoint_every, resume_dir) -> None:
+          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
+    if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
+        raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
+                         "replace it with --force")
     checkpoint_dir = _checkpoint_dir(method, out_dir, checkpoint_every, resume_dir)
     frame = read_csv(data_file)
     estimator = DeepSaDe(constraint, list(targets), features=parse_features(features), task=task, positive=positive,
@@ -265,15 +275,26 @@ def predict(model_dir, data_file, out_file) -> None:
     warn_if_altered(art)
     frame = read_csv(data_file)
     result = predictions_frame(art, frame)
-    outside = int((~result["in_domain"]).sum())
+    present = [c for c in art.encoding.feature_columns if c in frame.columns]
+    missing = frame[present].isna().any(axis=1).to_numpy()
+    if missing.any():
+        click.echo(f"warning: {int(missing.sum())} of {len(result)} rows have missing input values: no prediction "
+                   "for them (empty cells; in_domain = False)", err=True)
+    outside = int((~result["in_domain"].to_numpy() & ~missing).sum())
     if outside:
         click.echo(f"warning: {outside} of {len(result)} rows lie outside the domain box: the guarantee does not "
                    "cover them (column in_domain = False)", err=True)
+    for column, rows in art.encoding.unseen_categories(frame).items():
+        values = sorted({str(v) for v in frame.loc[rows, column]})
+        click.echo(f"warning: {int(rows.sum())} rows hold a category of {column!r} the model never saw "
+                   f"({', '.join(values[:5])}{', ...' if len(values) > 5 else ''}): all its one-hot inputs are 0, "
+                   "unlike any training row (column unseen_category = True)", err=True)
+        result["unseen_category"] = result.get("unseen_category", False) | rows
     if out_file:
         try:
             result.to_csv(out_file, index=False)
         except OSError as exc:
-            raise UsageError(f"cannot write {out_file}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {out_file}: {exc.strerror or exc}") from None
         click.echo(f"{len(result)} predictions written to {out_file}")
     else:
         click.echo(result.to_csv(index=False), nl=False)
@@ -281,27 +302,41 @@ def predict(model_dir, data_file, out_file) -> None:
 
 @main.command()
 @click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--constraint", "constraint_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own SMT-LIB rule file (raw units): the model is checked against it instead of the stored "
+                   "rules, and any difference from them is reported.")
+@click.option("--domain", "domain_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own domain box (JSON {column: [lo, hi]} or CSV feature,lower,upper, raw units; unnamed "
+                   "inputs keep the training rows' range): checked on it, differences from the stored box reported.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds per assert for the exact check.")
 @user_errors
-def certify(model_dir, timeout) -> None:
-    """Re-check MODEL_DIR's certificate from scratch; exit 1 on any mismatch, violation or altered weights."""
-    art = load_artifact(model_dir)
-    stored = art.certificate
-    fresh = certify_artifact(art, timeout)
-    print_certificate(fresh)
-    problems = []
-    if stored.get("verdict") in (None, "none"):
-        click.echo(f"note: the model directory holds no certificate (method {art.method}); the check above is "
-                   "the only evidence")
-    elif stored.get("weights_sha256") != fresh["weights_sha256"]:
-        problems.append("the weights differ from the ones the stored certificate covers (altered after training)")
-    if stored.get("verdict") not in (None, "none") and stored.get("verdict") != fresh["verdict"]:
-        problems.append(f"stored verdict {stored.get('verdict')!r} but the re-check says {fresh['verdict']!r}")
-    if stored.get("constraint_sha256") and stored["constraint_sha256"] != fresh["constraint_sha256"]:
-        problems.append("the constraint text differs from the one certified")
-    if fresh["verdict"] != "certified":
-        problems.append(f"the model is not certified: {fresh['verdict']}")
+def certify(model_dir, constraint_file, domain_file, timeout) -> None:
+    """Re-check MODEL_DIR from first principles; exit 1 on any difference, on a failed check or a violation."""
+    from deepsade.artifact import MODEL_FILE, WEIGHTS_FILE
+    from deepsade.certify import recheck_artifact
+    from deepsade.data import read_domain_override
+    from deepsade.smtlib import read_constraint_file
+
+    if not all((Path(model_dir) / name).is_file() for name in (MODEL_FILE, WEIGHTS_FILE)):
+        raise UsageError(f"{model_dir} is not a deepsade model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})")
+    rules = None
+    if constraint_file:
+        read_constraint_file(constraint_file)  # a missing or malformed rule file is a usage error (exit 2)
+        rules = Path(constraint_file).read_text(encoding="utf-8")
+    try:
+        art = load_artifact(model_dir)
+    except UserInputError as exc:  # a damaged model directory is a failed check, not a usage error
+        click.echo(f"FAILED: {exc}", err=True)
+        sys.exit(1)
+    domain = read_domain_override(domain_file, art.encoding) if domain_file else None
+    result = recheck_artifact(art, rules, domain, timeout)
+    print_certificate(result.certificate)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    problems = list(result.problems)
+    if result.certificate.get("verdict") != "certified":
+        problems.append(f"the model is {result.certificate.get('verdict')}")
     for problem in problems:
         click.echo(f"FAILED: {problem}", err=True)
     if problems:

@@ -114,6 +114,19 @@ class Encoding:
                     raise UserInputError(f"input column {column!r} must be numeric in this model") from None
         return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
 
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per categorical column, the rows holding a category the encoding never saw (their one-hot block is
+        all zero, which no training row had); missing values are not counted."""
+        unseen = {}
+        for column, levels in self.categorical_levels.items():
+            if column not in frame.columns:
+                continue
+            present = frame[column].notna().to_numpy()
+            known = frame[column].map(_format_level).isin(levels).to_numpy()
+            if (present & ~known).any():
+                unseen[column] = present & ~known
+        return unseen
+
     def scale_inputs(self, raw: np.ndarray) -> np.ndarray:
         """Raw encoded inputs -> scaled units ([0, 1] on the training rows)."""
         low, high = np.asarray(self.input_min), np.asarray(self.input_max)
@@ -245,8 +258,24 @@ def fit_encoding(
         raise UserInputError(f"input column(s) hold inf values: {bad}")
     encoding.input_min = raw_inputs.min(axis=0).tolist()
     encoding.input_max = raw_inputs.max(axis=0).tolist()
+    _check_range("input column", input_names, encoding.input_min, encoding.input_max)
     _fit_targets(encoding, frame, positive)
     return encoding
+
+
+# Scaled values are (v - min) / (max - min): the range must be a finite float64 with room to spare, or
+# scaling overflows into inf / NaN (a column spanning +-1.7e308 has max - min = inf).
+MAX_RANGE = 1e300
+
+
+def _check_range(kind: str, names: list[str], lows: list[float], highs: list[float]) -> None:
+    for name, low, high in zip(names, lows, highs, strict=True):
+        with np.errstate(over="ignore"):
+            span = np.float64(high) - np.float64(low)
+        if not np.isfinite(span) or span > MAX_RANGE:
+            raise UserInputError(f"{kind} {name!r} spans [{low:.6g}, {high:.6g}]: its range overflows the scaling "
+                                 f"(max - min must stay below {MAX_RANGE:g}); rescale the column, e.g. divide it by "
+                                 "a power of ten")
 
 
 def _fit_targets(encoding: Encoding, frame: pd.DataFrame, positive: str | None) -> None:
@@ -263,6 +292,7 @@ def _fit_targets(encoding: Encoding, frame: pd.DataFrame, positive: str | None) 
         if constant:
             raise UserInputError(f"regression target(s) {constant} are constant: nothing to learn")
         encoding.target_min, encoding.target_max = low.tolist(), high.tolist()
+        _check_range("regression target", targets, encoding.target_min, encoding.target_max)
         encoding.output_names = list(targets)
         return
     if task == "multilabel":
@@ -359,6 +389,14 @@ def read_domain_override(path: str | Path, encoding: Encoding) -> Domain:
             raise UserInputError(f"domain of {name!r} must be finite with lower <= upper, got [{low}, {high}]")
         j = encoding.input_names.index(name)
         domain.lower[j], domain.upper[j] = low, high
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled_low, scaled_high = domain.scaled(encoding)
+    too_wide = [encoding.input_names[j] for j in np.flatnonzero(~(np.isfinite(scaled_low) & np.isfinite(scaled_high)
+                                                                  & (np.abs(scaled_low) < MAX_RANGE)
+                                                                  & (np.abs(scaled_high) < MAX_RANGE)))]
+    if too_wide:
+        raise UserInputError(f"domain file {path}: the box of {too_wide} is too wide to scale (it overflows float64 "
+                             "once divided by the training range); narrow it or rescale the column")
     return domain
 
 

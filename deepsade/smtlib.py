@@ -3,7 +3,9 @@ definitions and asserts, and bounds size and nesting before z3 ever sees the tex
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from deepsade.errors import UserInputError
@@ -17,6 +19,30 @@ MAX_EXPANDED_TERMS = 200_000
 KEPT_COMMANDS = {"declare-const", "declare-fun", "define-fun", "assert"}
 # Harmless in a script meant for a solver; dropped with a note instead of refusing the file.
 IGNORED_COMMANDS = {"set-info", "set-logic", "check-sat", "get-model", "exit", "set-option", "get-info"}
+# Every assert already holds for all inputs of the domain: an explicit quantifier has no meaning the
+# certificate could check, so it is refused on every path (check, train, verify, baselines).
+QUANTIFIERS = {"forall", "exists"}
+# Numbers SMT-LIB does not have: z3 would read 1.5e3 as the decimal 1.5 followed by a symbol e3.
+_NOT_SMTLIB_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+|[+-]?\.\d+|[+-]?\d+\.")
+
+
+def _plain_decimal(token: str) -> str:
+    """The SMT-LIB decimal equal to ``token`` ('1.5e3' -> '1500.0', '5e-2' -> '0.05', '.5' -> '0.5')."""
+    try:
+        value = Decimal(token)
+    except InvalidOperation:
+        return token
+    text = format(value, "f").lstrip("+")
+    return text if "." in text else text + ".0"
+
+
+def _check_number_token(token: str, text: str, offset: int) -> None:
+    if _NOT_SMTLIB_NUMBER.fullmatch(token):
+        raise UserInputError(f"line {_line_of(text, offset)}: {token!r}: SMT-LIB has no scientific notation: write "
+                             f"{_plain_decimal(token)}")
+    if token in QUANTIFIERS:
+        raise UserInputError(f"line {_line_of(text, offset)}: '{token}' is not supported: every assert already holds "
+                             "for all inputs of the domain, so write the rule without a quantifier")
 
 
 @dataclass(frozen=True)
@@ -90,6 +116,7 @@ def scan_commands(text: str) -> list[Command]:
         j = i
         while j < n and not text[j].isspace() and text[j] not in '();|"':
             j += 1
+        _check_number_token(text[i:j], text, i)
         tokens.append(text[i:j])
         i = j
     if depth != 0:
@@ -105,6 +132,7 @@ class ConstraintSource:
     declared: dict[str, str]  # name -> sort
     n_asserts: int
     notes: tuple[str, ...]
+    bound_names: tuple[tuple[str, int], ...] = ()  # (name, line) bound by define-fun (name, parameters) or let
 
 
 def _tree(tokens: tuple[str, ...]) -> list:
@@ -173,6 +201,7 @@ def read_constraint_text(text: str, origin: str = "<constraints>") -> Constraint
     notes: list[str] = []
     n_asserts = 0
     macros: dict[str, tuple[int, int]] = {}
+    bound: list[tuple[str, int]] = []
     for command in commands:
         if command.name in IGNORED_COMMANDS:
             notes.append(f"line {command.line}: ignored ({command.name}): constraint files hold declarations and asserts only")
@@ -201,9 +230,34 @@ def read_constraint_text(text: str, origin: str = "<constraints>") -> Constraint
         elif command.name == "assert":
             n_asserts += 1
         _check_expansion(command, macros, origin)
+        bound.extend((name, command.line) for name in _bound_names(command))
     if n_asserts == 0:
         raise UserInputError(f"{origin}: no (assert ...) found: nothing to enforce")
-    return ConstraintSource("".join(blanked), declared, n_asserts, tuple(notes))
+    shadowing = sorted({(name, line) for name, line in bound if name in declared}, key=lambda p: p[1])
+    if shadowing:
+        name, line = shadowing[0]
+        raise UserInputError(f"{origin} line {line}: '{name}' is declared as a column and bound again by a "
+                             "define-fun or let: the rule would not mean what it reads; rename the binding")
+    return ConstraintSource("".join(blanked), declared, n_asserts, tuple(notes), tuple(bound))
+
+
+def _bound_names(command: Command) -> list[str]:
+    """Names a define-fun (its name and parameters) or a let inside the command binds."""
+    tree = _tree(command.tokens)
+    names: list[str] = []
+    if command.name == "define-fun" and tree and isinstance(tree[0], str):
+        names.append(tree[0])
+        if len(tree) > 1 and isinstance(tree[1], list):
+            names += [p[0] for p in tree[1] if isinstance(p, list) and p and isinstance(p[0], str)]
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, list):
+            continue
+        if len(node) >= 2 and node[0] == "let" and isinstance(node[1], list):
+            names += [b[0] for b in node[1] if isinstance(b, list) and b and isinstance(b[0], str)]
+        stack.extend(node)
+    return names
 
 
 def read_constraint_file(path: str | Path) -> ConstraintSource:

@@ -163,12 +163,14 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
     inputs = {name: j for j, name in enumerate(encoding.input_names)}
     outputs = {name: k for k, name in enumerate(encoding.output_names)}
     _check_declarations(source, encoding, inputs, outputs)
+    _check_shadowing(source, encoding)
     try:
         parsed = z3.parse_smt2_string(source.text)
     except z3.Z3Exception as exc:
         raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
     for index, raw in enumerate(parsed):
         _check_formula_shape(raw, index)
+    parsed = [rewrite_disequalities(raw) for raw in parsed]
 
     substitution = _scaling_substitution(encoding, inputs, outputs)
     asserts = []
@@ -202,6 +204,62 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
 # is a few lines). Deeper or larger formulas would exhaust Python's recursion or take forever to walk.
 MAX_FORMULA_DEPTH = 400
 MAX_FORMULA_NODES = 100_000
+
+
+def _check_shadowing(source: ConstraintSource, encoding: Encoding) -> None:
+    """Refuse a define-fun or let that binds the name of a column, input or output (declared or not)."""
+    columns = set(encoding.input_names) | set(encoding.output_names) | set(encoding.feature_columns) \
+        | set(encoding.target_columns)
+    for name, line in source.bound_names:
+        if name in columns:
+            raise UserInputError(f"line {line}: '{name}' is a column name and is bound again by a define-fun or let: "
+                                 "the rule would not mean what it reads; rename the binding")
+
+
+def rewrite_disequalities(expr: z3.BoolRef) -> z3.BoolRef:
+    """The same formula with ``(not (= a b))`` and ``distinct`` over numbers written as ``a < b or a > b``
+    and ``xor`` / Boolean ``=`` written with and/or/not, so the disjunctive fast paths can take them."""
+    cache: dict[int, z3.ExprRef] = {}
+
+    def unequal(a: z3.ArithRef, b: z3.ArithRef) -> z3.BoolRef:
+        return z3.Or(a < b, a > b)
+
+    def walk(node: z3.ExprRef) -> z3.ExprRef:
+        key = node.get_id()
+        if key in cache:
+            return cache[key]
+        if not z3.is_app(node) or node.num_args() == 0:
+            cache[key] = node
+            return node
+        children = [walk(c) for c in node.children()]
+        kind = node.decl().kind()
+        if kind == z3.Z3_OP_NOT and z3.is_eq(node.arg(0)) and z3.is_arith(node.arg(0).arg(0)):
+            left, right = children[0].children()
+            result = unequal(left, right)
+        elif kind == z3.Z3_OP_DISTINCT and z3.is_arith(node.arg(0)):
+            result = z3.And(*[unequal(children[i], children[j])
+                              for i in range(len(children)) for j in range(i + 1, len(children))])
+        elif kind == z3.Z3_OP_DISTINCT and len(children) == 2:  # Booleans: two distinct truth values
+            result = z3.Or(z3.And(children[0], z3.Not(children[1])), z3.And(z3.Not(children[0]), children[1]))
+        elif kind == z3.Z3_OP_DISTINCT:  # three or more distinct Booleans cannot exist
+            result = z3.BoolVal(False)
+        elif kind == z3.Z3_OP_XOR:
+            a, b = children
+            result = z3.Or(z3.And(a, z3.Not(b)), z3.And(z3.Not(a), b))
+        elif kind == z3.Z3_OP_EQ and z3.is_bool(node.arg(0)):
+            result = z3.And(*[z3.Or(z3.And(children[0], c), z3.And(z3.Not(children[0]), z3.Not(c)))
+                              for c in children[1:]])
+        elif all(new.eq(old) for new, old in zip(children, node.children(), strict=True)):
+            result = node  # unchanged: keep z3's own term (some, like a unary '/', cannot be rebuilt)
+        else:
+            try:
+                result = node.decl()(*children)
+            except z3.Z3Exception:  # a term z3 cannot rebuild: keep it as written (the rewrite is optional)
+                result = node
+        cache[key] = result
+        return result
+
+    return walk(expr)
 
 
 def _z3_error(exc: z3.Z3Exception) -> str:

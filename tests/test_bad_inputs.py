@@ -276,9 +276,11 @@ def test_pickled_weights_are_never_executed(model_dir, tmp_path):
     out, csv = model_dir
     marker = tmp_path / "code-ran"
     (out / artifact.WEIGHTS_FILE).write_bytes(pickle.dumps(_Bomb(str(marker))))
-    for command in (["predict", str(out), str(csv)], ["certify", str(out)], ["evaluate", str(out), str(csv)]):
+    for command in (["predict", str(out), str(csv)], ["evaluate", str(out), str(csv)]):
         result = _invoke(*command)
         _assert_clean_failure(result, "cannot be read")
+    certified = _invoke("certify", str(out))  # a damaged model directory is a failed re-check: exit 1
+    assert certified.exit_code == 1 and "FAILED:" in certified.stderr and "cannot be read" in certified.stderr
     assert not marker.exists()
 
 
@@ -340,11 +342,11 @@ def test_unknown_from_the_solver_is_a_failed_step_and_an_unknown_certificate(tmp
     extra = ["--no-projection"] if "--no-projection" in _invoke("train", "--help").output else []
     result = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, *extra, "--out", str(out))
     assert result.exit_code == 2, result.output
-    assert "certificate: UNKNOWN" in result.output
+    assert "certificate: NOT CERTIFIED" in result.output
     assert "did not confirm" in result.stderr
     history = json.loads((out / artifact.MODEL_FILE).read_text())["history"]
     assert history[0]["restarts"] == history[0]["maxsmt_calls"] == history[0]["iterations"] > 0
-    assert json.loads((out / artifact.CERTIFICATE_FILE).read_text())["verdict"] == "unknown"
+    assert json.loads((out / artifact.CERTIFICATE_FILE).read_text())["verdict"] == "not certified"
 
 
 def test_unknown_when_initialising_is_not_taken_for_a_model(tmp_path, monkeypatch):

@@ -1,0 +1,100 @@
+"""The rule language means what it reads: no scientific notation, no quantifiers, no shadowed columns,
+and disequalities / xor in the disjunctive form the fast paths take (issue 14, findings 3, 5, 7)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import z3
+from click.testing import CliRunner
+
+from deepsade.cli import main
+from deepsade.data import prepare
+from deepsade.errors import UserInputError
+from deepsade.spec import parse_spec_text
+
+DECLARE = "(declare-const x1 Real)\n(declare-const y Real)\n"
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    n = 60
+    x1 = rng.uniform(0, 10, n)
+    # a column named e3: the old lexer read 1.5e3 as the decimal 1.5 followed by this column
+    return pd.DataFrame({"x1": x1, "e3": rng.uniform(0, 1, n), "y": 0.3 * x1 + rng.normal(0, 0.1, n)})
+
+
+@pytest.fixture(scope="module")
+def encoding(frame):
+    return prepare(frame, ["y"]).encoding
+
+
+def _check(tmp_path, frame, rule: str):
+    csv, constraint = tmp_path / "d.csv", tmp_path / "rule.smt2"
+    frame.to_csv(csv, index=False)
+    constraint.write_text(rule)
+    return CliRunner().invoke(main, ["check", str(constraint), str(csv), "--target", "y"])
+
+
+@pytest.mark.parametrize("token, plain", [("1.5e3", "1500.0"), ("5e-2", "0.05"), (".5", "0.5"), ("2E+1", "20.0")])
+def test_scientific_notation_is_refused_with_the_plain_decimal(tmp_path, frame, token, plain):
+    rule = DECLARE + "(declare-const e3 Real)\n" + f"(assert (> y {token}))\n"
+    result = _check(tmp_path, frame, rule)
+    assert result.exit_code == 2, result.output
+    assert f"SMT-LIB has no scientific notation: write {plain}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+@pytest.mark.parametrize("quantifier", ["forall", "exists"])
+def test_quantifiers_are_refused_with_one_line_on_every_path(tmp_path, frame, command, quantifier):
+    csv, constraint = tmp_path / "d.csv", tmp_path / "rule.smt2"
+    frame.to_csv(csv, index=False)
+    constraint.write_text(DECLARE + f"(assert ({quantifier} ((z Real)) (=> (> x1 z) (> y 0.0))))\n")
+    args = ([str(constraint), str(csv)] if command == "check"
+            else [str(csv), "--constraint", str(constraint), "--out", str(tmp_path / "m"), "--quiet"])
+    result = CliRunner().invoke(main, [command, *args, "--target", "y"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert f"'{quantifier}' is not supported" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("binding", ["(define-fun x1 () Real 2.0)\n(assert (> y x1))\n",
+                                     "(assert (let ((x1 2.0)) (> y x1)))\n",
+                                     "(define-fun e3 () Real 2.0)\n(assert (> y e3))\n",
+                                     "(define-fun f ((y Real)) Real y)\n(assert (> y (f 1.0)))\n"])
+def test_a_binding_that_shadows_a_column_is_refused(encoding, binding):
+    with pytest.raises(UserInputError, match="bound again by a define-fun or let"):
+        parse_spec_text(DECLARE + binding, encoding)
+
+
+@pytest.mark.parametrize("conclusion", ["(not (= y 3.0))", "(distinct y 3.0)", "(xor (> y 3.0) (< y 1.0))"])
+def test_disequalities_and_xor_become_disjunctions_of_atoms(encoding, conclusion):
+    spec = parse_spec_text(DECLARE + f"(assert (=> (> x1 5.0) {conclusion}))\n", encoding)
+    form = spec.asserts[0].conclusion
+    assert z3.is_or(form)
+    assert not any(z3.is_app(n) and n.decl().kind() in (z3.Z3_OP_DISTINCT, z3.Z3_OP_XOR)
+                   for n in [form, *form.children()])
+    # same truth as the rule as written, on points either side of and at the excluded value
+    y = np.array([2.0, 3.0, 4.0, 0.5])
+    truth = spec.evaluate_raw(np.array([[6.0, 0.5]] * 4), y[:, None])[:, 0]
+    expected = {"(not (= y 3.0))": y != 3.0, "(distinct y 3.0)": y != 3.0,
+                "(xor (> y 3.0) (< y 1.0))": (y > 3.0) ^ (y < 1.0)}[conclusion]
+    assert (truth == expected).all()
+
+
+def test_a_disequality_rule_trains_and_certifies_quickly(tmp_path, frame):
+    csv, constraint, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "m"
+    frame.to_csv(csv, index=False)
+    constraint.write_text(DECLARE + "(assert (=> (> x1 5.0) (not (= y 3.0))))\n")
+    start = time.perf_counter()
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(constraint), "--target", "y",
+                                       "--features", "x1", "--hidden", "6,4", "--epochs", "1",
+                                       "--batch-size", "20", "--solver-timeout", "5", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "certificate: CERTIFIED" in result.output
+    assert time.perf_counter() - start < 120
