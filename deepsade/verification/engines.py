@@ -3,7 +3,8 @@
 Adding an engine is one module with an ``Engine`` subclass plus one ``register_engine`` line (here for
 a built-in one, anywhere for a plug-in). The CLI's ``--engine`` choices are the names registered when
 the CLI is imported; ``make_plan`` gives each assert to the engine asked for when it can express the
-assert, else to the first registered engine that can.
+assert, else to the first registered engine that can. The plan carries the engine classes, so
+worker processes (``adi --jobs``) get a plug-in engine defined at the top level of an importable module.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from deepsade.errors import UserInputError
 from deepsade.spec import Spec
-from deepsade.verification.engine import ViolationForm
+from deepsade.verification.engine import Engine, ViolationForm
 from deepsade.verification.engines import engine_class, engine_names
 from deepsade.verification.violation import MAX_DISJUNCTS, Disjunct, violation_disjuncts
 
@@ -23,12 +23,14 @@ class Plan:
 
     ``disjuncts[i]``: the violation of assert i as linear disjuncts, or None when it has no such form
     (``reasons[i]`` says why; the bound pre-check skips such an assert). ``assignments`` maps engine
-    names, in the order they are run, to the asserts each checks."""
+    names, in the order they are run, to the asserts each checks; ``engines`` holds their classes
+    (pickled by reference: a worker process imports the module that defines a plug-in engine)."""
 
     disjuncts: dict[int, list[Disjunct] | None]
     assignments: dict[str, list[int]]
     notes: list[str]
     reasons: dict[int, str] = field(default_factory=dict)
+    engines: dict[str, type[Engine]] = field(default_factory=dict)
 
     def on(self, engine: str) -> list[int]:
         """The asserts ``engine`` checks (empty when it checks none)."""
@@ -59,4 +61,4 @@ def make_plan(spec: Spec, engine: str, max_disjuncts: int = MAX_DISJUNCTS) -> Pl
         assignments[taker].append(a.index)
         if refusal is not None:
             notes.append(f"assert {a.index + 1} is checked with {taker} ({chosen.label} cannot express it: {refusal})")
-    return Plan(disjuncts, assignments, notes, reasons)
+    return Plan(disjuncts, assignments, notes, reasons, {name: engine_class(name) for name in order})

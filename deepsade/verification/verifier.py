@@ -231,9 +231,13 @@ class Verifier:
         return remaining
 
     # ---- step 3: the engines ----
+    def _engine_class(self, name: str) -> type[Engine]:
+        """The engine class the plan chose for ``name`` (the registry's when the plan holds none)."""
+        return self.plan.engines[name] if name in self.plan.engines else engine_class(name)
+
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:
-            self._engines[name] = engine_class(name)(self.weights)
+            self._engines[name] = self._engine_class(name)(self.weights)
         return self._engines[name]
 
     def _solve(self, lower: list[Fraction], upper: list[Fraction], indices: list[int]) -> Outcome:
@@ -290,7 +294,7 @@ class Verifier:
         forms = [ViolationForm(self.spec.asserts[i], self.plan.disjuncts[i], self.plan.reasons.get(i, ""))
                  for i in indices]
         for name in self.plan.engine_order():
-            engine = engine_class(name)
+            engine = self._engine_class(name)
             if name != after and engine.exact and all(engine.cannot_express(f) is None for f in forms):
                 return self._engine(name)
         return None
