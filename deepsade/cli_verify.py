@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from deepsade.cli_common import user_errors, warn_if_altered
-from deepsade.verify import ENGINES, Outcome, Verifier, raw_inputs
+from deepsade.verification import ENGINES, Outcome, Verifier, raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
 
@@ -53,9 +53,9 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
 
     For each row and radius eps, searches the inputs within eps of the row (scaled units, inside the
     domain box) for one where the model breaks the constraint. AdI is the fraction of rows with one."""
-    from deepsade.adi import adversity_index, instances_from_frame
     from deepsade.artifact import load
     from deepsade.data import read_csv
+    from deepsade.verification.adi import adversity_index, instances_from_frame
 
     artifact = load(model_dir)
     warn_if_altered(artifact)
@@ -94,7 +94,7 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed) -> None:
 
     Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown."""
     from deepsade.artifact import load
-    from deepsade.verify import verify_domain
+    from deepsade.verification import verify_domain
 
     artifact = load(model_dir)
     warn_if_altered(artifact)

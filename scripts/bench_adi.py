@@ -30,11 +30,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deepsade.adi import adversity_index  # noqa: E402
 from deepsade.artifact import ModelArtifact, load  # noqa: E402
 from deepsade.data import prepare, read_csv  # noqa: E402
 from deepsade.network import SkipMLP  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
+from deepsade.verification.adi import adversity_index  # noqa: E402
 
 UC1_TARGETS = ["All_Food_Expenses", "Going_Out_Expenses", "Shopping_Expenses", "Necessary_Expenses",
                "Miscellaneous_Expenses"]

@@ -16,19 +16,21 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import deepsade.verify as verify_module
-from deepsade.adi import adversity_index
+import deepsade.verification.marabou_engine as marabou_engine
 from deepsade.artifact import ModelArtifact, save
 from deepsade.cli import main
 from deepsade.data import default_domain, fit_encoding, prepare
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text
-from deepsade.verify import (
+from deepsade.verification import (
+    Answer,
     NetworkWeights,
     Verifier,
     VerifierConfig,
+    adversity_index,
     make_plan,
     raw_inputs,
+    verify_domain,
     violation_disjuncts,
 )
 from tests.conftest import run_cli
@@ -151,7 +153,7 @@ def test_too_many_patterns_or_nonlinear_goes_to_z3_with_a_note():
     count = " ".join(f"(ite (> {n} 0) 1 0)" for n in names)
     spec = parse_spec_text(declare + f"(assert (>= (+ {count}) 3))(assert (<= (* l0 l1) a))", encoding)
     plan = make_plan(spec, "marabou")
-    assert plan.marabou == [] and plan.z3 == [0, 1]
+    assert plan.on("marabou") == [] and plan.on("z3") == [0, 1]
     assert len(plan.notes) == 2 and "ite conditions" in plan.notes[0] and "non-linear" in plan.notes[1]
 
 
@@ -196,7 +198,7 @@ def test_trained_violator_has_counterexamples_everywhere():
     assert np.all(distance <= cex["epsilon"].to_numpy() + 1e-9)  # inside the ball
     predicted = data.encoding.outputs_to_raw(torch_outputs(artifact.model, points))[:, 0]
     np.testing.assert_allclose(predicted, cex["pred:y"], rtol=1e-6, atol=1e-6)
-    outcome, _ = verify_module.verify_domain(artifact, presample=0, bound_check=False)
+    outcome, _ = verify_domain(artifact, presample=0, bound_check=False)
     assert outcome.decided_by == "marabou"
     assert_real_counterexample(artifact, v, outcome)
 
@@ -211,9 +213,9 @@ def test_model_safe_by_construction_is_verified_by_both_engines():
         for part in report.summary["epsilons"]:
             assert part["adi"] == 0 and part["verified"] == 20 and part["unknown"] == 0
         assert set(report.table.decided_by) == {engine}
-        outcome, _ = verify_module.verify_domain(artifact, engine=engine, presample=0, bound_check=False)
+        outcome, _ = verify_domain(artifact, engine=engine, presample=0, bound_check=False)
         assert (outcome.status, outcome.decided_by) == ("verified", engine)
-    outcome, _ = verify_module.verify_domain(artifact)  # the bound pre-check alone proves it
+    outcome, _ = verify_domain(artifact)  # the bound pre-check alone proves it
     assert (outcome.status, outcome.decided_by) == ("verified", "bounds")
 
 
@@ -302,7 +304,7 @@ def test_binary_classifier_with_an_implication_premise():
     assert report.summary["epsilons"][0]["adi"] == 0
     assert report.summary["epsilons"][0]["verified"] == len(data.inputs)
     for engine in ("marabou", "z3"):
-        outcome, _ = verify_module.verify_domain(safe, engine=engine, presample=0, bound_check=False)
+        outcome, _ = verify_domain(safe, engine=engine, presample=0, bound_check=False)
         assert outcome.status == "verified"
 
 
@@ -314,7 +316,7 @@ def test_multilabel_count_constraint_both_engines():
     domain = default_domain(encoding)
     artifact = ModelArtifact(model, encoding, domain, COUNT_CONSTRAINT, method="test")
     plan = make_plan(spec, "marabou")
-    assert plan.marabou == [0, 1] and not plan.notes  # Marabou takes both, as sign-pattern disjunctions
+    assert plan.on("marabou") == [0, 1] and not plan.notes  # Marabou takes both, as sign-pattern disjunctions
     centers = np.random.default_rng(0).random((12, 2))
     verdicts = agreement(artifact, centers, 0.05)
     assert "counterexample" in verdicts
@@ -331,10 +333,10 @@ def test_timeouts_are_unknown_not_safe(monkeypatch):
     torch.manual_seed(0)
     big = SkipMLP(2, [40, 40], 1, [0])
     hard = ModelArtifact(big, data.encoding, data.domain, Y_LEQ_X1.replace("x1)", "(+ x1 100))"), method="test")
-    outcome, _ = verify_module.verify_domain(hard, engine="z3", timeout=0.001, presample=0, bound_check=False)
+    outcome, _ = verify_domain(hard, engine="z3", timeout=0.001, presample=0, bound_check=False)
     assert outcome.status == "unknown" and "timeout" in outcome.note
     # Marabou reporting a timeout
-    monkeypatch.setattr(verify_module, "_marabou_solve", lambda *a, **k: ("unknown: marabou timeout", None))
+    monkeypatch.setattr(marabou_engine, "solve_disjuncts", lambda *a, **k: Answer.unknown("marabou timeout"))
     report = adversity_index(artifact, data.inputs[:5], [0.1], presample=0, bound_check=False, progress=False)
     part = report.summary["epsilons"][0]
     assert (part["unknown"], part["verified"], part["counterexample"]) == (5, 0, 0)
@@ -346,8 +348,8 @@ def test_spurious_marabou_answer_is_rechecked_exactly(monkeypatch):
     frame = regression_frame()
     artifact = safe_by_construction(frame)
     # Marabou claims a counterexample at a point where the model is fine: z3 must overrule it
-    monkeypatch.setattr(verify_module, "_marabou_solve", lambda weights, lower, upper, *a, **k: ("sat", list(lower)))
-    outcome, _ = verify_module.verify_domain(artifact, presample=0, bound_check=False)
+    monkeypatch.setattr(marabou_engine, "solve_disjuncts", lambda weights, lower, upper, *a, **k: Answer.violation(lower))
+    outcome, _ = verify_domain(artifact, presample=0, bound_check=False)
     assert outcome.status == "verified" and outcome.decided_by == "marabou+z3"
     assert "did not hold in exact arithmetic" in outcome.note
 
@@ -419,13 +421,13 @@ def test_boundary_witness_is_retried_with_a_margin(monkeypatch):
     base = safe_by_construction(frame)
     text = Y_LEQ_X1.replace("(<= y x1)", "(<= y (* 0.4 x1))")  # y = 0.5 x1 - 0.1 breaks it for x1 > 1
     artifact = ModelArtifact(base.model, base.encoding, base.domain, text, method="test")
-    real, calls = verify_module._marabou_solve, []
+    real, calls = marabou_engine.solve_disjuncts, []
 
     def first_answer_off(weights, lower, upper, disjuncts, timeout, strict=False):
         calls.append(strict)
-        return real(weights, lower, upper, disjuncts, timeout, strict=True) if strict else ("sat", [0.0, 0.0])
+        return real(weights, lower, upper, disjuncts, timeout, strict=True) if strict else Answer.violation([0.0, 0.0])
 
-    monkeypatch.setattr(verify_module, "_marabou_solve", first_answer_off)
+    monkeypatch.setattr(marabou_engine, "solve_disjuncts", first_answer_off)
     v = verifier(artifact, presample=0, bound_check=False)
     outcome = v.check_domain()
     assert calls == [False, True] and outcome.decided_by == "marabou"
@@ -452,5 +454,5 @@ def test_certified_deepsade_model_has_no_counterexample(case):
                                  progress=False)
         part = report.summary["epsilons"][0]
         assert (part["adi"], part["verified"]) == (0.0, 20)
-        outcome, _ = verify_module.verify_domain(artifact, engine=engine, presample=0, bound_check=False)
+        outcome, _ = verify_domain(artifact, engine=engine, presample=0, bound_check=False)
         assert outcome.status == "verified"

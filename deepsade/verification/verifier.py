@@ -1,0 +1,351 @@
+"""Searching for counterexamples: does the network break an assert somewhere in a box of inputs?
+
+The question, for a box ``R`` of scaled inputs (an L-inf ball around an instance intersected with the
+domain box D, or D itself): is there ``x in R`` with ``P(x) and not Q(x, f(x))`` for some assert, where
+``f`` is the stored network evaluated exactly (float32 weights read as rationals, no approximation)?
+
+Per box, in this order:
+
+1. ``presample`` random points of the box are tried (a break there is a counterexample like any other,
+   confirmed the same way);
+2. sound linear bounds (``relaxation``) are computed for every atom of every violation disjunct: an
+   assert whose every disjunct contains an atom the bounds rule out cannot break in the box
+   (``decided_by="bounds"``);
+3. the engines of the plan (``planner``) run on the asserts left, each on the asserts assigned to it.
+
+Nothing is claimed without proof: every counterexample is re-evaluated on the network in exact
+rational arithmetic and must break an assert there (``Outcome.broken``); a witness from an inexact
+engine (Marabou, double precision) that does not is re-checked by an exact one (z3). A timeout is
+``unknown``, never ``verified``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import z3
+
+from deepsade.data import Encoding
+from deepsade.errors import UserInputError
+from deepsade.numbers import z3_rational
+from deepsade.spec import Spec, input_var, output_var, parse_spec_text
+from deepsade.verification.engine import Engine, Query, ViolationForm
+from deepsade.verification.engines import engine_class
+from deepsade.verification.network import NetworkWeights
+from deepsade.verification.outcome import Answer, Outcome, Status, Verdict, join_notes
+from deepsade.verification.planner import Plan, make_plan
+from deepsade.verification.violation import Atom
+
+if TYPE_CHECKING:  # torch stays out of worker processes that only verify
+    from deepsade.artifact import ModelArtifact
+
+Box = tuple[list[Fraction], list[Fraction]]
+
+
+@dataclass
+class VerifierConfig:
+    """Everything a worker process needs to build a Verifier (plain data: picklable)."""
+
+    weights: NetworkWeights
+    constraint_text: str
+    encoding: dict[str, Any]
+    domain_lower: list[Fraction]
+    domain_upper: list[Fraction]
+    engine: str = "marabou"
+    timeout: float = 10.0
+    presample: int = 64
+    bound_check: bool = True
+    seed: int = 0
+    plan: Plan | None = None
+
+    @classmethod
+    def from_artifact(cls, artifact: ModelArtifact, **options: Any) -> VerifierConfig:
+        """Config for a model directory's network, constraint and domain box (scaled units)."""
+        lower, upper = artifact.domain.scaled_exact(artifact.encoding)
+        return cls(NetworkWeights.from_model(artifact.model), artifact.constraint_text, artifact.encoding.to_dict(),
+                   lower, upper, **options)
+
+    def build_spec(self) -> Spec:
+        """The constraint parsed against the stored encoding."""
+        return parse_spec_text(self.constraint_text, Encoding.from_dict(self.encoding))
+
+    def build(self) -> Verifier:
+        """The Verifier this config describes (parses the constraint; cheap)."""
+        return Verifier(self.weights, self.build_spec(), self.domain_lower, self.domain_upper, engine=self.engine,
+                        timeout=self.timeout, presample=self.presample, bound_check=self.bound_check,
+                        seed=self.seed, plan=self.plan)
+
+
+class Verifier:
+    """Counterexample search for one network and spec: over a box, an eps-ball or the whole domain.
+
+    Per box, in this order: ``presample`` random points (a break there is a counterexample, confirmed
+    exactly); sound linear bounds on every atom of each assert's violation (``bound_check``: an assert
+    whose every disjunct has an atom the bounds rule out cannot break in the box); then the engines of
+    the plan on the asserts left (by default Marabou, with z3 for what Marabou cannot express; or z3
+    for all)."""
+
+    def __init__(self, weights: NetworkWeights, spec: Spec, domain_lower: Sequence[Fraction],
+                 domain_upper: Sequence[Fraction], engine: str = "marabou", timeout: float = 10.0,
+                 presample: int = 64, bound_check: bool = True, seed: int = 0, plan: Plan | None = None):
+        if not timeout > 0:
+            raise UserInputError(f"timeout must be positive, got {timeout}")
+        if presample < 0:
+            raise UserInputError(f"presample must be >= 0, got {presample}")
+        if len(domain_lower) != weights.n_inputs or len(spec.input_names) != weights.n_inputs:
+            raise UserInputError(f"the network has {weights.n_inputs} inputs but the encoding/domain has "
+                                 f"{len(spec.input_names)}/{len(domain_lower)}")
+        if len(spec.output_names) != weights.n_outputs:
+            raise UserInputError(f"the network has {weights.n_outputs} outputs but the encoding names "
+                                 f"{len(spec.output_names)}")
+        self.weights, self.spec = weights, spec
+        self.domain_lower = [Fraction(v) for v in domain_lower]
+        self.domain_upper = [Fraction(v) for v in domain_upper]
+        self.engine, self.timeout, self.presample = engine, float(timeout), int(presample)
+        self.bound_check, self.seed = bool(bound_check), int(seed)
+        self.plan = plan if plan is not None else make_plan(spec, engine)
+        self._engines: dict[str, Engine] = {}  # built on first use: z3 encodes the network once
+        self._atom_rows = self._atom_matrix()
+
+    @property
+    def notes(self) -> list[str]:
+        """What the plan says about asserts that the engine asked for cannot express."""
+        return list(self.plan.notes)
+
+    # ---- boxes ----
+    def ball(self, center: np.ndarray, epsilon: float) -> Box:
+        """The L-inf ball of radius ``epsilon`` (scaled units) around ``center``, cut to the domain box, exactly."""
+        radius = Fraction(repr(float(epsilon)))
+        centre = [Fraction(float(v)) for v in np.asarray(center, dtype=np.float64)]
+        lower = [max(c - radius, lo) for c, lo in zip(centre, self.domain_lower, strict=True)]
+        upper = [min(c + radius, hi) for c, hi in zip(centre, self.domain_upper, strict=True)]
+        return lower, upper
+
+    def check_domain(self) -> Outcome:
+        """Search the whole domain box for a counterexample."""
+        return self.check_box(self.domain_lower, self.domain_upper)
+
+    def check_ball(self, center: np.ndarray, epsilon: float, key: int = 0) -> Outcome:
+        """Search the eps-ball around ``center`` (cut to the domain box) for a counterexample."""
+        lower, upper = self.ball(center, epsilon)
+        return self.check_box(lower, upper, center=np.asarray(center, dtype=np.float64), key=key)
+
+    def check_balls(self, center: np.ndarray, epsilons: Sequence[float], key: int = 0) -> list[Outcome]:
+        """One outcome per epsilon (in the given order), using that balls are nested: a counterexample in a
+        smaller ball is one in every larger ball, and a verified larger ball verifies the smaller ones.
+        The largest ball is checked first, then the others from small to large."""
+        order = sorted(range(len(epsilons)), key=lambda i: epsilons[i])
+        outcomes: dict[int, Outcome] = {}
+        for i in order[-1:] + order[:-1]:
+            lower, upper = self.ball(center, epsilons[i])
+            known = self._implied(outcomes, epsilons, i, lower, upper)
+            outcomes[i] = known if known is not None else self.check_box(
+                lower, upper, center=np.asarray(center, dtype=np.float64), key=key)
+        return [outcomes[i] for i in range(len(epsilons))]
+
+    @staticmethod
+    def _implied(outcomes: dict[int, Outcome], epsilons: Sequence[float], i: int,
+                 lower: list[Fraction], upper: list[Fraction]) -> Outcome | None:
+        for j, done in outcomes.items():
+            if done.status in (Status.VERIFIED, Status.OUTSIDE) and epsilons[j] >= epsilons[i]:
+                return Outcome(done.status, done.decided_by, 0.0, note=f"follows from eps={epsilons[j]:g}")
+            if done.status is Status.COUNTEREXAMPLE and done.point is not None:
+                point = [Fraction(float(v)) for v in done.point]
+                if all(lo <= v <= hi for v, lo, hi in zip(point, lower, upper, strict=True)):
+                    return Outcome(Status.COUNTEREXAMPLE, done.decided_by, 0.0, done.point, done.outputs,
+                                   done.broken, done.float_confirmed, note=f"same point as eps={epsilons[j]:g}")
+        return None
+
+    def check_box(self, lower: Sequence[Fraction], upper: Sequence[Fraction], center: np.ndarray | None = None,
+                  key: int = 0) -> Outcome:
+        """Search the box [lower, upper] (scaled units, exact) for an input that breaks an assert."""
+        start = time.perf_counter()
+        lower, upper = [Fraction(v) for v in lower], [Fraction(v) for v in upper]
+        if any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
+            return Outcome(Status.OUTSIDE, "", time.perf_counter() - start, note="the box misses the domain box")
+        outcome = self._sample(lower, upper, center, key) if self.presample else None
+        if outcome is None:
+            remaining = [a.index for a in self.spec.asserts]
+            if self.bound_check:
+                remaining = self._not_ruled_out(lower, upper, remaining)
+            outcome = self._solve(lower, upper, remaining) if remaining else Outcome(Status.VERIFIED, "bounds")
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    # ---- step 1: random points ----
+    def _sample(self, lower: list[Fraction], upper: list[Fraction], center: np.ndarray | None,
+                key: int) -> Outcome | None:
+        """Try random points of the box (coordinates uniform, or at a bound, or at the centre)."""
+        rng = np.random.default_rng([self.seed, key])
+        low, high = np.array([float(v) for v in lower]), np.array([float(v) for v in upper])
+        middle = np.clip(center, low, high) if center is not None else (low + high) / 2
+        n, d = self.presample, len(low)
+        choice = rng.integers(0, 4, size=(n, d))
+        uniform = low + rng.random((n, d)) * (high - low)
+        points = np.where(choice == 0, uniform, np.where(choice == 1, low, np.where(choice == 2, high, middle)))
+        points[0] = middle
+        truth = self.spec.evaluate_scaled(points, self.weights.forward(points))
+        for row in np.flatnonzero(~truth.all(axis=1))[:3]:
+            exact = self._clip([Fraction(v) for v in points[row].tolist()], lower, upper)
+            outcome = self._counterexample(exact, "sampling")
+            if outcome is not None:
+                return outcome
+        return None
+
+    # ---- step 2: sound bounds ----
+    def _atom_matrix(self) -> tuple[dict[Atom, int], np.ndarray, np.ndarray, np.ndarray]:
+        """Every atom of the violations as a row: coefficients on outputs, on inputs, and its bound."""
+        atoms = {atom for ds in self.plan.disjuncts.values() if ds for d in ds for atom in d}
+        rows = {atom: row for row, atom in enumerate(sorted(atoms, key=repr))}
+        n = len(rows)
+        on_outputs, on_inputs = np.zeros((n, self.weights.n_outputs)), np.zeros((n, self.weights.n_inputs))
+        bound = np.zeros(n)
+        for atom, row in rows.items():
+            for name, value in atom.terms:
+                (on_outputs if name[0] == "y" else on_inputs)[row, int(name[2:])] = float(value)
+            bound[row] = float(atom.bound)
+        return rows, on_outputs, on_inputs, bound
+
+    def _not_ruled_out(self, lower: list[Fraction], upper: list[Fraction], indices: list[int]) -> list[int]:
+        """Asserts whose violation the bounds over the box do not rule out."""
+        rows, on_outputs, on_inputs, bound = self._atom_rows
+        if not rows:
+            return [i for i in indices if self.plan.disjuncts.get(i) is None or () in self.plan.disjuncts[i]]
+        relaxation = self.weights.propagate(np.array([float(v) for v in lower]), np.array([float(v) for v in upper]))
+        # lhs - bound lies in [at_least, at_most] everywhere in the box
+        at_least = self.weights.output_lower_bound(relaxation, on_outputs, on_inputs, -bound)
+        at_most = -self.weights.output_lower_bound(relaxation, -on_outputs, -on_inputs, bound)
+        impossible = {atom: bool({"<=": at_least[r] > 0, "<": at_least[r] >= 0, ">=": at_most[r] < 0,
+                                  ">": at_most[r] <= 0, "==": at_least[r] > 0 or at_most[r] < 0}[atom.op])
+                      for atom, r in rows.items()}
+        remaining = []
+        for i in indices:
+            disjuncts = self.plan.disjuncts.get(i)
+            if disjuncts is None or not all(any(impossible[a] for a in d) for d in disjuncts):
+                remaining.append(i)
+        return remaining
+
+    # ---- step 3: the engines ----
+    def _engine_class(self, name: str) -> type[Engine]:
+        """The engine class the plan chose for ``name`` (the registry's when the plan holds none)."""
+        return self.plan.engines[name] if name in self.plan.engines else engine_class(name)
+
+    def _engine(self, name: str) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = self._engine_class(name)(self.weights)
+        return self._engines[name]
+
+    def _solve(self, lower: list[Fraction], upper: list[Fraction], indices: list[int]) -> Outcome:
+        """Run the plan's engines, in order, each on its asserts among ``indices`` over the box."""
+        notes, unknown, used = [], False, []
+        for name in self.plan.engine_order():
+            assigned = [i for i in indices if i in self.plan.on(name)]
+            if not assigned:
+                continue
+            if name not in used:
+                used.append(name)
+            outcome = self._run(self._engine(name), lower, upper, assigned, used)
+            if outcome.status is Status.COUNTEREXAMPLE:
+                return outcome
+            unknown |= outcome.status is Status.UNKNOWN
+            notes.append(outcome.note)
+        return Outcome(Status.UNKNOWN if unknown else Status.VERIFIED, "+".join(used), note=join_notes(*notes))
+
+    def _run(self, engine: Engine, lower: list[Fraction], upper: list[Fraction], indices: list[int],
+             used: list[str]) -> Outcome:
+        """One engine on the asserts ``indices``; a witness is confirmed exactly before it is reported."""
+        disjuncts = list(dict.fromkeys(d for i in indices for d in self.plan.disjuncts[i] or []))
+        query = Query(lower, upper, [self.spec.asserts[i] for i in indices], disjuncts, self.timeout)
+        answer = engine.check(query)
+        if answer.verdict is Verdict.NO_VIOLATION:
+            return Outcome(Status.VERIFIED, engine.name)
+        if answer.verdict is Verdict.UNKNOWN:
+            return Outcome(Status.UNKNOWN, engine.name, note=f"unknown: {answer.reason}")
+        outcome = self._confirmed(answer, lower, upper, engine.name)
+        if outcome is not None:
+            return outcome
+        if engine.exact:  # would be a bug in the engine's encoding: never claim it
+            return Outcome(Status.UNKNOWN, engine.name,
+                           note=f"{engine.name}'s counterexample did not hold on exact re-evaluation")
+        retry = engine.retry(query)
+        outcome = self._confirmed(retry, lower, upper, engine.name) if retry is not None else None
+        if outcome is not None:
+            return outcome
+        # none with a margin (or again not exact): an exact engine decides these asserts
+        checker = self._exact_checker(indices, engine.name)
+        if checker is None:
+            return Outcome(Status.UNKNOWN, engine.name, note=f"{engine.name}'s counterexample did not hold in "
+                           "exact arithmetic and no exact engine can check these asserts")
+        if checker.name not in used:
+            used.append(checker.name)
+        outcome = self._run(checker, lower, upper, indices, used)
+        outcome.note = join_notes(f"{engine.name}'s counterexample did not hold in exact arithmetic; "
+                                  f"{checker.name} re-checked", outcome.note)
+        outcome.decided_by = f"{engine.name}+{checker.name}"
+        return outcome
+
+    def _exact_checker(self, indices: list[int], after: str) -> Engine | None:
+        """The first exact engine of the plan's order (other than ``after``) that can express every assert."""
+        forms = [ViolationForm(self.spec.asserts[i], self.plan.disjuncts[i], self.plan.reasons.get(i, ""))
+                 for i in indices]
+        for name in self.plan.engine_order():
+            engine = self._engine_class(name)
+            if name != after and engine.exact and all(engine.cannot_express(f) is None for f in forms):
+                return self._engine(name)
+        return None
+
+    def _confirmed(self, answer: Answer, lower: list[Fraction], upper: list[Fraction],
+                   decided_by: str) -> Outcome | None:
+        """The counterexample at the answer's witness, if it is one in exact arithmetic."""
+        if answer.verdict is not Verdict.VIOLATION or answer.point is None:
+            return None
+        return self._counterexample(self._clip([Fraction(v) for v in answer.point], lower, upper), decided_by)
+
+    @staticmethod
+    def _clip(point: list[Fraction], lower: list[Fraction], upper: list[Fraction]) -> list[Fraction]:
+        return [min(max(v, lo), hi) for v, lo, hi in zip(point, lower, upper, strict=True)]
+
+    # ---- exact re-evaluation ----
+    def broken_exact(self, point: Sequence[Fraction]) -> tuple[int, ...]:
+        """Indices of the asserts the network breaks at ``point`` (scaled inputs), in exact arithmetic."""
+        outputs = self.weights.forward_exact(point)
+        pairs = [(input_var(j), z3_rational(v)) for j, v in enumerate(point)]
+        pairs += [(output_var(k), z3_rational(v)) for k, v in enumerate(outputs)]
+        return tuple(a.index for a in self.spec.asserts if z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs))))
+
+    def _counterexample(self, point: list[Fraction], decided_by: str) -> Outcome | None:
+        """An Outcome for ``point`` if the network breaks an assert there in exact arithmetic, else None."""
+        broken = self.broken_exact(point)
+        if not broken:
+            return None
+        as_float = np.array([float(v) for v in point])[None, :]
+        outputs = self.weights.forward(as_float)
+        float_ok = bool(~self.spec.evaluate_scaled(as_float, outputs).all())
+        note = "" if float_ok else "the violation is below float64 resolution: it shows in exact arithmetic only"
+        return Outcome(Status.COUNTEREXAMPLE, decided_by, point=as_float[0], outputs=outputs[0], broken=broken,
+                       float_confirmed=float_ok, note=note)
+
+
+def verifier_for(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 10.0, presample: int = 64,
+                 bound_check: bool = True, seed: int = 0) -> Verifier:
+    """A Verifier for a loaded model directory (network, constraint and domain box as stored)."""
+    return VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
+                                        bound_check=bound_check, seed=seed).build()
+
+
+def verify_domain(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 60.0,
+                  presample: int = 1024, bound_check: bool = True, seed: int = 0) -> tuple[Outcome, Verifier]:
+    """Search the model's whole domain box for a counterexample; the verifier is returned for its notes."""
+    verifier = verifier_for(artifact, engine, timeout, presample, bound_check, seed)
+    return verifier.check_domain(), verifier
+
+
+def raw_inputs(encoding: Encoding, scaled: np.ndarray) -> np.ndarray:
+    """Scaled inputs -> raw units (``raw = min + (max - min) * scaled``)."""
+    low, high = np.asarray(encoding.input_min, dtype=np.float64), np.asarray(encoding.input_max, dtype=np.float64)
+    return low + np.asarray(scaled, dtype=np.float64) * (high - low)
