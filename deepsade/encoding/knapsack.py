@@ -25,13 +25,14 @@ class KnapsackSpend:
 
 
 def fractional_knapsack(need: np.ndarray, capacity: np.ndarray, rate: np.ndarray,
-                        unbounded_rate: float) -> KnapsackSpend:
+                        unbounded_rate: float, ties_to_bounded: bool = False) -> KnapsackSpend:
     """Spend ``need`` (shape ``R``) over segments with ``capacity`` (``R + (S,)``) and ``rate`` (``S``).
 
-    Only segments strictly steeper than ``unbounded_rate`` are used, steepest first (ties in index
-    order); a need of 0 moves nothing."""
+    Only segments steeper than ``unbounded_rate`` are used, steepest first (ties in index order); a segment
+    exactly as steep as the unbounded one costs the same, and ``ties_to_bounded`` says whether it is used
+    before it (the caller's choice among equally cheap answers)."""
     need = np.asarray(need, dtype=np.float64)
-    steep = np.nonzero(rate > unbounded_rate)[0]
+    steep = np.nonzero(rate >= unbounded_rate if ties_to_bounded else rate > unbounded_rate)[0]
     steep = steep[np.argsort(-rate[steep], kind="stable")]
     steep_capacity = capacity[..., steep]
     gain = np.cumsum(steep_capacity * rate[steep], axis=-1)

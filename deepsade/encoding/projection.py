@@ -151,14 +151,17 @@ def _project_one_row(row, target_w: np.ndarray, target_b: np.ndarray, box_low: n
     scale = abs(out[k_best])
     if scale == 0:
         return None  # the row does not involve the outputs: nothing the last layer can do
-    # unbounded: the bias (rate |out_k|) unless the coordinate of largest lo falls faster
+    # unbounded: the coordinate of largest lo when it falls at least as fast as the bias (rate |out_k|), else
+    # the bias; equally steep segments are taken in the order coordinates, then lo, then bias
     widest = int(np.argmax(box_low))
-    unbounded_rate = scale * max(1.0, float(box_low[widest]))
-    spend = fractional_knapsack(np.array(excess), np.where(a > 0, a / scale, 0.0), scale * box_high, unbounded_rate)
+    by_coordinate = float(box_low[widest]) >= 1.0
+    unbounded_rate = scale * float(box_low[widest]) if by_coordinate else scale
+    spend = fractional_knapsack(np.array(excess), np.where(a > 0, a / scale, 0.0), scale * box_high, unbounded_rate,
+                                ties_to_bounded=True)
     sign = np.sign(out[k_best])
     weights[k_best, spend.segments] -= sign * spend.used
     step = float(spend.tail) / unbounded_rate
-    if step > 0 and unbounded_rate > scale:
+    if step > 0 and by_coordinate:
         weights[k_best, widest] -= sign * step
     elif step > 0:
         biases[k_best] -= sign * step
