@@ -26,7 +26,7 @@ from deepsade.data import prepare
 from deepsade.errors import UserInputError
 from deepsade.estimator import split_validation
 from deepsade.spec import parse_spec_text
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+from deepsade.training import DeepSaDeTrainer, TrainSettings
 from tests.conftest import REPO, run_cli
 
 BINARY_RULE = "(declare-const x1 Real)(declare-const label Real)(assert (=> (< x1 4) (< label 0)))"

@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 import z3
 
-from deepsade.encode import (
-    LatentLayout,
-    disjunctive_satisfied,
-    dual_constraints,
-    dual_satisfied,
-    eliminate_quantifiers,
-    find_counterexample,
-    quantified_formula,
-    to_dual,
-    weight_variables,
-)
+from deepsade.encoding.dual import dual_constraints, dual_satisfied, to_dual
+from deepsade.encoding.dual_or import disjunctive_satisfied
+from deepsade.encoding.encoder import Encoder
+from deepsade.encoding.exact import find_counterexample
+from deepsade.encoding.layout import LatentLayout, weight_variables
+from deepsade.encoding.qe import eliminate_quantifiers
+from deepsade.encoding.quantified import quantified_formula
 from deepsade.spec import parse_spec_text
-from deepsade.strategy import Encoder
 
 RULES = [
     "(assert (<= (+ y1 y2) x1))",

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deepsade.data import prepare, read_csv
-from deepsade.encode import LatentLayout, weight_variables
+from deepsade.encoding.encoder import Encoder
+from deepsade.encoding.layout import LatentLayout, weight_variables
 from deepsade.errors import UserInputError
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import parse_spec, vacuous_asserts
-from deepsade.strategy import Encoder
 
 # modest by default so the suite stays fast; DEEPSADE_FUZZ_EXAMPLES=5000 for a long hunt
 FUZZ = settings(max_examples=int(os.environ.get("DEEPSADE_FUZZ_EXAMPLES", 80)), deadline=None,

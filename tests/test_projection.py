@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepsade.encode import LatentLayout, dual_satisfied, to_dual
-from deepsade.projection import project_last_layer, projectable
+from deepsade.encoding.dual import dual_satisfied, to_dual
+from deepsade.encoding.layout import LatentLayout
+from deepsade.encoding.projection import project_last_layer, projectable
 from deepsade.spec import parse_spec_text
 
 DECLS = "(declare-const x1 Real)(declare-const x2 Real)(declare-const y1 Real)(declare-const y2 Real)"

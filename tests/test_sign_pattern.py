@@ -12,12 +12,14 @@ import pytest
 
 from deepsade.certify import certify_model
 from deepsade.data import prepare
-from deepsade.encode import LatentLayout, dual_satisfied, find_counterexample
-from deepsade.projection import project_last_layer
-from deepsade.sign_pattern import ABOVE, BELOW, FREE, prime_implicants, to_sign_pattern
+from deepsade.encoding.dual import dual_satisfied
+from deepsade.encoding.encoder import Encoder
+from deepsade.encoding.exact import find_counterexample
+from deepsade.encoding.layout import LatentLayout
+from deepsade.encoding.projection import project_last_layer
+from deepsade.encoding.sign_pattern import ABOVE, BELOW, FREE, prime_implicants, to_sign_pattern
 from deepsade.spec import parse_spec, parse_spec_text
-from deepsade.strategy import Encoder
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+from deepsade.training import DeepSaDeTrainer, TrainSettings
 from usecases import uc4_digits, uc5_sushi
 
 

@@ -138,7 +138,7 @@ def test_polyhedral_rules_start_without_the_solver(monkeypatch):
     import z3
 
     from deepsade.spec import parse_spec
-    from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+    from deepsade.training import DeepSaDeTrainer, TrainSettings
     from usecases import uc3_music
 
     def no_solver(*args, **kwargs):

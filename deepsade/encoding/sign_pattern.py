@@ -1,0 +1,318 @@
+"""The ``sign-pattern`` strategy (``auto`` only): asserts rules about which outputs lie above a threshold, such as "the digits predicted
+present sum to more than 10" or "exactly one positive score per row and column".
+
+Such an assert reads every output only through comparisons with one constant, its threshold (``y_k > c``,
+``y_k <= c``, ``(ite (> y_k c) 1 0)`` inside a count, ...). Where each output stays strictly on one side
+of its threshold, the assert is a Boolean function ``F`` of the bits "output k is above". The asserts of
+this shape are taken together (they may share outputs) and enforced through the cubes of ``F``: a cube
+fixes some bits and leaves the rest free, and it is an implicant when every completion satisfies ``F``.
+If the last layer keeps every fixed bit on its side over the whole latent box (one linear row per bit,
+``y_k >= c + margin`` or ``y_k <= c - margin`` in the worst case over the box), the asserts hold on the
+box whatever the free outputs do. So each cube is a polyhedron of last layers, the union over the prime
+implicants is a sound strengthening of the asserts, and projecting a gradient step onto the nearest
+cube is a closed form per output. Everything this module accepts the exact checker accepts too.
+
+It is exact when ``F`` admits only patterns no continuous move can switch between. For "exactly one
+positive per row" the positive entry of a row cannot change inside a connected box (the sets where
+each entry is positive are open and disjoint and would split the box), so a network that satisfies
+the sushi rule (UC5) over the box keeps one ordering there: the cubes (the 24 orderings) lose nothing.
+For the digit-sum rule (UC4) it is a strengthening: a prime implicant is a set of digits that are
+always predicted present, the other digits stay free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+import z3
+
+from deepsade.boxes import max_over_box, min_over_box
+from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy, Warmup
+from deepsade.encoding.dual import ConclusionRow, DualAssert, Premise
+from deepsade.encoding.knapsack import fractional_knapsack
+from deepsade.encoding.layout import LatentLayout
+from deepsade.linear import NotLinear, atom_from_comparison
+from deepsade.spec import Assert, distinct_subterms, evaluate, output_var
+
+MAX_BITS = 16  # the truth table has 2**bits rows
+MAX_IMPLICANTS = 200_000  # cubes generated while merging minterms; beyond this the asserts stay with CEGIS
+ABOVE, BELOW, FREE = 1, -1, 0
+
+_COMPARISONS = (z3.is_le, z3.is_lt, z3.is_ge, z3.is_gt)
+
+
+@dataclass
+class SignPattern:
+    """The sign-pattern asserts of a spec, their thresholds and the prime implicants of their conjunction."""
+
+    asserts: tuple[Assert, ...]
+    outputs: np.ndarray  # (m,) output index of each bit
+    thresholds: np.ndarray  # (m,) float threshold of each bit
+    exact_thresholds: tuple[Fraction, ...]
+    cubes: np.ndarray  # (n_cubes, m) in {ABOVE, BELOW, FREE}
+
+    @property
+    def n_bits(self) -> int:
+        return len(self.outputs)
+
+    def status(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
+               margin: float) -> np.ndarray:
+        """Per candidate (C, n_out, n_latent) and bit: ABOVE / BELOW when the output keeps that side over the
+        whole box with ``margin`` to spare, FREE when it does not; shape (C, m)."""
+        w = weights[:, self.outputs, :]
+        b = biases[:, self.outputs]
+        lowest = min_over_box(w, low, high) + b
+        highest = max_over_box(w, low, high) + b
+        status = np.full(lowest.shape, FREE, dtype=np.int8)
+        status[lowest >= self.thresholds + margin] = ABOVE
+        status[highest <= self.thresholds - margin] = BELOW
+        return status
+
+    def matching_cubes(self, status: np.ndarray) -> np.ndarray:
+        """(C, n_cubes): which cubes hold for each candidate's status (every fixed bit on its side)."""
+        return ((self.cubes[None] == FREE) | (self.cubes[None] == status[:, None, :])).all(axis=2)
+
+    def satisfied(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
+                  margin: float) -> np.ndarray:
+        """Sufficient float check per candidate: some cube holds over the box."""
+        return self.matching_cubes(self.status(weights, biases, low, high, margin)).any(axis=1)
+
+    def cube_costs(self, cost_above: np.ndarray, cost_below: np.ndarray) -> np.ndarray:
+        """Cost of every cube when fixing bit j above costs ``cost_above[j]`` and below ``cost_below[j]``."""
+        return (self.cubes == ABOVE) @ cost_above + (self.cubes == BELOW) @ cost_below
+
+    def side_projections(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
+                         margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every bit and side, the L1-closest output row (weights, bias) that keeps the bit on that side
+        over the box (``low >= 0``) with ``margin``: shapes (2, m, n_latent), (2, m), and the L1 distance
+        (2, m). Index 0 of the first axis is ABOVE, 1 is BELOW.
+
+        Keeping ``s (y_k - c) >= margin`` for ``v = s W_k``, ``beta = s b_k`` means raising
+        ``sum_l min(v_l lo_l, v_l hi_l) + beta`` by the shortfall. Raising a negative ``v_l`` gains ``hi_l`` per
+        unit until it reaches 0, then ``lo_l``; raising ``beta`` gains 1. A fractional knapsack: the steepest
+        segments first, one of the unbounded ones (``beta``, or the coordinate of largest ``lo``) last."""
+        sides = np.array([ABOVE, BELOW], dtype=np.float64)[:, None]
+        v = sides[:, :, None] * weights[self.outputs][None]  # (2, m, L)
+        beta = sides * biases[self.outputs][None]  # (2, m)
+        need = np.maximum(sides * self.thresholds[None] + margin - min_over_box(v, low, high) - beta, 0.0)
+        # the unbounded segment: the bias (gain 1) unless some coordinate never drops below lo_l > 1
+        widest = int(np.argmax(low))
+        unbounded_gain = max(1.0, float(low[widest]))
+        spend = fractional_knapsack(need, np.maximum(-v, 0.0), high, unbounded_gain)
+        v_new = v.copy()
+        v_new[:, :, spend.segments] += spend.used
+        tail = spend.tail
+        if unbounded_gain > 1.0:  # the coordinate of largest lo gains more than the bias
+            v_new[:, :, widest] += tail / unbounded_gain
+            bias_step = np.zeros_like(tail)
+        else:
+            bias_step = tail
+        distance = np.abs(v_new - v).sum(axis=2) + bias_step
+        return sides[:, :, None] * v_new, sides * (beta + bias_step), distance
+
+    def apply_cube(self, cube: int, weights: np.ndarray, biases: np.ndarray,
+                   projections: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The target with each fixed bit's output row replaced by its side projection."""
+        rows_w, rows_b, _ = projections
+        weights, biases = weights.copy(), biases.copy()
+        for side_index, side in enumerate((ABOVE, BELOW)):
+            bits = np.nonzero(self.cubes[cube] == side)[0]
+            weights[self.outputs[bits]] = rows_w[side_index, bits]
+            biases[self.outputs[bits]] = rows_b[side_index, bits]
+        return weights, biases
+
+    def bit_row(self, bit: int, side: int, source: Assert, n_out: int) -> DualAssert:
+        """Bit ``bit`` kept on ``side`` over the box as a one-row dual assert: ``c - y_k < 0`` (ABOVE) or
+        ``y_k - c < 0`` (BELOW), with the output margin."""
+        out = [Fraction(0)] * n_out
+        out[int(self.outputs[bit])] = Fraction(-side)
+        row = ConclusionRow(out, {}, side * self.exact_thresholds[bit], True, True)
+        return DualAssert(source, Premise(), [row])
+
+    def rows(self, cube: int, n_out: int) -> list[DualAssert]:
+        """The cube as one-row dual asserts, one per fixed bit."""
+        return [self.bit_row(int(bit), int(self.cubes[cube, bit]), self.asserts[0], n_out)
+                for bit in np.nonzero(self.cubes[cube])[0]]
+
+
+def _threshold_atom(node: z3.ExprRef) -> tuple[int, Fraction] | None | bool:
+    """(output, threshold) for a comparison of one output with a constant; False when the node is a
+    comparison over several outputs or inputs (not a sign pattern); None when it is no such atom."""
+    if not (any(test(node) for test in _COMPARISONS) or (z3.is_eq(node) and z3.is_arith(node.arg(0)))):
+        return None
+    try:
+        atom = atom_from_comparison(node)
+    except NotLinear:
+        return None  # e.g. a count of ite terms compared with a constant: the atoms sit inside it
+    outputs = atom.outputs()
+    if atom.inputs() or len(outputs) != 1:
+        return False if outputs or atom.inputs() else None
+    (k, coef), = outputs.items()
+    return k, -atom.const / coef
+
+
+def assert_thresholds(assert_: Assert) -> dict[int, Fraction] | None:
+    """The threshold of every output the assert reads, when it reads each output only through comparisons
+    with that one constant and mentions no input; None otherwise."""
+    if assert_.inputs:
+        return None
+    thresholds: dict[int, Fraction] = {}
+    atoms = []
+    for node in distinct_subterms(assert_.scaled):
+        found = _threshold_atom(node)
+        if found is False:
+            return None
+        if found is not None:
+            k, c = found
+            if thresholds.setdefault(k, c) != c:
+                return None  # two thresholds on one output: three regions, not two sides
+            atoms.append(node)
+    bits = [(atom, z3.Bool(f"bit!{i}")) for i, atom in enumerate(atoms)]
+    remainder = z3.substitute(assert_.scaled, *bits) if bits else assert_.scaled
+    names = {node.decl().name() for node in distinct_subterms(remainder) if z3.is_const(node)}
+    if any(name.startswith("y!") for name in names):
+        return None  # an output is used outside a threshold comparison (e.g. in a sum)
+    return thresholds or None
+
+
+def to_sign_pattern(asserts: Sequence[Assert]) -> SignPattern | None:
+    """The sign pattern of those of ``asserts`` that have one (``assert_thresholds``), taken together;
+    None when none has, their thresholds disagree, there are too many bits or no fixed pattern works."""
+    covered, thresholds = [], {}
+    for a in asserts:
+        own = assert_thresholds(a)
+        if own is None:
+            continue
+        if any(thresholds.get(k, c) != c for k, c in own.items()):
+            return None
+        thresholds.update(own)
+        covered.append(a)
+    asserts = covered
+    if not thresholds or len(thresholds) > MAX_BITS:
+        return None
+    outputs = np.array(sorted(thresholds))
+    exact = tuple(thresholds[k] for k in outputs)
+    values = np.array([float(c) for c in exact])
+    # every pattern of sides: output above its threshold by 1 or below by 1
+    patterns = (np.arange(2 ** len(outputs))[:, None] >> np.arange(len(outputs))[None, :]) & 1
+    env = {output_var(int(k)).decl().name(): values[j] + np.where(patterns[:, j] == 1, 1.0, -1.0)
+           for j, k in enumerate(outputs)}
+    truth = np.ones(len(patterns), dtype=bool)
+    with np.errstate(all="ignore"):
+        for a in asserts:
+            truth &= np.broadcast_to(np.asarray(evaluate(a.scaled, env), dtype=bool), truth.shape)
+    minterms = np.nonzero(truth)[0]
+    if len(minterms) == 0:
+        return None  # no fixed pattern works; leave the asserts to the exact machinery
+    primes = prime_implicants([int(v) for v in minterms], len(outputs))
+    if primes is None:
+        return None
+    cubes = np.zeros((len(primes), len(outputs)), dtype=np.int8)
+    for i, (free, value) in enumerate(primes):
+        for j in range(len(outputs)):
+            if not free >> j & 1:
+                cubes[i, j] = ABOVE if value >> j & 1 else BELOW
+    return SignPattern(tuple(asserts), outputs, values, exact, cubes)
+
+
+def prime_implicants(minterms: Sequence[int], n_bits: int) -> list[tuple[int, int]] | None:
+    """Prime implicants of the function true exactly on ``minterms`` (Quine-McCluskey merging), each as
+    (mask of free bits, values of the fixed bits); None past MAX_IMPLICANTS cubes."""
+    current = {(0, m) for m in minterms}
+    primes: list[tuple[int, int]] = []
+    generated = len(current)
+    while current:
+        merged: set[tuple[int, int]] = set()
+        larger: set[tuple[int, int]] = set()
+        for free, value in current:
+            for j in range(n_bits):
+                bit = 1 << j
+                if free & bit or value & bit:
+                    continue
+                partner = (free, value | bit)
+                if partner in current:
+                    larger.add((free | bit, value))
+                    merged.update(((free, value), partner))
+        primes += sorted(current - merged)
+        generated += len(larger)
+        if generated > MAX_IMPLICANTS:
+            return None
+        current = larger
+    return primes
+
+
+class SignPatternStrategy(Strategy):
+    """The sign-pattern asserts taken together: a union of polyhedra (cubes), checked and projected in
+    closed form; the solver sees the exact asserts through CEGIS points."""
+
+    name = "sign-pattern"
+    by_points = True  # the union of cubes is not one polyhedron
+
+    def __init__(self, pattern: SignPattern, layout: LatentLayout):
+        super().__init__(pattern.asserts, layout)
+        self.pattern = pattern
+
+    @classmethod
+    def claim(cls, asserts: Sequence[Assert], layout: LatentLayout) -> SignPatternStrategy | None:
+        pattern = to_sign_pattern(asserts)
+        return cls(pattern, layout) if pattern is not None else None
+
+    def closed_form(self, weights, biases, low, high, margin: float) -> dict[int, ClosedFormVerdict]:
+        holds = self.pattern.satisfied(weights, biases, low, high, margin)
+        return {a.index: ClosedFormVerdict(holds, exact=False) for a in self.pattern.asserts}
+
+    @property
+    def projectable(self) -> bool:
+        return True
+
+    def cube_near(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+                  projections=None) -> int:
+        """The cube to project onto: of the cubes the current weights keep, the one closest (L1) to the
+        target step; when they keep none, the closest of all."""
+        pattern = self.pattern
+        if projections is None:
+            projections = pattern.side_projections(*target, box[0], box[1], float(margins.solve))
+        distance = projections[2]
+        costs = pattern.cube_costs(distance[0], distance[1])
+        status = pattern.status(current[0][None], current[1][None], box[0], box[1], margins.check)
+        kept = pattern.matching_cubes(status)[0]
+        if kept.any():
+            costs = np.where(kept, costs, np.inf)
+        return int(np.argmin(costs))
+
+    def polyhedron(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+                   choice: int | None = None) -> list[DualAssert]:
+        cube = self.cube_near(current, box, target, margins) if choice is None else choice
+        return self.pattern.rows(cube, self.layout.n_out)
+
+    def own_projection(self, target: LastLayer, box: Box, current: LastLayer, margins: Margins,
+                       choice: int | None = None) -> LastLayer | None:
+        """Each fixed bit's output row is its own knapsack (``SignPattern.side_projections``), for boxes
+        with ``low >= 0``."""
+        if not (box[0] >= 0).all():
+            return None
+        projections = self.pattern.side_projections(*target, box[0], box[1], float(margins.solve))
+        cube = self.cube_near(current, box, target, margins, projections) if choice is None else choice
+        return self.pattern.apply_cube(cube, *target, projections)
+
+    def first_choice(self, warmup: Callable[[], Warmup], margins: Margins) -> int:
+        """The cube that costs the data least: the warm-up network's outputs clamped to each cube (fixed
+        bits moved just past their threshold, the least change that keeps them on their side)."""
+        pattern = self.pattern
+        fit = warmup()
+        outputs = fit.outputs
+        columns = torch.as_tensor(pattern.outputs)
+        fixed = outputs[:, columns]
+        margin = float(margins.solve)
+        above = torch.maximum(fixed, torch.as_tensor(pattern.thresholds) + margin)
+        below = torch.minimum(fixed, torch.as_tensor(pattern.thresholds) - margin)
+        losses = []
+        for cube in torch.as_tensor(pattern.cubes):
+            clamped = outputs.clone()
+            clamped[:, columns] = torch.where(cube == ABOVE, above, torch.where(cube == BELOW, below, fixed))
+            losses.append(fit.loss(clamped))
+        return int(np.argmin(losses))

@@ -1,0 +1,68 @@
+"""What a DeepSaDe run is given and what it reports: settings, per-epoch statistics, the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deepsade.errors import UserInputError
+from deepsade.network import SkipMLP
+
+
+class NoModelExists(UserInputError):
+    """No last-layer weights satisfy the constraints over the domain (they may contradict each other)."""
+
+
+@dataclass
+class TrainSettings:
+    """Hyper-parameters of a DeepSaDe run (defaults: the paper's UC2 settings)."""
+
+    hidden: tuple[int, ...] = (50, 30, 10)
+    epochs: int = 50
+    batch_size: int = 5
+    lr: float = 0.1
+    max_step: float = 0.1
+    margins: tuple[float, ...] = (0.0, 1.0, 2.0)  # soft-clause margins (x max|label| for regression)
+    line_search_steps: int = 5
+    projection: bool = True  # project the gradient step onto the constraint (LP) before MaxSMT, where exact
+    strategy: str = "auto"
+    maxsmt: str = "fu-malik"
+    solver_timeout: float = 10.0
+    output_margin: float = 1e-4  # the certificate's slack on every output (network units)
+    val_fraction: float = 0.1
+    cegis_rounds: int = 25
+    cube_warmup_epochs: int = 2  # sign patterns: epochs of an unconstrained copy that picks the first cube
+    seed: int = 0
+    threads: int = 1
+
+
+@dataclass
+class EpochStats:
+    """What one epoch did: how each iteration's last layer was found, losses, time."""
+
+    epoch: int
+    iterations: int = 0
+    line_search_hits: int = 0
+    projection_hits: int = 0
+    maxsmt_calls: int = 0
+    maxsmt_successes: int = 0
+    restarts: int = 0
+    solver_seconds: float = 0.0
+    check_seconds: float = 0.0
+    cegis_points: int = 0
+    train_loss: float = 0.0
+    val_loss: float = float("nan")
+    val_violations: int = -1
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """The best valid model of a run, with its history."""
+
+    model: SkipMLP
+    history: list[EpochStats]
+    best_epoch: int
+    seconds: float
+    init_seconds: float
+    settings: TrainSettings
+    notes: list[str] = field(default_factory=list)
