@@ -18,7 +18,7 @@ from deepsade.sign_pattern import ABOVE, BELOW, FREE, prime_implicants, to_sign_
 from deepsade.spec import parse_spec, parse_spec_text
 from deepsade.strategy import Encoder
 from deepsade.trainer import DeepSaDeTrainer, TrainSettings
-from usecases import uc4_digits, uc5_sushi
+from deepsade.usecases import uc4_digits, uc5_sushi
 
 
 def _implicant(free: int, value: int, truth: np.ndarray, n_bits: int) -> bool:
