@@ -19,6 +19,7 @@ from deepsade.data import read_csv
 from deepsade.encode import STRATEGIES
 from deepsade.errors import UserInputError
 from deepsade.estimator import DeepSaDe
+from deepsade.methods import get_method
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -179,7 +180,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
         else:  # e.g. the check was cut short: --resume repeats it without training again
             click.echo(f"checkpoint kept in {checkpoint_dir}", err=True)
     print_certificate(art.certificate)
-    if method == "deepsade" and art.certificate.get("verdict") != "certified":
+    if get_method(method).certifies and art.certificate.get("verdict") != "certified":
         raise UsageError("training finished but the certificate did not confirm the constraint; see above")
 
 
