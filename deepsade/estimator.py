@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,47 @@ import pandas as pd
 import torch
 
 from deepsade import artifact as artifact_io
-from deepsade.certify import certify_model
-from deepsade.checkpoint import CheckpointPolicy
 from deepsade.data import TabularData, prepare
 from deepsade.errors import UserInputError
+from deepsade.methods import TrainingJob, get_method
 from deepsade.smtlib import read_constraint_file, read_constraint_text
-from deepsade.spec import Spec, parse_spec, vacuous_asserts
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+from deepsade.spec import Spec, parse_spec
+from deepsade.trainer import TrainSettings
 
-METHODS = ("deepsade", "ffn", "reg", "sbr", "sl")
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
+    """``values`` as a non-empty tuple of positive integers, or a UserInputError naming ``name``."""
+    try:
+        items = tuple(values) if not isinstance(values, str) else ()
+    except TypeError:
+        items = ()
+    if not items or not all(_is_int(v) and v >= 1 for v in items):
+        raise UserInputError(f"{name} must be a non-empty sequence of positive integers, got {values!r}")
+    return tuple(int(v) for v in items)
+
+
+def _numbers(values: Any, name: str) -> tuple[float, ...]:
+    """``values`` as a non-empty tuple of finite floats, or a UserInputError naming ``name``."""
+    try:
+        items = tuple(values) if not isinstance(values, str) else ()
+    except TypeError:
+        items = ()
+    if not items or not all(_is_number(v) and math.isfinite(v) for v in items):
+        raise UserInputError(f"{name} must be a non-empty sequence of numbers, got {values!r}")
+    return tuple(float(v) for v in items)
+
+
+def _target_list(targets: str | Sequence[str]) -> list[str]:
+    """One column name, or a sequence of them, as a list."""
+    return [targets] if isinstance(targets, str) else list(targets)
 
 
 def split_validation(data: TabularData, fraction: float, seed: int) -> tuple[TabularData, TabularData | None]:
@@ -82,7 +114,12 @@ def predictions_frame(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> pd
 
 
 class DeepSaDe:
-    """Certified constrained training (method='deepsade') or a baseline, scikit-learn style."""
+    """Certified constrained training (method='deepsade') or another registered method, scikit-learn style.
+
+    The constructor only stores its parameters; ``fit`` validates them (clear errors for bad values).
+    ``method`` is a name of the registry in ``deepsade.methods``; ``baseline_options`` go to that
+    method's trainer (baselines: ``lambdas``, ``inner_folds``, ``tnorm``, ``on_grid``, ...).
+    """
 
     def __init__(self, constraint: str | Path, targets: Sequence[str], *, features: Sequence[str] | None = None,
                  task: str | None = None, positive: str | None = None, impute: str = "drop",
@@ -96,22 +133,57 @@ class DeepSaDe:
                  progress: Callable | None = None, checkpoint_dir: str | Path | None = None,
                  checkpoint_every: str | int = "epoch", resume: bool = False):
         self.constraint = constraint
-        self.targets = list(targets)
-        self.features = list(features) if features is not None else None
+        self.targets = targets
+        self.features = features
         self.task, self.positive, self.impute, self.domain_file = task, positive, impute, domain_file
         self.method = method
-        self.settings = TrainSettings(
-            hidden=tuple(int(h) for h in hidden), epochs=epochs, batch_size=batch_size, lr=lr, max_step=max_step,
-            margins=tuple(float(m) for m in margins), line_search_steps=line_search_steps, projection=projection,
-            strategy=strategy,
-            maxsmt=maxsmt, solver_timeout=solver_timeout, output_margin=output_margin, val_fraction=val_fraction,
-            seed=seed,
-        )
-        self.baseline_options = dict(baseline_options or {})
+        self.hidden, self.epochs, self.batch_size, self.lr, self.max_step = hidden, epochs, batch_size, lr, max_step
+        self.margins, self.line_search_steps, self.projection = margins, line_search_steps, projection
+        self.strategy, self.maxsmt, self.solver_timeout = strategy, maxsmt, solver_timeout
+        self.output_margin, self.val_fraction, self.seed = output_margin, val_fraction, seed
+        self.baseline_options = baseline_options
         self.progress = progress
         # checkpoints (method deepsade): where, how often, and whether fit continues the run found there
         self.checkpoint_dir, self.checkpoint_every, self.resume = checkpoint_dir, checkpoint_every, resume
         self.artifact_: artifact_io.ModelArtifact | None = None
+
+    # ---- parameters ----------------------------------------------------------------------------------
+    def _validated_settings(self) -> TrainSettings:
+        """The training settings from the stored parameters, each checked once, with a clear error if bad."""
+        from deepsade.checkpoint import CheckpointPolicy
+        from deepsade.encode import STRATEGIES
+        from deepsade.maxsmt import METHODS as MAXSMT_SOLVERS
+
+        get_method(self.method)
+        hidden = _positive_ints(self.hidden, "hidden")
+        for name in ("epochs", "batch_size"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not _is_int(self.line_search_steps) or self.line_search_steps < 0:
+            raise UserInputError(f"line_search_steps must be an integer >= 0, got {self.line_search_steps!r}")
+        for name in ("lr", "max_step", "solver_timeout", "output_margin"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 < value < float("inf"):
+                raise UserInputError(f"{name} must be a positive number, got {value!r}")
+        margins = _numbers(self.margins, "margins")
+        if not _is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
+            raise UserInputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.strategy not in STRATEGIES:
+            raise UserInputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.maxsmt not in MAXSMT_SOLVERS:
+            raise UserInputError(f"unknown MaxSMT solver {self.maxsmt!r}; choose one of {', '.join(MAXSMT_SOLVERS)}")
+        if not _is_int(self.seed):
+            raise UserInputError(f"seed must be an integer, got {self.seed!r}")
+        if not _target_list(self.targets):
+            raise UserInputError(f"targets must name at least one column, got {self.targets!r}")
+        CheckpointPolicy.parse(self.checkpoint_every)
+        return TrainSettings(
+            hidden=hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, max_step=self.max_step,
+            margins=margins, line_search_steps=self.line_search_steps,
+            projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
+            solver_timeout=self.solver_timeout, output_margin=self.output_margin, val_fraction=self.val_fraction,
+            seed=self.seed,
+        )
 
     # ---- training ----------------------------------------------------------------------------------
     def _constraint_text(self) -> str:
@@ -124,76 +196,38 @@ class DeepSaDe:
         return Path(text).read_text(encoding="utf-8")
 
     def fit(self, frame: pd.DataFrame) -> DeepSaDe:
-        if self.method not in METHODS:
-            raise UserInputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""
+        settings = self._validated_settings()
         constraint_text = self._constraint_text()
-        data = prepare(frame, self.targets, self.features, self.task, self.positive, self.impute, self.domain_file)
+        features = list(self.features) if self.features is not None else None
+        data = prepare(frame, _target_list(self.targets), features, self.task, self.positive, self.impute, self.domain_file)
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed}
-        train, val = split_validation(data, self.settings.val_fraction, self.settings.seed)
-        return self._fit_splits(spec, train, val, constraint_text)
+        train, val = split_validation(data, settings.val_fraction, settings.seed)
+        return self._fit_splits(settings, spec, train, val, constraint_text)
 
     def fit_splits(self, train: TabularData, val: TabularData | None) -> DeepSaDe:
         """Fit on splits prepared by the caller (one encoding and domain), e.g. the same folds for every
         method in a cross-validation; ``val`` selects the best epoch (and lambda for baselines)."""
-        if self.method not in METHODS:
-            raise UserInputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        settings = self._validated_settings()
         constraint_text = self._constraint_text()
         spec = parse_spec(read_constraint_text(constraint_text), train.encoding)
         self.data_summary_ = {"rows": train.n_rows + (val.n_rows if val is not None else 0),
                               "rows_dropped": train.rows_dropped, "rows_imputed": train.rows_imputed}
-        return self._fit_splits(spec, train, val, constraint_text)
+        return self._fit_splits(settings, spec, train, val, constraint_text)
 
-    def _fit_splits(self, spec: Spec, train: TabularData, val: TabularData | None,
+    def _fit_splits(self, settings: TrainSettings, spec: Spec, train: TabularData, val: TabularData | None,
                     constraint_text: str) -> DeepSaDe:
         start = time.perf_counter()
-        if self.method == "deepsade":
-            art = self._fit_deepsade(spec, train, val, constraint_text)
-        else:
-            art = self._fit_baseline(spec, train, val)
-            art.constraint_text = constraint_text
+        job = TrainingJob(method=self.method, spec=spec, train=train, val=val, settings=settings,
+                          constraint_text=constraint_text, options=dict(self.baseline_options or {}),
+                          progress=self.progress, checkpoint_dir=self.checkpoint_dir,
+                          checkpoint_every=self.checkpoint_every, resume=self.resume)
+        art = get_method(self.method).train(job)
         art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
         art.training.update(self.data_summary_)
         self.artifact_ = art
         return self
-
-    def _fit_deepsade(self, spec: Spec, train: TabularData, val: TabularData | None,
-                      constraint_text: str) -> artifact_io.ModelArtifact:
-        vacuous = vacuous_asserts(spec, *train.domain.scaled_exact(train.encoding))
-        if len(vacuous) == len(spec.asserts):
-            raise UserInputError(
-                "no assert's premise holds anywhere in the domain box, so the constraint would enforce nothing "
-                "(values are raw units: check them, or widen the box with --domain)")
-        trainer = DeepSaDeTrainer(spec, train, self.settings, progress=self.progress,
-                                  checkpoint_dir=self.checkpoint_dir,
-                                  checkpoint_policy=CheckpointPolicy.parse(self.checkpoint_every))
-        result = trainer.fit(val, resume=self.resume)
-        certificate = certify_model(result.model, spec, train.encoding, train.domain, self.settings.output_margin)
-        certificate["strategy"] = {str(i + 1): k for i, k in trainer.encoder.kinds.items()}
-        certificate["constraint_sha256"] = artifact_io.text_sha256(constraint_text)
-        training = asdict(self.settings)
-        training.update({"method": "deepsade", "seconds": round(result.seconds, 3),
-                         "init_seconds": round(result.init_seconds, 3), "best_epoch": result.best_epoch,
-                         "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
-        notes = list(spec.notes) + [f"assert {i + 1}: its premise never holds in the domain box, so it constrains "
-                                    "nothing there" for i in vacuous] + list(result.notes)
-        if notes:
-            training["notes"] = notes
-        return artifact_io.ModelArtifact(
-            model=result.model, encoding=train.encoding, domain=train.domain, constraint_text=constraint_text,
-            method="deepsade", training=training, history=[asdict(h) for h in result.history],
-            certificate=certificate,
-        )
-
-    def _fit_baseline(self, spec: Spec, train: TabularData, val: TabularData | None) -> artifact_io.ModelArtifact:
-        try:
-            from deepsade.baselines import train_baseline
-        except ImportError as exc:  # pragma: no cover - the baselines ship with the package
-            raise UserInputError(f"baseline methods are unavailable: {exc}") from None
-        s = self.settings
-        return train_baseline(self.method, train, val if val is not None else train, spec, hidden=s.hidden,
-                              epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
-                              quiet=self.progress is None, **self.baseline_options)
 
     # ---- using the model -----------------------------------------------------------------------------
     @property

@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import usecases  # noqa: E402
+from deepsade import usecases  # noqa: E402
 from deepsade.data import prepare  # noqa: E402
 from deepsade.estimator import split_validation  # noqa: E402
 from deepsade.spec import parse_spec  # noqa: E402
@@ -67,9 +67,9 @@ def train_memory(iterations: int, every: int, seed: int, config: str, overrides:
     real = case.load_real()
     frame = real if real is not None else case.generate(50_000, seed=seed)
     source = "real uc1_expenses.csv" if real is not None else "generated (50,000 rows)"
-    data = prepare(frame, list(case.TARGETS), task=case.TASK)
-    spec = parse_spec(REPO / case.CONSTRAINT, data.encoding)
-    s = case.SETTINGS
+    data = prepare(frame, list(case.targets), task=case.task)
+    spec = parse_spec(case.constraint_path, data.encoding)
+    s = case.settings
     known = {f.name for f in fields(TrainSettings)}
     settings = TrainSettings(hidden=tuple(s["hidden"]), epochs=10**6, batch_size=s["batch_size"], lr=s["lr"],
                              max_step=s["max_step"], margins=tuple(s["margins"]), seed=seed,
@@ -140,7 +140,7 @@ def csv_memory(n_rows: int, seed: int) -> dict:
                                    "import deepsade.data; print(resource.getrusage(resource.RUSAGE_SELF)"
                                    ".ru_maxrss / 1024)"], capture_output=True, text=True, check=True)
         out = subprocess.run([sys.executable, "-c", _LOADER.format(repo=str(REPO), path=str(path),
-                                                                   targets=list(case.TARGETS))],
+                                                                   targets=list(case.targets))],
                              capture_output=True, text=True, check=True)
         rows, used, seconds, peak = out.stdout.split()
     return {"rows": int(rows), "rows_used": int(used), "file_mib": round(size_mb, 1), "seconds": float(seconds),

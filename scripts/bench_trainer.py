@@ -40,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import usecases  # noqa: E402
+from deepsade import usecases  # noqa: E402
 from deepsade.data import prepare  # noqa: E402
 from deepsade.encode import STRATEGIES, to_dual  # noqa: E402
 from deepsade.estimator import DeepSaDe  # noqa: E402
@@ -56,15 +56,20 @@ from deepsade.trainer import (  # noqa: E402
     _last_layer,
     soft_clauses,
 )
+from deepsade.usecases.report import METRIC_LABELS  # noqa: E402
 
-PUBLISHED = {  # ANCHORS.md: DeepSaDe metric and training time per fold, and the published ratio
-    "UC1": ("MSE 38.36", 102342, "450x"),
-    "UC2": ("accuracy 0.8005", 448, "10x"),
-    "UC3": ("accuracy 0.8011", 6581, "65x"),
-    "UC4": ("Jaccard 0.628", 227928, "71x"),
-    "UC5": ("Jaccard 0.259", 17587, "59x"),
-}
 METRIC = {"UC1": "mse", "UC2": "accuracy", "UC3": "accuracy", "UC4": "jaccard", "UC5": "jaccard"}
+
+
+def published_deepsade(name: str) -> tuple[str, float | str, str]:
+    """The use case's published DeepSaDe figures: (metric, training seconds per fold, DeepSaDe / baseline time)."""
+    case = usecases.get(name)
+    pub = case.published.get("deepsade")
+    if pub is None or name not in METRIC:
+        return "-", "-", "-"
+    key = METRIC[name]
+    ratio = f"{case.published_ratio[1]:g}x" if case.published_ratio else "-"
+    return f"{METRIC_LABELS[key]} {pub.metrics[key]:g}", pub.seconds, ratio
 
 
 def split(frame: pd.DataFrame, case, seed: int):
@@ -72,7 +77,7 @@ def split(frame: pd.DataFrame, case, seed: int):
     n_train, n_test = int(round(0.7 * len(frame))), int(round(0.2 * len(frame)))
     parts = [frame.iloc[order[a:b]].reset_index(drop=True)
              for a, b in ((0, n_train), (n_train, n_train + n_test), (n_train + n_test, len(frame)))]
-    if hasattr(case, "inject_violations"):
+    if case.inject_violations is not None:
         parts[0] = case.inject_violations(parts[0], n=40, seed=seed)
     return parts
 
@@ -80,8 +85,8 @@ def split(frame: pd.DataFrame, case, seed: int):
 def load_case(name: str, data_dir, rows: int | None, seed: int):
     case = usecases.get(name)
     real = case.load_real(data_dir)
-    source = f"real {case.REAL_FILE}" if real is not None else f"generator ({name}.generate)"
-    if real is None and hasattr(case, "DEFAULT_LOAD_ROWS"):  # UC4: built from scikit-learn's digits
+    source = f"real {case.real_file}" if real is not None else f"generator ({name}.generate)"
+    if real is None and case.bundled_data is not None:  # UC4: built from scikit-learn's digits
         real, source = case.load(data_dir, rows, seed), f"{name}.load (scikit-learn digits)"
     frame = real if real is not None else case.generate(rows or 800, seed)
     frame = frame.dropna().reset_index(drop=True)
@@ -93,18 +98,18 @@ def load_case(name: str, data_dir, rows: int | None, seed: int):
 
 def prepare_splits(case, frame: pd.DataFrame, seed: int):
     train_frame, test_frame, val_frame = split(frame, case, seed)
-    kw = {"positive": case.POSITIVE} if case.POSITIVE else {}
+    kw = {"positive": case.positive} if case.positive else {}
     # UC4: a pixel can be blank in every training strip; such a column carries nothing and cannot be scaled
-    features = [c for c in train_frame.columns if c not in case.TARGETS and train_frame[c].nunique() > 1]
-    train = prepare(train_frame, list(case.TARGETS), features, task=case.TASK, **kw)
-    test = prepare(test_frame, list(case.TARGETS), features, encoding=train.encoding, domain=train.domain)
-    val = prepare(val_frame, list(case.TARGETS), features, encoding=train.encoding, domain=train.domain)
+    features = [c for c in train_frame.columns if c not in case.targets and train_frame[c].nunique() > 1]
+    train = prepare(train_frame, list(case.targets), features, task=case.task, **kw)
+    test = prepare(test_frame, list(case.targets), features, encoding=train.encoding, domain=train.domain)
+    val = prepare(val_frame, list(case.targets), features, encoding=train.encoding, domain=train.domain)
     return train, test, val
 
 
 def estimator(case, method: str, epochs: int, seed: int, projection: bool = True) -> DeepSaDe:
-    s = case.SETTINGS
-    return DeepSaDe(REPO / case.CONSTRAINT, list(case.TARGETS), task=case.TASK, positive=case.POSITIVE,
+    s = case.settings
+    return DeepSaDe(case.constraint_path, list(case.targets), task=case.task, positive=case.positive,
                     method=method, hidden=tuple(s["hidden"]), epochs=epochs, batch_size=s["batch_size"], lr=s["lr"],
                     max_step=s["max_step"], margins=tuple(s["margins"]), projection=projection, seed=seed)
 
@@ -121,7 +126,7 @@ def run_method(case, name, method, variant, train, test, val, epochs, seed) -> t
     total = lambda field: int(sum(h.get(field, 0) for h in history))  # noqa: E731
     row = {
         "usecase": name, "method": method, "variant": variant if method == "deepsade" else "-",
-        "epochs": epochs, "batch_size": case.SETTINGS["batch_size"], "n_train": train.n_rows,
+        "epochs": epochs, "batch_size": case.settings["batch_size"], "n_train": train.n_rows,
         "n_test": test.n_rows, "train_seconds": round(seconds, 2),
         "test_metric": key, "test_value": metrics[key], "test_value_corrected": metrics[f"{key}_corrected"],
         "test_violating_rows": metrics["violating_rows"], "certificate": metrics["certificate"],
@@ -145,8 +150,8 @@ def applicable_strategies(spec, layout) -> list[str]:
 
 def probe_strategies(case, name, train, art, batches: int, cap: float, seed: int) -> list[dict]:
     """Median time of one line-search check and one MaxSMT step per strategy, with the trained network."""
-    spec = parse_spec(read_constraint_file(str(REPO / case.CONSTRAINT)), train.encoding)
-    s = case.SETTINGS
+    spec = parse_spec(read_constraint_file(str(case.constraint_path)), train.encoding)
+    s = case.settings
     rows = []
     rng = np.random.default_rng(seed)
     base = TrainSettings(hidden=tuple(s["hidden"]), batch_size=s["batch_size"], lr=s["lr"], max_step=s["max_step"],
@@ -234,7 +239,7 @@ def write_report(out: Path, rows: list[dict], strategy_rows: list[dict], sources
             ratio = f"{r.train_seconds / ffn_s:.1f}x" if r.method == "deepsade" and ffn_s == ffn_s else "-"
             counts = (f"{r.line_search_hits} / {r.projection_hits} / {r.maxsmt_successes} / {r.maxsmt_calls} / "
                       f"{r.restarts}" if r.method == "deepsade" else "-")
-            published = PUBLISHED.get(name, ("-", "-", "-"))
+            published = published_deepsade(name)
             lines.append(f"| {name} | {r.method} | {r.variant} | {r.epochs} | {r.n_train} | {r.train_seconds:.1f} | "
                          f"{ratio} | {r.test_metric} {r.test_value:.4f} | {r.test_value_corrected:.4f} | "
                          f"{r.test_violating_rows} | {r.certificate} | {counts} | "
@@ -277,7 +282,7 @@ def main() -> None:
     for name in args.usecases:
         case, frame, source = load_case(name, args.data, args.rows, args.seed)
         train, test, val = prepare_splits(case, frame, args.seed)
-        epochs = args.epochs or case.SETTINGS["epochs"]
+        epochs = args.epochs or case.settings["epochs"]
         sources[name] = f"{source}; {train.n_rows}/{test.n_rows}/{val.n_rows} train/test/validation rows"
         art = None
         for variant in args.variants:

@@ -24,10 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import usecases  # noqa: E402
+from deepsade import usecases  # noqa: E402
 from deepsade.errors import UserInputError  # noqa: E402
-from deepsade.experiment import METHODS, ExperimentConfig, parse_methods, run_experiment  # noqa: E402
-from deepsade.report import write_summary  # noqa: E402
+from deepsade.methods import method_names  # noqa: E402
+from deepsade.usecases.experiment import ExperimentConfig, parse_methods, run_experiment  # noqa: E402
+from deepsade.usecases.report import write_summary  # noqa: E402
 
 # --quick: tiny generated data, few epochs, one fold and short AdI searches: the whole pipeline in about a minute.
 QUICK = {"rows": 120, "epochs": 2, "baseline_epochs": 3, "adi_sample": 10, "folds": 1, "adi_timeout": 2.0}
@@ -46,7 +47,7 @@ def per_usecase(text: str | None, names: list[str], name: str, kind: type = int)
         try:
             if "=" in item:
                 key, value = item.split("=", 1)
-                values[usecases.get(key).NAME] = kind(value)
+                values[usecases.get(key).name] = kind(value)
             else:
                 values.update(dict.fromkeys(names, kind(item)))
         except ValueError as exc:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     which.add_argument("--usecases", help="comma-separated use cases, e.g. UC2,UC5")
     parser.add_argument("--folds", default=None,
                         help="run the first N of the 5 folds: N or N,UC=N,... (default 5)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: all)")
+    parser.add_argument("--methods", default=",".join(method_names()), help="comma-separated methods (default: all)")
     parser.add_argument("--data", default=None, help="folder with the real data (default ../shared/data)")
     parser.add_argument("--out", default=str(REPO / "results"), help="output folder (default results/)")
     parser.add_argument("--jobs", type=int, default=1, help="fold x method tasks in parallel processes")
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     names = ["UC2", "UC3", "UC5", "UC4", "UC1"] if args.all else [
-        usecases.get(n).NAME for n in args.usecases.split(",") if n.strip()]
+        usecases.get(n).name for n in args.usecases.split(",") if n.strip()]
     rows = per_usecase(args.rows, names, "rows")
     folds = per_usecase(args.folds, names, "folds")
     epochs = per_usecase(args.epochs, names, "epochs")

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from deepsade import artifact, smtlib
 from deepsade.cli import main
+from deepsade.errors import UserInputError
 from deepsade.maxsmt import MaxSMTResult
 
 RULE = "(declare-const x1 Real)(declare-const y Real)(assert (<= y x1))\n"
@@ -360,3 +361,46 @@ def test_unknown_when_initialising_is_not_taken_for_a_model(tmp_path, monkeypatc
                         lambda self, weights, *a, **k: np.zeros(len(weights), bool))
     _assert_clean_failure(_invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--out", str(out)),
                           "within the time limit", out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The estimator's parameters: stored by the constructor, validated by fit with one clear error each.
+
+@pytest.mark.parametrize("params, message", [
+    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"epochs": 2.5}, "epochs must be a positive integer, got 2.5"),
+    ({"hidden": ()}, "hidden must be a non-empty sequence of positive integers"),
+    ({"hidden": (8, 0)}, "hidden must be a non-empty sequence of positive integers, got \\(8, 0\\)"),
+    ({"lr": -0.1}, "lr must be a positive number, got -0.1"),
+    ({"max_step": float("nan")}, "max_step must be a positive number"),
+    ({"solver_timeout": 0}, "solver_timeout must be a positive number"),
+    ({"output_margin": "1e-4"}, "output_margin must be a positive number"),
+    ({"margins": ()}, "margins must be a non-empty sequence of numbers"),
+    ({"margins": "0,1"}, "margins must be a non-empty sequence of numbers"),
+    ({"line_search_steps": -1}, "line_search_steps must be an integer >= 0, got -1"),
+    ({"val_fraction": 1.0}, "--val-fraction must be in \\[0, 1\\), got 1.0"),
+    ({"maxsmt": "maxres"}, "unknown MaxSMT solver 'maxres'; choose one of fu-malik, z3-opt"),
+    ({"strategy": "magic"}, "unknown strategy 'magic'; choose one of auto, dual"),
+    ({"method": "svm"}, "unknown method 'svm'; choose one of deepsade, ffn, reg, sbr, sl"),
+    ({"seed": 1.5}, "seed must be an integer, got 1.5"),
+    ({"checkpoint_every": "sometimes"}, "--checkpoint-every takes"),
+])
+def test_estimator_parameters_are_checked_in_fit(params, message):
+    from deepsade.estimator import DeepSaDe
+
+    frame = pd.DataFrame({"x1": np.linspace(1, 10, 40), "x2": np.linspace(0, 1, 40), "y": np.linspace(0, 1, 40)})
+    model = DeepSaDe(RULE, ["y"], **params)  # the constructor only stores: never raises
+    for name, value in params.items():
+        assert getattr(model, name) == value or value != value
+    with pytest.raises(UserInputError, match=message):
+        model.fit(frame)
+
+
+def test_estimator_targets_may_be_one_column_name():
+    from deepsade.estimator import DeepSaDe
+
+    frame = pd.DataFrame({"x1": np.linspace(1, 10, 40), "x2": np.linspace(0, 1, 40), "y": np.linspace(0, 1, 40)})
+    model = DeepSaDe(RULE, "y", method="ffn", hidden=(4,), epochs=1).fit(frame)
+    assert model.artifact_.encoding.target_columns == ["y"]
+    with pytest.raises(UserInputError, match="targets must name at least one column"):
+        DeepSaDe(RULE, [], method="ffn").fit(frame)

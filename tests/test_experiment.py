@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import usecases
+from deepsade import usecases
 from deepsade.cli import main
-from deepsade.experiment import ExperimentConfig, make_folds, result_path, run_experiment
-from deepsade.report import PUBLISHED, write_summary
+from deepsade.usecases.experiment import ExperimentConfig, make_folds, result_path, run_experiment
+from deepsade.usecases.report import write_summary
 
 # Tiny sizes: each use case end to end in a few seconds on 2 cores.
 TINY_ROWS = {"UC1": 120, "UC2": 120, "UC3": 80, "UC4": 40, "UC5": 100}
@@ -49,7 +49,7 @@ def test_usecase_end_to_end_on_its_generator(name: str, tmp_path: Path) -> None:
     for entry in deepsade["adi"]["per_epsilon"]:
         assert entry["counterexample"] == 0
     # every metric the use case reports was measured, on all rows and on the corrected ones
-    for metric in usecases.get(name).METRICS:
+    for metric in usecases.get(name).metrics:
         assert deepsade["test"][metric] is not None
         assert f"{metric}_corrected" in deepsade["test"]
     # the same fold for both methods
@@ -115,7 +115,7 @@ def test_summary_over_usecases_lists_ours_beside_published(tmp_path: Path) -> No
     summary = write_summary(tmp_path, command="python scripts/reproduce.py --usecases UC2").read_text()
     assert "python scripts/reproduce.py --usecases UC2" in summary
     assert "| UC2 | deepsade | 1 |" in summary
-    assert f"{PUBLISHED['UC2']['deepsade']['metrics']['accuracy']:g}" in summary
+    assert f"{usecases.get('UC2').published['deepsade'].metrics['accuracy']:g}" in summary
     assert "| UC2 | sl | 0 | not run |" in summary  # a published method we did not run stays visible
 
 

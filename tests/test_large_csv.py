@@ -6,14 +6,14 @@ import resource
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 
 PEAK_LIMIT_MIB = 2048  # measured: about 0.7 GiB for read_csv + prepare (results/bench_memory.md)
 
 
 @pytest.mark.slow
 def test_one_million_rows_check_within_memory(tmp_path):
-    import usecases
+    from deepsade import usecases
 
     case = usecases.get("UC1")
     block = case.generate(100_000, seed=0)
@@ -22,8 +22,8 @@ def test_one_million_rows_check_within_memory(tmp_path):
         block.to_csv(handle, index=False)
         for _ in range(9):
             block.to_csv(handle, index=False, header=False)
-    targets = [arg for t in case.TARGETS for arg in ("--target", t)]
-    result = run_cli("check", str(REPO / case.CONSTRAINT), str(path), *targets, timeout=600)
+    targets = [arg for t in case.targets for arg in ("--target", t)]
+    result = run_cli("check", str(case.constraint_path), str(path), *targets, timeout=600)
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     assert result.returncode == 0, result.stderr
     assert "data: 1000000 rows used" in result.stdout

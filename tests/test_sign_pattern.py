@@ -20,7 +20,7 @@ from deepsade.encoding.projection import project_last_layer
 from deepsade.encoding.sign_pattern import ABOVE, BELOW, FREE, prime_implicants, to_sign_pattern
 from deepsade.spec import parse_spec, parse_spec_text
 from deepsade.training import DeepSaDeTrainer, TrainSettings
-from usecases import uc4_digits, uc5_sushi
+from deepsade.usecases import uc4_digits, uc5_sushi
 
 
 def _implicant(free: int, value: int, truth: np.ndarray, n_bits: int) -> bool:

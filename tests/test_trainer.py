@@ -139,7 +139,7 @@ def test_polyhedral_rules_start_without_the_solver(monkeypatch):
 
     from deepsade.spec import parse_spec
     from deepsade.training import DeepSaDeTrainer, TrainSettings
-    from usecases import uc3_music
+    from deepsade.usecases import uc3_music
 
     def no_solver(*args, **kwargs):
         raise AssertionError("the solver was called")

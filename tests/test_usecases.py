@@ -10,21 +10,21 @@ import pandas as pd
 import pytest
 import z3
 
-import usecases
-from usecases import toy, uc1_expenses, uc2_loan, uc3_music, uc4_digits, uc5_sushi
+from deepsade import usecases
+from deepsade.usecases import toy, uc1_expenses, uc2_loan, uc3_music, uc4_digits, uc5_sushi
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = usecases.default_data_dir()
 SMALL = {"UC1": 300, "UC2": 200, "UC3": 200, "UC4": 100, "UC5": 300, "TOY_REG": 100, "TOY_BIN": 100}
 CASES = sorted(usecases.ALL_CASES)
-REAL_CASES = [name for name, case in usecases.USECASES.items() if case.REAL_FILE is not None]
+REAL_CASES = [name for name, case in usecases.USECASES.items() if case.real_file is not None]
 ALLOWED_COMMANDS = {"declare-const", "define-fun", "assert"}
 
 
 def needs_real(case) -> None:
     """Skip when the real file of ``case`` is not present on this machine."""
-    if DATA_DIR is None or not (DATA_DIR / case.REAL_FILE).is_file():
-        pytest.skip(f"real data {case.REAL_FILE} not present")
+    if DATA_DIR is None or not (DATA_DIR / case.real_file).is_file():
+        pytest.skip(f"real data {case.real_file} not present")
 
 
 def strip_comments(text: str) -> str:
@@ -97,7 +97,7 @@ def signed(flags: np.ndarray) -> np.ndarray:
 
 def test_registry_and_get() -> None:
     assert list(usecases.USECASES) == ["UC1", "UC2", "UC3", "UC4", "UC5"]
-    assert usecases.get("uc2") is uc2_loan
+    assert usecases.get("uc2") is uc2_loan.CASE
     assert usecases.get(" Toy_Reg ") is toy.TOY_REG
     with pytest.raises(ValueError, match="UC1, UC2"):
         usecases.get("UC9")
@@ -106,13 +106,13 @@ def test_registry_and_get() -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_module_attributes(name: str) -> None:
     case = usecases.get(name)
-    assert case.NAME == name
-    assert (REPO / case.CONSTRAINT).is_file()
-    assert case.TASK in {"regression", "binary", "multiclass", "multilabel"}
-    assert (case.POSITIVE is not None) == (case.TASK == "binary")
+    assert case.name == name
+    assert (REPO / case.constraint).is_file()
+    assert case.task in {"regression", "binary", "multiclass", "multilabel"}
+    assert (case.positive is not None) == (case.task == "binary")
     required = {"hidden", "epochs", "batch_size", "lr", "max_step", "margins", "baseline_epochs"}
-    assert required <= set(case.SETTINGS)
-    assert isinstance(case.SETTINGS["hidden"], tuple) and isinstance(case.SETTINGS["margins"], tuple)
+    assert required <= set(case.settings)
+    assert isinstance(case.settings["hidden"], tuple) and isinstance(case.settings["margins"], tuple)
 
 
 def test_default_data_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_generator_deterministic_and_seeded(name: str) -> None:
     assert not first.equals(case.generate(SMALL[name], seed=4))
     assert len(first) == SMALL[name]
     assert len(case.generate(SMALL[name] + 7, seed=3)) == SMALL[name] + 7
-    assert set(case.TARGETS) <= set(first.columns)
+    assert set(case.targets) <= set(first.columns)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -147,7 +147,7 @@ def test_generated_frames_suit_the_data_layer(name: str) -> None:
     """No constant columns, numbers are numbers, categoricals are strings (the data layer's contract)."""
     case = usecases.get(name)
     frame = case.generate(SMALL[name], seed=0)
-    inputs = frame.drop(columns=case.TARGETS)
+    inputs = frame.drop(columns=list(case.targets))
     assert (inputs.nunique() > 1).all(), "constant input columns"
     for col in inputs.columns:
         values = inputs[col].dropna()
@@ -283,7 +283,7 @@ def test_uc3_inject_violations_breaks_the_rule() -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_constraint_file_parses_and_names_match_columns(name: str) -> None:
     case = usecases.get(name)
-    path = REPO / case.CONSTRAINT
+    path = REPO / case.constraint
     text = path.read_text()
     assert text.lstrip().startswith(";"), "each file starts with a comment block"
     assert set(top_level_commands(text)) <= ALLOWED_COMMANDS
@@ -295,7 +295,7 @@ def test_constraint_file_parses_and_names_match_columns(name: str) -> None:
     if name == "UC4":
         frame = case.generate(1000, seed=0)  # every digit appears at this size
     unknown = set(names) - score_names(case, frame)
-    assert not unknown, f"names in {case.CONSTRAINT} that are no column or score: {unknown}"
+    assert not unknown, f"names in {case.constraint} that are no column or score: {unknown}"
     used = {d.name() for a in assertions for d in _consts(a)}
     assert used <= set(names)
 

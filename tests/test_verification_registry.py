@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepsade.cli_verify import adi, verify
+from deepsade.cli.verify import adi, verify
 from deepsade.data import prepare
 from deepsade.errors import UserInputError
 from deepsade.verification import (

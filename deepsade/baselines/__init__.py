@@ -10,11 +10,11 @@ model directory (``deepsade.artifact``), with certificate ``{"verdict": "none"}`
 """
 
 from deepsade.baselines.train import (
+    CONSTRAINT_LOSSES,
     DEFAULT_LAMBDAS,
-    METHODS,
     make_constraint_loss,
     select_lambda,
     train_baseline,
 )
 
-__all__ = ["DEFAULT_LAMBDAS", "METHODS", "make_constraint_loss", "select_lambda", "train_baseline"]
+__all__ = ["DEFAULT_LAMBDAS", "CONSTRAINT_LOSSES", "make_constraint_loss", "select_lambda", "train_baseline"]

@@ -42,23 +42,26 @@ from deepsade.errors import UserInputError
 from deepsade.network import SkipMLP
 from deepsade.spec import Spec
 
-METHODS = ("ffn", "reg", "sbr", "sl")
 DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 Progress = Callable[[dict[str, Any]], None]
+
+# The constraint loss each baseline adds to the data loss (ffn: none). The methods themselves are
+# registered in ``deepsade.methods``; this table says what training one of them means.
+CONSTRAINT_LOSSES: dict[str, Callable[..., ConstraintLoss] | None] = {
+    "ffn": None,
+    "reg": lambda spec, task, tnorm, steepness: PenaltyLoss(spec),
+    "sbr": lambda spec, task, tnorm, steepness: FuzzyLoss(spec, tnorm, steepness),
+    "sl": lambda spec, task, tnorm, steepness: SemanticLoss(spec, task),
+}
 
 
 def make_constraint_loss(method: str, spec: Spec, task: str, tnorm: str = "product",
                          steepness: float = DEFAULT_STEEPNESS) -> ConstraintLoss | None:
     """The constraint loss of ``method`` compiled from ``spec`` (None for ffn); clear refusals where it does not apply."""
-    if method == "ffn":
-        return None
-    if method == "reg":
-        return PenaltyLoss(spec)
-    if method == "sbr":
-        return FuzzyLoss(spec, tnorm, steepness)
-    if method == "sl":
-        return SemanticLoss(spec, task)
-    raise UserInputError(f"unknown method {method!r}; choose one of deepsade, {', '.join(METHODS)}")
+    if method not in CONSTRAINT_LOSSES:
+        raise UserInputError(f"unknown method {method!r}; choose one of deepsade, {', '.join(CONSTRAINT_LOSSES)}")
+    factory = CONSTRAINT_LOSSES[method]
+    return None if factory is None else factory(spec, task, tnorm, steepness)
 
 
 @dataclass
@@ -209,8 +212,8 @@ def train_baseline(method: str, train: TabularData, val: TabularData, spec: Spec
     lambdas of the final grid and one kept model per lambda, e.g. to plot test loss against lambda.
     Raises UserInputError where the method does not apply to the constraint or the task.
     """
-    if method not in METHODS:
-        raise UserInputError(f"unknown baseline method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in CONSTRAINT_LOSSES:
+        raise UserInputError(f"unknown baseline method {method!r}; choose one of {', '.join(CONSTRAINT_LOSSES)}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if int(value) != value or value < 1:
             raise UserInputError(f"{name} must be a positive integer, got {value!r}")

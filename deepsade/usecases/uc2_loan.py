@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import categorical_from_uniforms, check_n_rows, real_file, subsample, with_missing
+from .case import Published, UseCase
 
 NAME = "UC2"
 CONSTRAINT = "constraints/uc2_loan.smt2"
@@ -182,3 +183,16 @@ def inject_violations(df: pd.DataFrame, n: int = 40, seed: int = 0) -> pd.DataFr
     chosen = np.random.default_rng(seed).choice(eligible, size=min(n, eligible.size), replace=False)
     out.iloc[chosen, out.columns.get_loc(TARGET)] = "Y"
     return out
+
+
+CASE = UseCase(
+    name=NAME, constraint=CONSTRAINT, targets=tuple(TARGETS), task=TASK, positive=POSITIVE, metrics=METRICS,
+    settings=SETTINGS, generate=generate, load=load, load_real=load_real, real_file=REAL_FILE,
+    inject_violations=inject_violations, premise=premise,
+    published={
+        "deepsade": Published({"accuracy": 0.8005}, "0", (0.0, 0.0), 448),
+        "sl": Published({"accuracy": 0.8018}, "0", (0.002, 0.0), 45.5),
+        "sbr": Published({"accuracy": 0.8005}, "0", (0.003, 0.001), 45.5),
+    },
+    published_ratio=("sl", 10),
+)

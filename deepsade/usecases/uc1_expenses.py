@@ -21,6 +21,7 @@ from ._common import (
     real_file,
     subsample,
 )
+from .case import Published, UseCase
 
 NAME = "UC1"
 CONSTRAINT = "constraints/uc1_expenses.smt2"
@@ -193,3 +194,14 @@ def load(data_dir: str | Path | None = None, n_rows: int | None = None, seed: in
     if real is not None:
         return subsample(real, n_rows, seed)
     return generate(n_rows if n_rows is not None else 2000, seed)
+
+
+CASE = UseCase(
+    name=NAME, constraint=CONSTRAINT, targets=tuple(TARGETS), task=TASK, positive=POSITIVE, metrics=METRICS,
+    settings=SETTINGS, generate=generate, load=load, load_real=load_real, real_file=REAL_FILE,
+    published={
+        "deepsade": Published({"mse": 38.36}, "0", (0.0, 0.0), 102_342),
+        "reg": Published({"mse": 30.51}, "538 rows", (0.978, 0.678), 227),
+    },
+    published_ratio=("reg", 450),
+)

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 DATA_ENV = "DEEPSADE_DATA"
+REPO = Path(__file__).resolve().parents[2]  # the checkout: rule files are named relative to it
 
 
 def default_data_dir() -> Path | None:
@@ -20,7 +21,7 @@ def default_data_dir() -> Path | None:
     env = os.environ.get(DATA_ENV)
     # An explicit setting is honoured even when it points nowhere: a user who set it wants no fallback.
     candidate = (
-        Path(env).expanduser() if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        Path(env).expanduser() if env else REPO.parent / "shared" / "data"
     )
     return candidate if candidate.is_dir() else None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from deepsade.cli_common import user_errors, warn_if_altered
+from deepsade.cli.common import user_errors, warn_if_altered
 from deepsade.verification import ENGINES, Outcome, Verifier, raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import categorical_from_uniforms, check_n_rows
+from .case import Published, UseCase
 
 NAME = "UC3"
 CONSTRAINT = "constraints/uc3_music.smt2"
@@ -123,3 +124,17 @@ def inject_violations(df: pd.DataFrame, n: int = 40, seed: int = 0) -> pd.DataFr
     forbidden = [c for c in CLASSES if c not in ALLOWED_FOR_BEATLES]
     out.iloc[chosen, out.columns.get_loc(TARGET)] = rng.choice(forbidden, size=chosen.size)
     return out
+
+
+CASE = UseCase(
+    name=NAME, constraint=CONSTRAINT, targets=tuple(TARGETS), task=TASK, positive=POSITIVE, metrics=METRICS,
+    settings=SETTINGS, generate=generate, load=load, load_real=load_real, real_file=REAL_FILE,
+    inject_violations=inject_violations, premise=premise,
+    published={
+        "deepsade": Published({"accuracy": 0.8011}, "0", (0.0, 0.0), 6_581),
+        "sl": Published({"accuracy": 0.8254}, "0.16 rows", (0.401, 0.283), 101),
+        "sbr": Published({"accuracy": 0.7652}, "0.16 rows", (0.293, 0.217), 196),
+    },
+    published_ratio=("sl", 65),
+    paper_figures={"tsne_hidden": "Figure 5"},
+)

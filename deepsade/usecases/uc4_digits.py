@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.datasets import load_digits
 
 from ._common import check_n_rows
+from .case import Published, UseCase
 
 NAME = "UC4"
 CONSTRAINT = "constraints/uc4_digits.smt2"
@@ -75,3 +76,18 @@ def load_real(data_dir: str | Path | None = None) -> pd.DataFrame | None:
 def load(data_dir: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
     """The digit strips (5,000 by default)."""
     return generate(n_rows if n_rows is not None else DEFAULT_LOAD_ROWS, seed)
+
+
+CASE = UseCase(
+    name=NAME, constraint=CONSTRAINT, targets=tuple(TARGETS), task=TASK, positive=POSITIVE, metrics=METRICS,
+    settings=SETTINGS, generate=generate, load=load, load_real=load_real, real_file=REAL_FILE,
+    bundled_data="scikit-learn digits",
+    bundled_data_source="scikit-learn 8x8 digits, four per strip (usecases.uc4_digits)",
+    published={
+        "deepsade": Published({"coherent_accuracy": 0.069, "flattened_accuracy": 0.785, "jaccard": 0.628}, "0", None,
+                              227_928),
+        "ffn": Published({"coherent_accuracy": 0.239, "flattened_accuracy": 0.858, "jaccard": 0.716},
+                         "constraint accuracy 0.88", None, 3_216),
+    },
+    published_ratio=("ffn", 71),
+)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from deepsade.cli_common import UsageError, user_errors
+from deepsade.cli.common import UsageError, user_errors
+from deepsade.methods import method_names
 
 
 @click.group("usecase")
@@ -17,16 +18,16 @@ def usecase() -> None:
 @usecase.command("list")
 def list_cases() -> None:
     """List the use cases: task, constraint, data (real file found or generator), paper settings, metrics."""
-    import usecases
+    from deepsade.usecases import USECASES
 
-    for name, case in usecases.USECASES.items():
-        real = case.load_real(None) is not None if case.REAL_FILE else False
-        data = (f"real {case.REAL_FILE} (found)" if real else
-                f"generator (real {case.REAL_FILE} not found)" if case.REAL_FILE else
-                "scikit-learn digits" if name == "UC4" else "generator only")
-        s = case.SETTINGS
-        click.echo(f"{name}  {case.TASK:<10}  {case.CONSTRAINT}  data: {data}")
-        click.echo(f"      metrics: {', '.join(case.METRICS)}; hidden {'-'.join(map(str, s['hidden']))}, "
+    for name, case in USECASES.items():
+        real = case.load_real(None) is not None if case.real_file else False
+        data = (f"real {case.real_file} (found)" if real else
+                f"generator (real {case.real_file} not found)" if case.real_file else
+                case.bundled_data or "generator only")
+        s = case.settings
+        click.echo(f"{name}  {case.task:<10}  {case.constraint}  data: {data}")
+        click.echo(f"      metrics: {', '.join(case.metrics)}; hidden {'-'.join(map(str, s['hidden']))}, "
                    f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, max step {s['max_step']}, "
                    f"margins {','.join(map(str, s['margins']))}; baselines {s['baseline_epochs']} epochs")
 
@@ -37,7 +38,7 @@ def list_cases() -> None:
               help="Folder holding the real data files (default: $DEEPSADE_DATA or ../shared/data).")
 @click.option("--folds", type=click.IntRange(min=1), default=None,
               help="Run the first N folds of the 5-fold split (default: all 5).")
-@click.option("--methods", default="deepsade,ffn,reg,sbr,sl", show_default=True,
+@click.option("--methods", default=",".join(method_names()), show_default=True,
               help="Comma-separated methods; a baseline that does not apply to the rule is recorded as such.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: results/UC).")
@@ -63,15 +64,15 @@ def run(name, data_dir, folds, methods, out, jobs, rows, epochs, baseline_epochs
 
     Each finished fold x method is stored at once under OUT/folds; a rerun with the same settings
     skips what is there, so an interrupted run resumes where it stopped."""
-    import usecases
-    from deepsade.experiment import ExperimentConfig, parse_methods, run_experiment
+    from deepsade.usecases import get as get_usecase
+    from deepsade.usecases.experiment import ExperimentConfig, parse_methods, run_experiment
 
     try:
-        case = usecases.get(name)
+        case = get_usecase(name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     config = ExperimentConfig(
-        usecase=case.NAME, out=out or str(Path("results") / case.NAME), folds=folds, methods=parse_methods(methods),
+        usecase=case.name, out=out or str(Path("results") / case.name), folds=folds, methods=parse_methods(methods),
         data_dir=data_dir, rows=rows, epochs=epochs, baseline_epochs=baseline_epochs, adi_sample=adi_sample,
         adi_timeout=adi_timeout, solver_timeout=solver_timeout, seed=seed, jobs=jobs, save_models=not no_models,
         quiet=quiet)
@@ -84,7 +85,7 @@ def run(name, data_dir, folds, methods, out, jobs, rows, epochs, baseline_epochs
 @user_errors
 def report(out) -> None:
     """Rewrite OUT/report.md, OUT/runs.csv and the plots from the fold results stored under OUT."""
-    from deepsade.report import write_report
+    from deepsade.usecases.report import write_report
 
     try:
         path = write_report(out)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import check_n_rows, real_file, subsample
+from .case import Published, UseCase
 
 NAME = "UC5"
 CONSTRAINT = "constraints/uc5_sushi.smt2"
@@ -106,3 +107,16 @@ def load(data_dir: str | Path | None = None, n_rows: int | None = None, seed: in
     if real is not None:
         return subsample(real, n_rows, seed)
     return generate(n_rows if n_rows is not None else N_ORDERINGS, seed)
+
+
+CASE = UseCase(
+    name=NAME, constraint=CONSTRAINT, targets=tuple(TARGETS), task=TASK, positive=POSITIVE, metrics=METRICS,
+    settings=SETTINGS, generate=generate, load=load, load_real=load_real, real_file=REAL_FILE,
+    published={
+        "deepsade": Published({"coherent_accuracy": 0.111, "flattened_accuracy": 0.672, "jaccard": 0.259}, "0", None,
+                              17_587),
+        "sl": Published({"coherent_accuracy": 0.041, "flattened_accuracy": 0.632, "jaccard": 0.181}, "0", None, 298),
+    },
+    published_ratio=("sl", 59),
+    paper_figures={"lambda_test_loss": "Figure 2"},
+)

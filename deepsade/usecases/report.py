@@ -9,7 +9,6 @@ it) is copied into ``report.md`` when present.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -21,49 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import usecases
-from deepsade.experiment import METHODS, load_results
+from deepsade.atomic import write_text_atomically
+from deepsade.usecases import USECASES
+from deepsade.usecases import get as get_usecase
+from deepsade.usecases.plots import write_plots
+from deepsade.usecases.results import load_results, method_order, overrides
 
 # metric key -> short label (the corrected variant is what the paper reports)
 METRIC_LABELS = {"mse": "MSE", "accuracy": "accuracy", "coherent_accuracy": "coherent",
                  "flattened_accuracy": "flattened", "jaccard": "Jaccard"}
-
-# shared/ANCHORS.md, "Published figures to beat". violations: test rows whose prediction breaks the rule
-# (as the paper gives it); adi: (eps 0.1, eps 0.01), None where the paper reports n/a.
-PUBLISHED: dict[str, dict[str, dict[str, Any]]] = {
-    "UC1": {
-        "deepsade": {"metrics": {"mse": 38.36}, "violations": "0", "adi": (0.0, 0.0), "seconds": 102_342},
-        "reg": {"metrics": {"mse": 30.51}, "violations": "538 rows", "adi": (0.978, 0.678), "seconds": 227},
-    },
-    "UC2": {
-        "deepsade": {"metrics": {"accuracy": 0.8005}, "violations": "0", "adi": (0.0, 0.0), "seconds": 448},
-        "sl": {"metrics": {"accuracy": 0.8018}, "violations": "0", "adi": (0.002, 0.0), "seconds": 45.5},
-        "sbr": {"metrics": {"accuracy": 0.8005}, "violations": "0", "adi": (0.003, 0.001), "seconds": 45.5},
-    },
-    "UC3": {
-        "deepsade": {"metrics": {"accuracy": 0.8011}, "violations": "0", "adi": (0.0, 0.0), "seconds": 6_581},
-        "sl": {"metrics": {"accuracy": 0.8254}, "violations": "0.16 rows", "adi": (0.401, 0.283), "seconds": 101},
-        "sbr": {"metrics": {"accuracy": 0.7652}, "violations": "0.16 rows", "adi": (0.293, 0.217), "seconds": 196},
-    },
-    "UC4": {
-        "deepsade": {"metrics": {"coherent_accuracy": 0.069, "flattened_accuracy": 0.785, "jaccard": 0.628},
-                     "violations": "0", "adi": None, "seconds": 227_928},
-        "ffn": {"metrics": {"coherent_accuracy": 0.239, "flattened_accuracy": 0.858, "jaccard": 0.716},
-                "violations": "constraint accuracy 0.88", "adi": None, "seconds": 3_216},
-    },
-    "UC5": {
-        "deepsade": {"metrics": {"coherent_accuracy": 0.111, "flattened_accuracy": 0.672, "jaccard": 0.259},
-                     "violations": "0", "adi": None, "seconds": 17_587},
-        "sl": {"metrics": {"coherent_accuracy": 0.041, "flattened_accuracy": 0.632, "jaccard": 0.181},
-               "violations": "0", "adi": None, "seconds": 298},
-    },
-}
-# The published DeepSaDe / baseline training-time ratio and the baseline it was taken against.
-PUBLISHED_RATIO: dict[str, tuple[str, float]] = {
-    "UC1": ("reg", 450), "UC2": ("sl", 10), "UC3": ("sl", 65), "UC4": ("ffn", 71), "UC5": ("sl", 59),
-}
-PAPER_FIGURES = {"UC5": "Figure 2", "UC3": "Figure 5"}
-
 
 # ---- runs.csv --------------------------------------------------------------------------------------------
 
@@ -107,11 +72,7 @@ def write_runs_csv(out: str | Path) -> Path:
     """Rebuild ``runs.csv`` from the stored fold x method results (one row each)."""
     out = Path(out)
     rows = [flatten(r) for r in load_results(out)]
-    path = out / "runs.csv"
-    tmp = out / ".runs.csv.tmp"
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(out / "runs.csv", pd.DataFrame(rows).to_csv(index=False))
 
 
 # ---- summaries -------------------------------------------------------------------------------------------
@@ -143,14 +104,14 @@ def summarise(results: list[dict[str, Any]]) -> pd.DataFrame:
     ok = [r for r in results if r["status"] == "ok"]
     if not ok:
         return pd.DataFrame()
-    case = usecases.get(ok[0]["usecase"])
+    case = get_usecase(ok[0]["usecase"])
     records = []
-    for method in METHODS:
+    for method in method_order({r["method"] for r in ok}):
         runs = [r for r in ok if r["method"] == method]
         if not runs:
             continue
         record: dict[str, Any] = {"method": method, "folds": len(runs)}
-        for metric in case.METRICS:
+        for metric in case.metrics:
             record[metric] = _mean([r["test"].get(f"{metric}_corrected") for r in runs])
             record[f"{metric}_all_rows"] = _mean([r["test"].get(metric) for r in runs])
         record["test_violations"] = _mean([r["test"]["violating_rows"] for r in runs])
@@ -183,21 +144,21 @@ def _metric_text(record: dict[str, Any] | pd.Series, metrics: Sequence[str], mul
 
 def summary_rows(name: str, results: list[dict[str, Any]]) -> list[list[str]]:
     """The ANCHORS-layout rows (ours beside published) for one use case."""
-    case = usecases.get(name)
+    case = get_usecase(name)
     table = summarise(results)
-    published = PUBLISHED.get(name, {})
-    ratio_method, ratio_published = PUBLISHED_RATIO.get(name, (None, None))
-    multi = len(case.METRICS) > 1
+    published = case.published
+    ratio_method, ratio_published = case.published_ratio or (None, None)
+    multi = len(case.metrics) > 1
     rows: list[list[str]] = []
     methods = list(table["method"]) if len(table) else []
-    not_applicable = [m for m in METHODS if m not in methods
+    not_applicable = [m for m in method_order({r["method"] for r in results}) if m not in methods
                       and any(r["method"] == m and r["status"] != "ok" for r in results)]
     methods += [m for m in published if m not in methods and m not in not_applicable]
     for method in methods:
         ours = table[table["method"] == method].iloc[0].to_dict() if method in set(table.get("method", [])) else None
         pub = published.get(method)
-        metric_ours = _metric_text(ours, case.METRICS, multi) if ours else "not run"
-        metric_pub = _metric_text(pub["metrics"], case.METRICS, multi) if pub else "-"
+        metric_ours = _metric_text(ours, case.metrics, multi) if ours else "not run"
+        metric_pub = _metric_text(dict(pub.metrics), case.metrics, multi) if pub else "-"
         if ours:
             adi_keys = sorted((k for k in ours if k.startswith("adi_") and not k.endswith("_unknown")),
                               key=lambda k: -float(k[4:]))
@@ -209,13 +170,13 @@ def summary_rows(name: str, results: list[dict[str, Any]]) -> list[list[str]]:
             ratio = "-" if method == "deepsade" else _fmt(ours["deepsade_time_ratio"], 3) + "x"
         else:
             adi_ours, certified, ratio = "-", "-", "-"
-        adi_pub = "n/a" if not pub or pub["adi"] is None else f"{pub['adi'][0]:g} / {pub['adi'][1]:g}"
+        adi_pub = "n/a" if not pub or pub.adi is None else f"{pub.adi[0]:g} / {pub.adi[1]:g}"
         ratio_pub = f"{ratio_published:g}x" if method == ratio_method else "-"
         rows.append([
             name, method, str(int(ours["folds"])) if ours else "0", metric_ours, metric_pub,
-            _fmt(ours["test_violations"], 3) if ours else "-", pub["violations"] if pub else "-",
+            _fmt(ours["test_violations"], 3) if ours else "-", pub.violations if pub else "-",
             adi_ours, adi_pub, certified,
-            _seconds(ours["seconds"]) if ours else "-", _seconds(pub["seconds"]) if pub else "-", ratio, ratio_pub,
+            _seconds(ours["seconds"]) if ours else "-", _seconds(pub.seconds) if pub else "-", ratio, ratio_pub,
         ])
     for method in not_applicable:
         rows.append([name, method, "0", "not applicable to this rule (see report)", *["-"] * 10])
@@ -260,14 +221,14 @@ def _describe_run(results: list[dict[str, Any]]) -> list[str]:
     config, settings = first["config"], first["settings"]
     ok = [r for r in results if r["status"] == "ok"]
     folds = sorted({r["fold"] for r in results})
-    overrides = _overrides(config)
+    changed = overrides(config)
     lines = [
         f"- Data: {first['data_source']}; {first['n_rows']} rows used. Folds run: {', '.join(map(str, folds))} of "
         f"a seeded {config['n_splits']}-fold split (seed {config['seed']}); each fold 70/20/10 train/test/validation "
         f"(fold 1: {first['n_train']} / {first['n_test']} / {first['n_val']} rows).",
         (f"- Rule broken on purpose in training: {first['injected_label_violations']} labels flipped "
-         "(paper's injection, training part only) in fold 1" if hasattr(usecases.get(first["usecase"]),
-                                                                          "inject_violations")
+         "(paper's injection, training part only) in fold 1"
+         if get_usecase(first["usecase"]).inject_violations is not None
          else "- No labels flipped (the paper injects none for this use case)")
         + f"; training rows whose label breaks the rule, fold 1: {ok[0]['train_label_violating_rows'] if ok else '-'}.",
         f"- Settings (the paper's unless listed under overrides): hidden {'-'.join(map(str, settings['hidden']))}, "
@@ -278,7 +239,7 @@ def _describe_run(results: list[dict[str, Any]]) -> list[str]:
         + f"; baselines {settings['baseline_epochs']} epochs, same architecture, batch and lr, lambda grid "
           "0.1..0.9 trained side by side (smallest lambda with the fewest validation violations).",
         "- Overrides of the paper's protocol: "
-        + (", ".join(f"{k} = {v}" for k, v in overrides.items()) if overrides else "none") + ".",
+        + (", ".join(f"{k} = {v}" for k, v in changed.items()) if changed else "none") + ".",
         f"- AdI: engine {config['adi_engine']} (z3 for asserts Marabou cannot express), a fixed seeded sample of "
         f"{config['adi_sample']} test rows per fold (the same rows for every method), eps "
         f"{', '.join(f'{e:g}' for e in config['adi_epsilons'])} in scaled units, {config['adi_timeout']:g} s per "
@@ -289,20 +250,6 @@ def _describe_run(results: list[dict[str, Any]]) -> list[str]:
         f"- Machine: {machine_description()}.",
     ]
     return lines
-
-
-def _overrides(config: dict[str, Any]) -> dict[str, Any]:
-    from deepsade.experiment import INJECTED_VIOLATIONS, N_SPLITS
-
-    changed = {k: config[k] for k in ("rows", "epochs", "baseline_epochs", "batch_size", "solver_timeout")
-               if config.get(k) is not None}
-    if config.get("folds") is not None and config["folds"] < config["n_splits"]:
-        changed["folds"] = f"{config['folds']} of {config['n_splits']}"
-    if config["n_splits"] != N_SPLITS:
-        changed["n_splits"] = config["n_splits"]
-    if config["inject"] != INJECTED_VIOLATIONS:
-        changed["inject"] = config["inject"]
-    return changed
 
 
 def _solver_text(stats: dict[str, Any] | None) -> str:
@@ -323,14 +270,14 @@ def _solver_text(stats: dict[str, Any] | None) -> str:
 
 
 def fold_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    case = usecases.get(results[0]["usecase"])
-    header = ["fold", "method", *[f"{METRIC_LABELS[m]} (corr. / all)" for m in case.METRICS],
+    case = get_usecase(results[0]["usecase"])
+    header = ["fold", "method", *[f"{METRIC_LABELS[m]} (corr. / all)" for m in case.metrics],
               "test viol.", "train viol.", "AdI per eps (cex/safe/unk)", "certificate", "exact check",
               "train s", "best epoch", "lambda", "DeepSaDe last-layer updates"]
     rows = []
     for r in results:
         if r["status"] != "ok":
-            rows.append([str(r["fold"]), r["method"], *["-"] * len(case.METRICS), "-", "-", "-", "not applicable",
+            rows.append([str(r["fold"]), r["method"], *["-"] * len(case.metrics), "-", "-", "-", "not applicable",
                          "-", "-", "-", "-", r.get("reason", "")[:120].replace("|", "/")])
             continue
         test = r["test"]
@@ -339,7 +286,7 @@ def fold_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
         solver = _solver_text(r.get("solver"))
         rows.append([
             str(r["fold"]), r["method"],
-            *[f"{_fmt(test.get(m + '_corrected'))} / {_fmt(test.get(m))}" for m in case.METRICS],
+            *[f"{_fmt(test.get(m + '_corrected'))} / {_fmt(test.get(m))}" for m in case.metrics],
             str(test["violating_rows"]), str(r["train_violating_rows"]), adi, r["certificate"], r["exact_check"],
             f"{r['train_seconds']:.1f}", str(r.get("best_epoch", "-")),
             "-" if r.get("lambda") is None else f"{r['lambda']:g}", solver,
@@ -355,11 +302,11 @@ def write_report(out: str | Path) -> Path:
     if not results:
         raise FileNotFoundError(f"no fold results under {out / 'folds'}")
     name = results[0]["usecase"]
-    case = usecases.get(name)
+    case = get_usecase(name)
     plots = write_plots(out, results)
     lines = [f"# {name}: DeepSaDe and baselines beside the published figures", "",
-             f"Constraint `{case.CONSTRAINT}`, task {case.TASK}, targets "
-             f"{', '.join(case.TARGETS) if len(case.TARGETS) <= 5 else f'{len(case.TARGETS)} columns'}.", ""]
+             f"Constraint `{case.constraint}`, task {case.task}, targets "
+             f"{', '.join(case.targets) if len(case.targets) <= 5 else f'{len(case.targets)} columns'}.", ""]
     lines += ["## What was run", "", *_describe_run(results), ""]
     lines += ["## Results (mean over the folds run) beside the published figures", ""]
     lines += markdown_table(SUMMARY_HEADER, summary_rows(name, results))
@@ -383,98 +330,13 @@ def write_report(out: str | Path) -> Path:
     return path
 
 
-# ---- plots -----------------------------------------------------------------------------------------------
-
-
-def _save(plt, fig, path: Path) -> Path:
-    """Lay out, write and close one figure."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_plots(out: Path, results: list[dict[str, Any]]) -> list[tuple[Path, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in results if r["status"] == "ok"]
-    written: list[tuple[Path, str]] = []
-    if not ok:
-        return written
-    name = ok[0]["usecase"]
-    colours = dict(zip(METHODS, ["tab:red", "tab:gray", "tab:green", "tab:blue", "tab:orange"], strict=True))
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for r in ok:
-        curve = [np.nan if v is None else v for v in r.get("val_loss_curve") or []]
-        if curve:
-            ax.plot(range(1, len(curve) + 1), curve, color=colours[r["method"]], alpha=0.85, lw=1.2,
-                    label=r["method"] if r["fold"] == ok[0]["fold"] else None)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation data loss")
-    ax.set_yscale("log")
-    ax.set_title(f"{name}: validation loss per epoch (baselines: chosen lambda; one line per fold)")
-    ax.legend()
-    path = _save(plt, fig, out / "val_loss.png")
-    written.append((path, "validation data loss per epoch, per method and fold (DeepSaDe: the "
-                          "constraint-satisfying snapshot of each epoch)"))
-
-    curves = [r for r in ok if r.get("lambda_curve")]
-    deepsade = [r["test_loss"] for r in ok if r["method"] == "deepsade"]
-    if curves and any(r["method"] == "sl" for r in curves):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in ("sl", "sbr", "reg"):
-            runs = [r for r in curves if r["method"] == method]
-            if not runs:
-                continue
-            lambdas = [p["lambda"] for p in runs[0]["lambda_curve"]]
-            losses = np.mean([[p["test_loss"] for p in r["lambda_curve"]] for r in runs], axis=0)
-            style = "-o" if method == "sl" else "--."
-            ax.plot(lambdas, losses, style, color=colours[method], label=f"{method} (test loss)")
-        if deepsade:
-            ax.axhline(float(np.mean(deepsade)), color=colours["deepsade"], lw=2, label="DeepSaDe (test loss)")
-        ax.set_xlabel("lambda (weight of the constraint loss)")
-        ax.set_ylabel("test data loss, mean over folds")
-        figure = PAPER_FIGURES.get(name)
-        ax.set_title(f"{name}: test loss against lambda" + (f" (paper's {figure})" if name == "UC5" else ""))
-        ax.legend()
-        path = _save(plt, fig, out / "lambda_test_loss.png")
-        written.append((path, "test data loss of the semantic-loss (and other penalty) models against lambda, "
-                              "DeepSaDe as a horizontal line" + (" (the paper's Figure 2)" if name == "UC5" else "")))
-
-    hidden = [r for r in ok if r.get("test_hidden") and r["fold"] == ok[0]["fold"]]
-    if hidden and name == "UC3":
-        from sklearn.manifold import TSNE
-
-        fig, axes = plt.subplots(1, len(hidden), figsize=(3.6 * len(hidden), 3.6), squeeze=False)
-        for ax, r in zip(axes[0], hidden, strict=True):
-            points = np.asarray(r["test_hidden"], dtype=float)
-            premise = np.asarray(r["test_premise"], dtype=bool)
-            perplexity = float(min(30, max(2, (len(points) - 1) // 3)))
-            embedded = TSNE(n_components=2, perplexity=perplexity, random_state=0, init="pca").fit_transform(points)
-            ax.scatter(*embedded[~premise].T, s=6, c="tab:gray", alpha=0.6, label="premise false")
-            ax.scatter(*embedded[premise].T, s=10, c="tab:red", alpha=0.9, label="premise true (Beatles)")
-            ax.set_title(r["method"])
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[0][0].legend(loc="best", fontsize=7)
-        fig.suptitle(f"{name}: t-SNE of the last hidden layer on the test rows of fold {ok[0]['fold']}")
-        path = _save(plt, fig, out / "tsne_hidden.png")
-        written.append((path, "t-SNE of the last hidden layer of every model on the test rows, coloured by the "
-                              "rule's premise (the paper's Figure 5)"))
-    return written
-
-
 # ---- the summary over use cases ----------------------------------------------------------------------------
 
 
 def write_summary(root: str | Path, names: Sequence[str] | None = None, command: str | None = None) -> Path:
     """``root/README.md``: every use case folder under ``root`` in one table beside the published figures."""
     root = Path(root)
-    names = list(names) if names else [n for n in usecases.USECASES if (root / n / "folds").is_dir()]
+    names = list(names) if names else [n for n in USECASES if (root / n / "folds").is_dir()]
     all_rows: list[list[str]] = []
     runs: list[str] = []
     notes: list[str] = []
@@ -507,8 +369,3 @@ def write_summary(root: str | Path, names: Sequence[str] | None = None, command:
     path = root / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
-
-
-def load_summary_json(out: str | Path) -> dict[str, Any]:
-    """The summary table of ``out`` as plain data (for scripts and tests)."""
-    return json.loads(summarise(load_results(out)).to_json(orient="records"))

@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ._common import check_n_rows
+from .case import UseCase
 
 _SMALL_SETTINGS: dict = {
     "hidden": (16, 16),
@@ -55,40 +55,22 @@ def generate_binary(n_rows: int = 500, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]}).round(4).assign(label=label)
 
 
-@dataclass(frozen=True)
-class ToyCase:
-    """A toy use case with the same attributes and functions as the ``usecases.ucN_*`` modules."""
+def _toy(name: str, constraint: str, target: str, task: str, positive: str | None,
+         generate: Callable[[int, int], pd.DataFrame]) -> UseCase:
+    """A toy use case: generated data only (500 rows by default), small settings, no published figures."""
 
-    NAME: str
-    CONSTRAINT: str
-    TARGETS: list[str]
-    TASK: str
-    POSITIVE: str | None
-    _generate: Callable[[int, int], pd.DataFrame]
-    REAL_FILE: str | None = None
-    SETTINGS: dict = field(default_factory=lambda: dict(_SMALL_SETTINGS))
+    def load(data_dir: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+        return generate(n_rows if n_rows is not None else 500, seed)
 
-    @property
-    def METRICS(self) -> tuple[str, ...]:  # noqa: N802 - the same attribute name as the use-case modules
-        return ("mse",) if self.TASK == "regression" else ("accuracy",)
-
-    def generate(self, n_rows: int = 500, seed: int = 0) -> pd.DataFrame:
-        return self._generate(n_rows, seed)
-
-    def load_real(self, data_dir: str | Path | None = None) -> pd.DataFrame | None:
+    def load_real(data_dir: str | Path | None = None) -> pd.DataFrame | None:
         """Toys have no real file."""
         return None
 
-    def load(
-        self, data_dir: str | Path | None = None, n_rows: int | None = None, seed: int = 0
-    ) -> pd.DataFrame:
-        return self._generate(n_rows if n_rows is not None else 500, seed)
+    metrics = ("mse",) if task == "regression" else ("accuracy",)
+    return UseCase(name=name, constraint=constraint, targets=(target,), task=task, positive=positive, metrics=metrics,
+                   settings=dict(_SMALL_SETTINGS), generate=generate, load=load, load_real=load_real)
 
 
-TOY_REG = ToyCase(
-    "TOY_REG", "constraints/example_bounds.smt2", ["y"], "regression", None, generate_regression
-)
-TOY_BIN = ToyCase(
-    "TOY_BIN", "constraints/example_implication.smt2", ["label"], "binary", "yes", generate_binary
-)
-CASES: dict[str, ToyCase] = {"TOY_REG": TOY_REG, "TOY_BIN": TOY_BIN}
+TOY_REG = _toy("TOY_REG", "constraints/example_bounds.smt2", "y", "regression", None, generate_regression)
+TOY_BIN = _toy("TOY_BIN", "constraints/example_implication.smt2", "label", "binary", "yes", generate_binary)
+CASES: dict[str, UseCase] = {"TOY_REG": TOY_REG, "TOY_BIN": TOY_BIN}

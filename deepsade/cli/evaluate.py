@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from deepsade.artifact import load
-from deepsade.cli_common import user_errors, warn_if_altered
+from deepsade.cli.common import user_errors, warn_if_altered
 from deepsade.data import IMPUTE_CHOICES, prepare, read_csv
 from deepsade.errors import UserInputError
 from deepsade.metrics import evaluate_model

@@ -1,4 +1,4 @@
-"""Pieces shared by every command: one-line user errors with exit code 2, and the data flags."""
+"""Pieces shared by every command: one-line user errors with exit code 2, the data flags, the method choice."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from deepsade.data import IMPUTE_CHOICES, TASKS
 from deepsade.errors import UserInputError
+from deepsade.methods import method_names
 
 
 class UsageError(click.ClickException):
@@ -71,3 +72,16 @@ def parse_features(features: str | None) -> list[str] | None:
     return [f.strip() for f in features.split(",") if f.strip()] if features else None
 
 
+class MethodChoice(click.Choice):
+    """``--method``: the methods registered in ``deepsade.methods`` when the command runs."""
+
+    def __init__(self) -> None:
+        super().__init__(method_names())
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # read on every use, so methods registered later are accepted
+        return method_names()
+
+    @choices.setter
+    def choices(self, value) -> None:  # click's constructor assigns it; the registry is the source
+        pass

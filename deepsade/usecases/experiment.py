@@ -14,117 +14,35 @@ stopped run loses nothing finished. ``jobs > 1`` runs fold x method tasks in wor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-import usecases
 from deepsade.errors import UserInputError
+from deepsade.methods import DEEPSADE, get_method, method_names
+from deepsade.usecases import get as get_usecase
+from deepsade.usecases.config import ExperimentConfig
+from deepsade.usecases.report import write_report as make_report
+from deepsade.usecases.report import write_runs_csv
+from deepsade.usecases.results import (
+    N_SPLITS,
+    json_default,
+    load_results,
+    result_path,
+    write_json,
+)
 
-METHODS = ("deepsade", "ffn", "reg", "sbr", "sl")
-N_SPLITS = 5
 VALIDATION_SHARE_OF_REST = 1 / 8  # 10% of all rows out of the 80% left by the test fold
-INJECTED_VIOLATIONS = 40
-REPO = Path(__file__).resolve().parents[1]
 _NOT_COUNTERS = {"epoch", "train_loss", "val_loss", "val_violations", "seconds"}
-# Settings whose value changes a result: a stored result is reused only when these match.
-_RESULT_KEYS = ("usecase", "n_splits", "data_dir", "rows", "epochs", "baseline_epochs", "batch_size",
-                "adi_sample", "adi_epsilons", "adi_timeout", "adi_engine", "inject", "seed", "solver_timeout")
-# ... except those that only one kind of method reads: more DeepSaDe epochs do not retrain a baseline.
-_DEEPSADE_ONLY = {"epochs", "solver_timeout"}
-_BASELINE_ONLY = {"baseline_epochs"}
-
-
-@dataclass
-class ExperimentConfig:
-    """What to run: a use case, its folds and methods, and any departure from the paper's settings.
-
-    ``None`` means the use case's default (the paper's setting, or all rows / all folds)."""
-
-    usecase: str
-    out: str
-    folds: int | None = None  # how many of the N_SPLITS folds to run, first ones first
-    n_splits: int = N_SPLITS
-    methods: tuple[str, ...] = METHODS
-    data_dir: str | None = None
-    rows: int | None = None  # a seeded subset of the data (real or generated)
-    epochs: int | None = None  # DeepSaDe epochs
-    baseline_epochs: int | None = None
-    batch_size: int | None = None
-    adi_sample: int = 100  # test rows per fold on which AdI is measured (a fixed seeded sample)
-    adi_epsilons: tuple[float, ...] = (0.1, 0.01)
-    adi_timeout: float = 10.0
-    adi_engine: str = "marabou"  # z3 takes the asserts Marabou cannot express
-    inject: int = INJECTED_VIOLATIONS
-    seed: int = 0
-    solver_timeout: float | None = None
-    jobs: int = 1
-    save_models: bool = True
-    quiet: bool = False
-
-    def __post_init__(self) -> None:
-        self.usecase = usecases.get(self.usecase).NAME
-        self.methods = tuple(self.methods)
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise UserInputError(f"unknown method(s) {unknown}; choose among {', '.join(METHODS)}")
-        if not 2 <= self.n_splits:
-            raise UserInputError("cross-validation needs at least 2 splits")
-        if self.folds is not None and not 1 <= self.folds <= self.n_splits:
-            raise UserInputError(f"--folds must be between 1 and {self.n_splits}, got {self.folds}")
-        for name in ("rows", "epochs", "baseline_epochs", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserInputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.adi_sample < 0:
-            raise UserInputError("--adi-sample must be 0 (no AdI) or more")
-        if self.jobs < 1:
-            raise UserInputError("--jobs must be at least 1")
-        if self.data_dir is not None:
-            self.data_dir = str(Path(self.data_dir).expanduser().resolve())
-
-    def settings(self) -> dict[str, Any]:
-        """The training settings used: the paper's, with this run's overrides applied."""
-        settings = dict(usecases.get(self.usecase).SETTINGS)
-        for name in ("epochs", "baseline_epochs", "batch_size"):
-            if getattr(self, name) is not None:
-                settings[name] = getattr(self, name)
-        return settings
-
-    def overrides(self) -> dict[str, Any]:
-        """Every departure from the paper's protocol and settings, for the report."""
-        changed = {name: getattr(self, name) for name in ("rows", "epochs", "baseline_epochs", "batch_size",
-                                                          "solver_timeout") if getattr(self, name) is not None}
-        if self.folds is not None and self.folds < self.n_splits:
-            changed["folds"] = f"{self.folds} of {self.n_splits}"
-        if self.n_splits != N_SPLITS:
-            changed["n_splits"] = self.n_splits
-        if self.inject != INJECTED_VIOLATIONS:
-            changed["inject"] = self.inject
-        return changed
-
-    def result_key(self, method: str) -> str:
-        """Fingerprint of the settings that ``method``'s result depends on."""
-        ignored = _BASELINE_ONLY if method == "deepsade" else _DEEPSADE_ONLY
-        values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
-        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass
 class Folds:
     """Row positions of every fold's train / validation / test parts in the cleaned frame."""
@@ -154,52 +72,26 @@ def make_folds(n_rows: int, n_splits: int = N_SPLITS, seed: int = 0) -> Folds:
 def load_frame(config: ExperimentConfig) -> tuple[pd.DataFrame, str]:
     """The use case's rows (real file when present, else its generator), complete rows only; and a
     sentence saying where they came from."""
-    case = usecases.get(config.usecase)
+    case = get_usecase(config.usecase)
     real = case.load_real(config.data_dir)
     if real is not None:
-        frame, source = real, f"real data ({case.REAL_FILE}, {len(real)} rows)"
+        frame, source = real, f"real data ({case.real_file}, {len(real)} rows)"
         if config.rows is not None and config.rows < len(frame):
             frame = frame.sample(n=config.rows, random_state=config.seed).reset_index(drop=True)
             source += f", seeded subset of {config.rows}"
     else:
         frame = case.load(config.data_dir, config.rows, config.seed)
-        if case.NAME == "UC4":
-            origin = "scikit-learn 8x8 digits, four per strip (usecases.uc4_digits)"
-        elif case.REAL_FILE is None:
-            origin = f"generated ({case.NAME}: no public copy of the paper's data)"
+        if case.bundled_data_source is not None:
+            origin = case.bundled_data_source
+        elif case.real_file is None:
+            origin = f"generated ({case.name}: no public copy of the paper's data)"
         else:
-            origin = f"generated stand-in (real {case.REAL_FILE} absent)"
+            origin = f"generated stand-in (real {case.real_file} absent)"
         source = f"{origin}, {len(frame)} rows"
     complete = frame.dropna().reset_index(drop=True)
     if len(complete) < len(frame):
         source += f"; {len(frame) - len(complete)} rows with a missing value dropped"
     return complete, source
-
-
-def result_path(out: str | Path, fold: int, method: str) -> Path:
-    return Path(out) / "folds" / f"fold{fold}_{method}.json"
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: a stopped run never leaves a half-written result that looks finished."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(payload, stream, indent=1, default=_json_default)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value)
 
 
 def _finite(value: float) -> float | None:
@@ -223,25 +115,27 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
 
     torch.set_num_threads(1)  # tiny networks; the other core belongs to the solver or another job
     config = ExperimentConfig(**config_dict)
-    case = usecases.get(config.usecase)
+    case = get_usecase(config.usecase)
+    method_info = get_method(method)
+    targets = list(case.targets)
     settings = config.settings()
     frame, source = load_frame(config)
     folds = make_folds(len(frame), config.n_splits, config.seed)
     k = fold - 1
-    constraint = REPO / case.CONSTRAINT
-    full = prepare(frame, case.TARGETS, task=case.TASK, positive=case.POSITIVE)
+    constraint = case.constraint_path
+    full = prepare(frame, targets, task=case.task, positive=case.positive)
     encoding, domain = full.encoding, full.domain
     features = list(encoding.feature_columns)
 
     train_frame = frame.iloc[folds.train[k]].reset_index(drop=True)
     injected = 0
-    if config.inject and hasattr(case, "inject_violations"):
-        before = train_frame[case.TARGETS].copy()
+    if config.inject and case.inject_violations is not None:
+        before = train_frame[targets].copy()
         train_frame = case.inject_violations(train_frame, n=config.inject, seed=config.seed * 1000 + fold)
-        injected = int((before != train_frame[case.TARGETS]).any(axis=1).sum())
+        injected = int((before != train_frame[targets]).any(axis=1).sum())
 
     def part(rows: pd.DataFrame):
-        data = prepare(rows, case.TARGETS, features, case.TASK, encoding=encoding, domain=domain)
+        data = prepare(rows, targets, features, case.task, encoding=encoding, domain=domain)
         data.targets = np.array(data.targets)  # a writable copy: pandas may hand out a read-only view
         return data
 
@@ -251,7 +145,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
     model_seed = config.seed + k
 
     result: dict[str, Any] = {
-        "usecase": case.NAME, "fold": fold, "method": method, "status": "ok",
+        "usecase": case.name, "fold": fold, "method": method, "status": "ok",
         "result_key": config.result_key(method),
         "config": config.to_dict(), "settings": settings, "data_source": source,
         "n_rows": len(frame), "n_train": train.n_rows, "n_val": val.n_rows, "n_test": test.n_rows,
@@ -266,25 +160,26 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
         for lam, grid_model in zip(lambdas, models, strict=True):
             with torch.no_grad():
                 outputs = grid_model(test_x)
-                loss = float(data_loss(case.TASK, outputs, test_y))
+                loss = float(data_loss(case.task, outputs, test_y))
             metrics = _test_metrics(spec, test, outputs.double().numpy())
             grid_curve.append({"lambda": lam, "test_loss": loss, **metrics})
 
     hidden = settings["hidden"]
-    epochs = settings["epochs"] if method == "deepsade" else settings["baseline_epochs"]
+    deepsade_family = method_info.family == DEEPSADE
+    epochs = settings["epochs"] if deepsade_family else settings["baseline_epochs"]
     options: dict[str, Any] = {}
     if config.solver_timeout is not None:
         options["solver_timeout"] = config.solver_timeout
-    estimator = DeepSaDe(constraint, case.TARGETS, task=case.TASK, positive=case.POSITIVE, method=method,
+    estimator = DeepSaDe(constraint, targets, task=case.task, positive=case.positive, method=method,
                          hidden=hidden, epochs=epochs, batch_size=settings["batch_size"], lr=settings["lr"],
                          max_step=settings["max_step"], margins=settings["margins"], seed=model_seed,
-                         baseline_options=None if method == "deepsade" else {"on_grid": on_grid}, **options)
+                         baseline_options=None if deepsade_family else {"on_grid": on_grid}, **options)
     started = time.perf_counter()
     try:
         estimator.fit_splits(train, val)
     except UserInputError as exc:  # the method does not apply to this constraint or task
         result.update(status="not applicable", reason=str(exc), train_seconds=None)
-        _write_json(result_path(config.out, fold, method), result)
+        write_json(result_path(config.out, fold, method), result)
         return result
     wall = time.perf_counter() - started
     art = estimator.artifact_
@@ -293,7 +188,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
     result["train_wall_seconds"] = round(wall, 3)
     result["epochs"] = epochs
     result["best_epoch"] = art.training.get("best_epoch")
-    if method != "deepsade":
+    if not deepsade_family:
         result["lambda"] = art.training.get("lambda")
         result["lambda_curve"] = grid_curve
 
@@ -303,7 +198,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
     result["train_violating_rows"] = train_eval["violating_rows"]
     result["train_label_violating_rows"] = train_eval["label_violating_rows"]
     with torch.no_grad():
-        result["test_loss"] = float(data_loss(case.TASK, art.model(test_x), test_y))
+        result["test_loss"] = float(data_loss(case.task, art.model(test_x), test_y))
 
     # Certificate: DeepSaDe's own; every model also gets the same exact re-check, which says whether a
     # baseline happens to satisfy the rule over the whole domain.
@@ -313,7 +208,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
     result["exact_check"] = check["verdict"]
     result["exact_check_seconds"] = round(time.perf_counter() - t0, 3)
 
-    if method == "deepsade":
+    if deepsade_family:
         history = art.history
         # every counter the trainer keeps per epoch (iterations, line-search hits, MaxSMT calls, ...), summed
         counters = [key for key, value in history[0].items() if key not in _NOT_COUNTERS
@@ -327,7 +222,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
 
     result["adi"] = _adi(config, art, test, fold) if config.adi_sample else None
 
-    if hasattr(case, "premise"):  # last hidden layer of the test rows, for the t-SNE plot (paper Fig. 5)
+    if case.premise is not None:  # last hidden layer of the test rows, for the t-SNE plot (paper Fig. 5)
         with torch.no_grad():
             latent = art.model.latent(test_x)[:, : hidden[-1]].numpy()
         result["test_hidden"] = np.round(latent, 5).tolist()
@@ -335,7 +230,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
 
     if config.save_models:
         save_artifact(art, Path(config.out) / "models" / f"fold{fold}_{method}")
-    _write_json(result_path(config.out, fold, method), result)
+    write_json(result_path(config.out, fold, method), result)
     return result
 
 
@@ -386,27 +281,12 @@ def finished(config: ExperimentConfig, fold: int, method: str) -> dict[str, Any]
     return stored if stored.get("result_key") == config.result_key(method) else None
 
 
-def load_results(out: str | Path) -> list[dict[str, Any]]:
-    """Every fold x method result stored under ``out``, ordered by fold then method."""
-    results = []
-    for path in sorted((Path(out) / "folds").glob("fold*_*.json")):
-        try:
-            results.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError):
-            continue
-    order = {m: i for i, m in enumerate(METHODS)}
-    return sorted(results, key=lambda r: (r["fold"], order.get(r["method"], 99)))
-
-
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] | None = print,
                    write_report: bool = True) -> list[dict[str, Any]]:
     """Run every planned fold x method not already finished; rebuild runs.csv after each; then the report."""
-    from deepsade.report import write_report as make_report
-    from deepsade.report import write_runs_csv
-
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(config.to_dict(), indent=1, default=_json_default) + "\n",
+    (out / "experiment.json").write_text(json.dumps(config.to_dict(), indent=1, default=json_default) + "\n",
                                          encoding="utf-8")
     say = log if (log is not None and not config.quiet) else (lambda _line: None)
     todo = []
@@ -445,9 +325,9 @@ def describe(result: dict[str, Any]) -> str:
     head = f"{result['usecase']} fold {result['fold']} {result['method']}"
     if result["status"] != "ok":
         return f"{head}: not applicable ({result.get('reason', '')[:90]})"
-    case = usecases.get(result["usecase"])
+    case = get_usecase(result["usecase"])
     test = result["test"]
-    quality = ", ".join(f"{m} {test.get(m + '_corrected') or 0:.4g}" for m in case.METRICS)
+    quality = ", ".join(f"{m} {test.get(m + '_corrected') or 0:.4g}" for m in case.metrics)
     adi = result.get("adi")
     adi_text = "" if not adi else " AdI " + "/".join(
         "?" if e["adi"] is None else f"{e['adi']:.3g}" for e in adi["per_epsilon"])
@@ -459,7 +339,8 @@ def describe(result: dict[str, Any]) -> str:
 def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
     items = text.split(",") if isinstance(text, str) else list(text)
     methods = tuple(m.strip().lower() for m in items if m.strip())
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in method_names()]
     if unknown or not methods:
-        raise UserInputError(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(METHODS)}")
+        raise UserInputError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose among {', '.join(method_names())}")
     return methods

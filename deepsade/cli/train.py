@@ -1,4 +1,4 @@
-"""Command-line interface: a thin layer that parses flags and calls the Python API."""
+"""``deepsade train`` (and ``deepsade demo``): train a model on a CSV under a rule file, certify it, write it."""
 
 from __future__ import annotations
 
@@ -9,72 +9,17 @@ from pathlib import Path
 import click
 
 from deepsade.artifact import check_writable
-from deepsade.artifact import load as load_artifact
 from deepsade.checkpoint import CheckpointPolicy, TrainingInterrupted
 from deepsade.checkpoint import default_directory as default_checkpoint_dir
 from deepsade.checkpoint import exists as checkpoint_exists
 from deepsade.checkpoint import remove as remove_checkpoint
-from deepsade.cli_common import UsageError, data_options, parse_features, user_errors, warn_if_altered
-from deepsade.data import prepare, read_csv
+from deepsade.cli.common import MethodChoice, UsageError, data_options, parse_features, user_errors
+from deepsade.cli.model import print_certificate
+from deepsade.data import read_csv
 from deepsade.encode import STRATEGIES
 from deepsade.errors import UserInputError
-from deepsade.estimator import METHODS, DeepSaDe, predictions_frame
-from deepsade.spec import Spec, parse_spec, vacuous_asserts
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="deepsade")
-def main() -> None:
-    """Train neural networks that provably satisfy domain constraints, and check any model against them."""
-
-
-@main.command()
-@click.argument("constraint", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
-@data_options
-@click.option("--all-inputs", is_flag=True, help="Print the domain of every input, not only the mapped ones.")
-@user_errors
-def check(constraint, data_file, targets, features, task, positive, impute, domain_file, all_inputs) -> None:
-    """Parse CONSTRAINT against DATA.csv and report bindings, domain, linearity and label violations."""
-    frame = read_csv(data_file)
-    data = prepare(frame, list(targets), parse_features(features), task, positive, impute, domain_file)
-    spec = parse_spec(constraint, data.encoding)
-    report_check(spec, data, all_inputs)
-
-
-def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
-    enc = data.encoding
-    echo = click.echo
-    echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
-         + (f", {data.rows_imputed} imputed" if data.rows_imputed else "") + f"; task: {enc.task}")
-    for note in spec.notes:
-        echo(f"note: {note}")
-    bound_inputs = [n for n in spec.declared if n in enc.input_names]
-    bound_outputs = [n for n in spec.declared if n in enc.output_names]
-    echo(f"inputs bound ({len(bound_inputs)}): {', '.join(bound_inputs) or '-'}")
-    echo(f"outputs bound ({len(bound_outputs)}): {', '.join(bound_outputs)}")
-    echo(f"network: {len(enc.input_names)} inputs, {len(enc.output_names)} outputs: {', '.join(enc.output_names)}")
-    mapped = spec.mapped_features
-    echo(f"mapped (skip-connection) features: {', '.join(enc.input_names[j] for j in mapped) or 'none'}")
-    shown = range(len(enc.input_names)) if all_inputs or len(enc.input_names) <= 30 else mapped
-    echo(f"domain box (raw units, from {data.domain.source}):")
-    for j in shown:
-        echo(f"  {enc.input_names[j]:<40} [{data.domain.lower[j]:.6g}, {data.domain.upper[j]:.6g}]")
-    if len(shown) < len(enc.input_names):
-        echo(f"  ... {len(enc.input_names) - len(shown)} more inputs (--all-inputs shows them)")
-    truth = spec.evaluate_raw(data.raw_inputs, enc.targets_as_scores(data.targets))
-    vacuous = set(vacuous_asserts(spec, *data.domain.scaled_exact(enc)))
-    echo("asserts:")
-    for a in spec.asserts:
-        shape = "P => Q" if a.has_premise else "Q"
-        kind = "linear" if a.linear else "non-linear"
-        text = " ".join(a.text.split())
-        echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
-        echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
-        if a.index in vacuous:
-            echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
-                 "(values are raw units)")
-    echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")
+from deepsade.estimator import DeepSaDe
+from deepsade.methods import get_method
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -143,31 +88,11 @@ def _checkpoint_dir(method: str, out_dir: str, every: str, resume_dir: str | Non
     return directory
 
 
-def print_certificate(certificate: dict) -> None:
-    verdict = certificate.get("verdict", "none")
-    click.echo(f"certificate: {verdict.upper()}"
-               + (f" (margin {certificate['margin']:g}, checked in {certificate.get('seconds', 0):.2f}s)"
-                  if "margin" in certificate else ""))
-    for entry in certificate.get("asserts", []):
-        click.echo(f"  assert {entry['assert']}: {entry['result']}  {entry['text'][:90]}")
-        if entry.get("violating_input_raw"):
-            click.echo(f"    violating input (raw units, evaluated exactly): {entry['violating_input_raw']}")
-        elif entry.get("skip_inputs_raw"):
-            click.echo(f"    bound check failed near skip inputs (raw, latent relaxation, not a violation): "
-                       f"{entry['skip_inputs_raw']}")
-    if certificate.get("reason"):
-        click.echo(f"  {certificate['reason']}")
-    if certificate.get("warning"):
-        click.echo(f"warning: {certificate['warning']}", err=True)
-    if certificate.get("note"):
-        click.echo(f"  {certificate['note']}")
-
-
-@main.command()
+@click.command("train")
 @click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
 @click.option("--constraint", required=True, type=click.Path(dir_okay=False), help="SMT-LIB constraint file.")
 @data_options
-@click.option("--method", type=click.Choice(METHODS), default="deepsade", show_default=True,
+@click.option("--method", type=MethodChoice(), default="deepsade", show_default=True,
               help="deepsade (certified) or a baseline without guarantee.")
 @click.option("--hidden", default="50,30,10", show_default=True, help="Hidden layer sizes.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
@@ -259,92 +184,11 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
         else:  # e.g. the check was cut short: --resume repeats it without training again
             click.echo(f"checkpoint kept in {checkpoint_dir}", err=True)
     print_certificate(art.certificate)
-    if method == "deepsade" and art.certificate.get("verdict") != "certified":
+    if get_method(method).certifies and art.certificate.get("verdict") != "certified":
         raise UsageError("training finished but the certificate did not confirm the constraint; see above")
 
 
-@main.command()
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_file", metavar="NEW.csv", type=click.Path(dir_okay=False))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
-              help="CSV to write (default: print to stdout).")
-@user_errors
-def predict(model_dir, data_file, out_file) -> None:
-    """Predict with MODEL_DIR on NEW.csv; rows outside the domain box (no guarantee there) are flagged."""
-    art = load_artifact(model_dir)
-    warn_if_altered(art)
-    frame = read_csv(data_file)
-    result = predictions_frame(art, frame)
-    present = [c for c in art.encoding.feature_columns if c in frame.columns]
-    missing = frame[present].isna().any(axis=1).to_numpy()
-    if missing.any():
-        click.echo(f"warning: {int(missing.sum())} of {len(result)} rows have missing input values: no prediction "
-                   "for them (empty cells; in_domain = False)", err=True)
-    outside = int((~result["in_domain"].to_numpy() & ~missing).sum())
-    if outside:
-        click.echo(f"warning: {outside} of {len(result)} rows lie outside the domain box: the guarantee does not "
-                   "cover them (column in_domain = False)", err=True)
-    for column, rows in art.encoding.unseen_categories(frame).items():
-        values = sorted({str(v) for v in frame.loc[rows, column]})
-        click.echo(f"warning: {int(rows.sum())} rows hold a category of {column!r} the model never saw "
-                   f"({', '.join(values[:5])}{', ...' if len(values) > 5 else ''}): all its one-hot inputs are 0, "
-                   "unlike any training row (column unseen_category = True)", err=True)
-        result["unseen_category"] = result.get("unseen_category", False) | rows
-    if out_file:
-        try:
-            result.to_csv(out_file, index=False)
-        except OSError as exc:
-            raise UsageError(f"cannot write {out_file}: {exc.strerror or exc}") from None
-        click.echo(f"{len(result)} predictions written to {out_file}")
-    else:
-        click.echo(result.to_csv(index=False), nl=False)
-
-
-@main.command()
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--constraint", "constraint_file", type=click.Path(dir_okay=False), default=None,
-              help="Your own SMT-LIB rule file (raw units): the model is checked against it instead of the stored "
-                   "rules, and any difference from them is reported.")
-@click.option("--domain", "domain_file", type=click.Path(dir_okay=False), default=None,
-              help="Your own domain box (JSON {column: [lo, hi]} or CSV feature,lower,upper, raw units; unnamed "
-                   "inputs keep the training rows' range): checked on it, differences from the stored box reported.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="Seconds per assert for the exact check.")
-@user_errors
-def certify(model_dir, constraint_file, domain_file, timeout) -> None:
-    """Re-check MODEL_DIR from first principles; exit 1 on any difference, on a failed check or a violation."""
-    from deepsade.artifact import MODEL_FILE, WEIGHTS_FILE
-    from deepsade.certify import recheck_artifact
-    from deepsade.data import read_domain_override
-    from deepsade.smtlib import read_constraint_file
-
-    if not all((Path(model_dir) / name).is_file() for name in (MODEL_FILE, WEIGHTS_FILE)):
-        raise UsageError(f"{model_dir} is not a deepsade model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})")
-    rules = None
-    if constraint_file:
-        read_constraint_file(constraint_file)  # a missing or malformed rule file is a usage error (exit 2)
-        rules = Path(constraint_file).read_text(encoding="utf-8")
-    try:
-        art = load_artifact(model_dir)
-    except UserInputError as exc:  # a damaged model directory is a failed check, not a usage error
-        click.echo(f"FAILED: {exc}", err=True)
-        sys.exit(1)
-    domain = read_domain_override(domain_file, art.encoding) if domain_file else None
-    result = recheck_artifact(art, rules, domain, timeout)
-    print_certificate(result.certificate)
-    for note in result.notes:
-        click.echo(f"note: {note}")
-    problems = list(result.problems)
-    if result.certificate.get("verdict") != "certified":
-        problems.append(f"the model is {result.certificate.get('verdict')}")
-    for problem in problems:
-        click.echo(f"FAILED: {problem}", err=True)
-    if problems:
-        sys.exit(1)
-    click.echo("certificate re-checked: OK")
-
-
-@main.command()
+@click.command("demo")
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--rows", type=click.IntRange(50), default=614, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
@@ -353,44 +197,17 @@ def certify(model_dir, constraint_file, domain_file, timeout) -> None:
 @user_errors
 def demo(out_dir, rows, epochs, seed, quiet) -> None:
     """Generate UC2-like loan data, train a certified model on it and print the certificate."""
-    from usecases import uc2_loan
+    from deepsade.usecases import uc2_loan
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv = out.parent / f"{out.name}_data.csv"
     frame = uc2_loan.inject_violations(uc2_loan.generate(rows, seed=seed), n=40, seed=seed)
     frame.to_csv(csv, index=False)
-    constraint = Path(__file__).resolve().parents[1] / uc2_loan.CONSTRAINT
+    constraint = uc2_loan.CASE.constraint_path
     click.echo(f"generated {len(frame)} UC2-like rows -> {csv}; constraint {constraint.name}:")
     click.echo("  an applicant with income below 5000 and no credit history must be denied")
     train.main(args=[str(csv), "--constraint", str(constraint), "--target", "Loan_Status", "--positive", "Y",
-                     "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), *(["--quiet"] if quiet else [])],
+                     "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--force",  # the demo's own folder
+                     *(["--quiet"] if quiet else [])],
                standalone_mode=False)
-
-
-from deepsade.cli_evaluate import evaluate  # noqa: E402  (each verb lives in its own module)
-
-main.add_command(evaluate)
-
-from deepsade.cli_verify import adi, verify  # noqa: E402
-
-main.add_command(adi)
-main.add_command(verify)
-
-from deepsade.cli_usecase import usecase  # noqa: E402
-
-main.add_command(usecase)
-from deepsade.cli_export import export; main.add_command(export)  # noqa: E402, E702, I001
-
-
-def run() -> None:
-    """Entry point that never shows a traceback for a broken pipe."""
-    try:
-        main()
-    except BrokenPipeError:
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
-

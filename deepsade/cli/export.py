@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from deepsade.cli_common import UsageError, user_errors, warn_if_altered
+from deepsade.cli.common import UsageError, user_errors, warn_if_altered
 
 
 @click.command("export")

@@ -1,0 +1,5 @@
+"""``python -m deepsade.cli``."""
+
+from deepsade.cli import main
+
+main()

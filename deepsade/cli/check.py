@@ -1,0 +1,58 @@
+"""``deepsade check``: parse a rule file against a CSV and report bindings, domain, linearity and label violations."""
+
+from __future__ import annotations
+
+import click
+
+from deepsade.cli.common import data_options, parse_features, user_errors
+from deepsade.data import prepare, read_csv
+from deepsade.spec import Spec, parse_spec, vacuous_asserts
+
+
+@click.command("check")
+@click.argument("constraint", type=click.Path(dir_okay=False))
+@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@data_options
+@click.option("--all-inputs", is_flag=True, help="Print the domain of every input, not only the mapped ones.")
+@user_errors
+def check(constraint, data_file, targets, features, task, positive, impute, domain_file, all_inputs) -> None:
+    """Parse CONSTRAINT against DATA.csv and report bindings, domain, linearity and label violations."""
+    frame = read_csv(data_file)
+    data = prepare(frame, list(targets), parse_features(features), task, positive, impute, domain_file)
+    spec = parse_spec(constraint, data.encoding)
+    report_check(spec, data, all_inputs)
+
+
+def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
+    enc = data.encoding
+    echo = click.echo
+    echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
+         + (f", {data.rows_imputed} imputed" if data.rows_imputed else "") + f"; task: {enc.task}")
+    for note in spec.notes:
+        echo(f"note: {note}")
+    bound_inputs = [n for n in spec.declared if n in enc.input_names]
+    bound_outputs = [n for n in spec.declared if n in enc.output_names]
+    echo(f"inputs bound ({len(bound_inputs)}): {', '.join(bound_inputs) or '-'}")
+    echo(f"outputs bound ({len(bound_outputs)}): {', '.join(bound_outputs)}")
+    echo(f"network: {len(enc.input_names)} inputs, {len(enc.output_names)} outputs: {', '.join(enc.output_names)}")
+    mapped = spec.mapped_features
+    echo(f"mapped (skip-connection) features: {', '.join(enc.input_names[j] for j in mapped) or 'none'}")
+    shown = range(len(enc.input_names)) if all_inputs or len(enc.input_names) <= 30 else mapped
+    echo(f"domain box (raw units, from {data.domain.source}):")
+    for j in shown:
+        echo(f"  {enc.input_names[j]:<40} [{data.domain.lower[j]:.6g}, {data.domain.upper[j]:.6g}]")
+    if len(shown) < len(enc.input_names):
+        echo(f"  ... {len(enc.input_names) - len(shown)} more inputs (--all-inputs shows them)")
+    truth = spec.evaluate_raw(data.raw_inputs, enc.targets_as_scores(data.targets))
+    vacuous = set(vacuous_asserts(spec, *data.domain.scaled_exact(enc)))
+    echo("asserts:")
+    for a in spec.asserts:
+        shape = "P => Q" if a.has_premise else "Q"
+        kind = "linear" if a.linear else "non-linear"
+        text = " ".join(a.text.split())
+        echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
+        echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
+        if a.index in vacuous:
+            echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
+                 "(values are raw units)")
+    echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")

@@ -1,0 +1,115 @@
+"""``deepsade predict`` and ``deepsade certify``: use a model directory, re-check its certificate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from deepsade.artifact import load as load_artifact
+from deepsade.cli.common import UsageError, user_errors, warn_if_altered
+from deepsade.data import read_csv
+from deepsade.errors import UserInputError
+from deepsade.estimator import predictions_frame
+
+
+def print_certificate(certificate: dict) -> None:
+    verdict = certificate.get("verdict", "none")
+    click.echo(f"certificate: {verdict.upper()}"
+               + (f" (margin {certificate['margin']:g}, checked in {certificate.get('seconds', 0):.2f}s)"
+                  if "margin" in certificate else ""))
+    for entry in certificate.get("asserts", []):
+        click.echo(f"  assert {entry['assert']}: {entry['result']}  {entry['text'][:90]}")
+        if entry.get("violating_input_raw"):
+            click.echo(f"    violating input (raw units, evaluated exactly): {entry['violating_input_raw']}")
+        elif entry.get("skip_inputs_raw"):
+            click.echo(f"    bound check failed near skip inputs (raw, latent relaxation, not a violation): "
+                       f"{entry['skip_inputs_raw']}")
+    if certificate.get("reason"):
+        click.echo(f"  {certificate['reason']}")
+    if certificate.get("warning"):
+        click.echo(f"warning: {certificate['warning']}", err=True)
+    if certificate.get("note"):
+        click.echo(f"  {certificate['note']}")
+
+
+@click.command("predict")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("data_file", metavar="NEW.csv", type=click.Path(dir_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="CSV to write (default: print to stdout).")
+@user_errors
+def predict(model_dir, data_file, out_file) -> None:
+    """Predict with MODEL_DIR on NEW.csv; rows outside the domain box (no guarantee there) are flagged."""
+    art = load_artifact(model_dir)
+    warn_if_altered(art)
+    frame = read_csv(data_file)
+    result = predictions_frame(art, frame)
+    present = [c for c in art.encoding.feature_columns if c in frame.columns]
+    missing = frame[present].isna().any(axis=1).to_numpy()
+    if missing.any():
+        click.echo(f"warning: {int(missing.sum())} of {len(result)} rows have missing input values: no prediction "
+                   "for them (empty cells; in_domain = False)", err=True)
+    outside = int((~result["in_domain"].to_numpy() & ~missing).sum())
+    if outside:
+        click.echo(f"warning: {outside} of {len(result)} rows lie outside the domain box: the guarantee does not "
+                   "cover them (column in_domain = False)", err=True)
+    for column, rows in art.encoding.unseen_categories(frame).items():
+        values = sorted({str(v) for v in frame.loc[rows, column]})
+        click.echo(f"warning: {int(rows.sum())} rows hold a category of {column!r} the model never saw "
+                   f"({', '.join(values[:5])}{', ...' if len(values) > 5 else ''}): all its one-hot inputs are 0, "
+                   "unlike any training row (column unseen_category = True)", err=True)
+        result["unseen_category"] = result.get("unseen_category", False) | rows
+    if out_file:
+        try:
+            result.to_csv(out_file, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_file}: {exc.strerror or exc}") from None
+        click.echo(f"{len(result)} predictions written to {out_file}")
+    else:
+        click.echo(result.to_csv(index=False), nl=False)
+
+
+@click.command("certify")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--constraint", "constraint_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own SMT-LIB rule file (raw units): the model is checked against it instead of the stored "
+                   "rules, and any difference from them is reported.")
+@click.option("--domain", "domain_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own domain box (JSON {column: [lo, hi]} or CSV feature,lower,upper, raw units; unnamed "
+                   "inputs keep the training rows' range): checked on it, differences from the stored box reported.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per assert for the exact check.")
+@user_errors
+def certify(model_dir, constraint_file, domain_file, timeout) -> None:
+    """Re-check MODEL_DIR from first principles; exit 1 on any difference, on a failed check or a violation."""
+    from deepsade.artifact import MODEL_FILE, WEIGHTS_FILE
+    from deepsade.certify import recheck_artifact
+    from deepsade.data import read_domain_override
+    from deepsade.smtlib import read_constraint_file
+
+    if not all((Path(model_dir) / name).is_file() for name in (MODEL_FILE, WEIGHTS_FILE)):
+        raise UsageError(f"{model_dir} is not a deepsade model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})")
+    rules = None
+    if constraint_file:
+        read_constraint_file(constraint_file)  # a missing or malformed rule file is a usage error (exit 2)
+        rules = Path(constraint_file).read_text(encoding="utf-8")
+    try:
+        art = load_artifact(model_dir)
+    except UserInputError as exc:  # a damaged model directory is a failed check, not a usage error
+        click.echo(f"FAILED: {exc}", err=True)
+        sys.exit(1)
+    domain = read_domain_override(domain_file, art.encoding) if domain_file else None
+    result = recheck_artifact(art, rules, domain, timeout)
+    print_certificate(result.certificate)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    problems = list(result.problems)
+    if result.certificate.get("verdict") != "certified":
+        problems.append(f"the model is {result.certificate.get('verdict')}")
+    for problem in problems:
+        click.echo(f"FAILED: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("certificate re-checked: OK")

@@ -1,0 +1,159 @@
+"""The training methods: one registry shared by the estimator, the CLI's ``--method`` and the experiments.
+
+A method is a name, a one-line description, whether it certifies its models, which family of
+settings it reads, and a function that trains it::
+
+    register(Method("mine", "my penalty, no guarantee", certifies=False, family=BASELINE, train=train_mine))
+
+``train`` receives a :class:`TrainingJob` (the parsed rule, the prepared splits, the settings and
+the method's own options) and returns a :class:`deepsade.artifact.ModelArtifact`. This module imports
+nothing heavy: the built-in methods import their trainers when they are called, so listing the
+methods (``deepsade --help``) stays instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepsade.errors import UserInputError
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from deepsade.artifact import ModelArtifact
+    from deepsade.data import TabularData
+    from deepsade.spec import Spec
+    from deepsade.trainer import TrainSettings
+
+# Which settings a method reads, in the estimator and in the experiments:
+DEEPSADE = "deepsade"  # the certified trainer: epochs, solver timeout, checkpoints; per-epoch solver counters
+BASELINE = "baseline"  # trained without guarantee: baseline epochs, a lambda grid (options such as on_grid)
+FAMILIES = (DEEPSADE, BASELINE)
+
+
+@dataclass
+class TrainingJob:
+    """Everything a method's ``train`` function receives: what to fit, on which splits, with which settings."""
+
+    method: str
+    spec: Spec
+    train: TabularData
+    val: TabularData | None  # None: no validation split (a baseline then selects on the training part)
+    settings: TrainSettings
+    constraint_text: str
+    options: dict[str, Any] = field(default_factory=dict)  # the method's own options (baselines: lambdas, ...)
+    progress: Callable | None = None  # None: quiet
+    checkpoint_dir: str | Path | None = None
+    checkpoint_every: str | int = "epoch"
+    resume: bool = False
+
+
+TrainFunction = Callable[[TrainingJob], "ModelArtifact"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method: its name, what it is in one line, whether it certifies, and how to train it."""
+
+    name: str
+    description: str
+    certifies: bool
+    train: TrainFunction
+    family: str = BASELINE
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip().lower() or "," in self.name:
+            raise ValueError(f"a method name is one lower-case word without commas, got {self.name!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to the registry (after the ones already there); refuses a taken name unless ``replace``."""
+    if method.name in _REGISTRY and not replace:
+        raise ValueError(f"a method called {method.name!r} is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    """Remove a method (built-in ones included); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
+def method_names() -> tuple[str, ...]:
+    """Every registered method, in registration order (the built-ins first)."""
+    return tuple(_REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``, or a UserInputError listing the known ones."""
+    method = _REGISTRY.get(name)
+    if method is None:
+        raise UserInputError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return method
+
+
+# ---- the built-in methods ----------------------------------------------------------------------------
+
+
+def train_deepsade(job: TrainingJob) -> ModelArtifact:
+    """DeepSaDe: the certified trainer, then the exact certificate on the stored float32 weights."""
+    from deepsade import artifact as artifact_io
+    from deepsade.certify import certify_model
+    from deepsade.checkpoint import CheckpointPolicy
+    from deepsade.spec import vacuous_asserts
+    from deepsade.trainer import DeepSaDeTrainer
+
+    spec, train, val, settings = job.spec, job.train, job.val, job.settings
+    vacuous = vacuous_asserts(spec, *train.domain.scaled_exact(train.encoding))
+    if len(vacuous) == len(spec.asserts):
+        raise UserInputError(
+            "no assert's premise holds anywhere in the domain box, so the constraint would enforce nothing "
+            "(values are raw units: check them, or widen the box with --domain)")
+    trainer = DeepSaDeTrainer(spec, train, settings, progress=job.progress, checkpoint_dir=job.checkpoint_dir,
+                              checkpoint_policy=CheckpointPolicy.parse(job.checkpoint_every))
+    result = trainer.fit(val, resume=job.resume)
+    certificate = certify_model(result.model, spec, train.encoding, train.domain, settings.output_margin)
+    certificate["strategy"] = {str(i + 1): k for i, k in trainer.encoder.kinds.items()}
+    certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
+    training = asdict(settings)
+    training.update({"method": job.method, "seconds": round(result.seconds, 3),
+                     "init_seconds": round(result.init_seconds, 3), "best_epoch": result.best_epoch,
+                     "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
+    notes = list(spec.notes) + [f"assert {i + 1}: its premise never holds in the domain box, so it constrains "
+                                "nothing there" for i in vacuous] + list(result.notes)
+    if notes:
+        training["notes"] = notes
+    return artifact_io.ModelArtifact(
+        model=result.model, encoding=train.encoding, domain=train.domain, constraint_text=job.constraint_text,
+        method=job.method, training=training, history=[asdict(h) for h in result.history],
+        certificate=certificate,
+    )
+
+
+def train_penalty_baseline(job: TrainingJob) -> ModelArtifact:
+    """A baseline of ``deepsade.baselines`` (its constraint loss is chosen by the method's name)."""
+    from deepsade.baselines import train_baseline
+
+    s = job.settings
+    art = train_baseline(job.method, job.train, job.val if job.val is not None else job.train, job.spec,
+                         hidden=s.hidden, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+                         quiet=job.progress is None, **job.options)
+    art.constraint_text = job.constraint_text
+    return art
+
+
+register(Method("deepsade", "certified: every input in the domain box satisfies the rule (exact certificate)",
+                certifies=True, train=train_deepsade, family=DEEPSADE))
+register(Method("ffn", "the plain network, data loss only", certifies=False, train=train_penalty_baseline))
+register(Method("reg", "data loss + lambda x hinge penalty of the linear asserts", certifies=False,
+                train=train_penalty_baseline))
+register(Method("sbr", "data loss + lambda x (1 - fuzzy truth of the rule)", certifies=False,
+                train=train_penalty_baseline))
+register(Method("sl", "data loss + lambda x semantic loss over the label events", certifies=False,
+                train=train_penalty_baseline))
