@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import z3
 
-from deepsade.encoding import registry
 from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy, Warmup
 from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
 from deepsade.encoding.projection import project_last_layer
+from deepsade.encoding.registry import AUTO, registered, strategy_named, user_choices
 from deepsade.errors import UserInputError
 from deepsade.spec import Assert, Spec
 
@@ -36,14 +36,14 @@ class Encoder:
     kinds: dict[int, str] = field(default_factory=dict)  # assert index -> strategy name
 
     def __post_init__(self) -> None:
-        if self.strategy == registry.AUTO:
-            candidates = [s for s in registry.registered() if s.in_auto]
+        if self.strategy == AUTO:
+            candidates = [s for s in registered() if s.in_auto]
         else:
             try:
-                candidates = [registry.strategy_named(self.strategy)]
+                candidates = [strategy_named(self.strategy)]
             except KeyError:
                 raise UserInputError(f"unknown strategy {self.strategy!r}; choose one of "
-                                     f"{', '.join(registry.user_choices())}") from None
+                                     f"{', '.join(user_choices())}") from None
         remaining = list(self.spec.asserts)
         for candidate in candidates:
             if not remaining:

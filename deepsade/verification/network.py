@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepsade.verification import relaxation as _relaxation
-from deepsade.verification.relaxation import Relaxation
+from deepsade.verification.relaxation import Relaxation, lower_bound, output_lower_bound, propagate
 
 if TYPE_CHECKING:  # torch stays out of worker processes that only verify
     from deepsade.network import SkipMLP
@@ -85,14 +84,14 @@ class NetworkWeights:
     def propagate(self, lower: np.ndarray, upper: np.ndarray) -> Relaxation:
         """Bounds of every hidden pre-activation over the input box and the ReLU relaxations they give
         (see ``relaxation.propagate``)."""
-        return _relaxation.propagate(self, lower, upper)
+        return propagate(self, lower, upper)
 
     def lower_bound(self, relaxation: Relaxation, coefficients: np.ndarray, constant: np.ndarray, layer: int,
                     direct: np.ndarray | None = None) -> np.ndarray:
         """Sound lower bounds of linear forms of a hidden layer's input (see ``relaxation.lower_bound``)."""
-        return _relaxation.lower_bound(self, relaxation, coefficients, constant, layer, direct)
+        return lower_bound(self, relaxation, coefficients, constant, layer, direct)
 
     def output_lower_bound(self, relaxation: Relaxation, output_coefficients: np.ndarray,
                            input_coefficients: np.ndarray, constant: np.ndarray) -> np.ndarray:
         """Sound lower bounds of linear forms of outputs and inputs (see ``relaxation.output_lower_bound``)."""
-        return _relaxation.output_lower_bound(self, relaxation, output_coefficients, input_coefficients, constant)
+        return output_lower_bound(self, relaxation, output_coefficients, input_coefficients, constant)

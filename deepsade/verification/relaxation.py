@@ -7,12 +7,18 @@ stable neurons and for ruling out violations before a solver runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from deepsade.verification.network import NetworkWeights
+
+class NetworkWeights(Protocol):
+    """What the bounds read of a network (``deepsade.verification.network.NetworkWeights`` has it)."""
+
+    hidden: list[tuple[np.ndarray, np.ndarray]]
+    last_weight: np.ndarray
+    last_bias: np.ndarray
+    mapped: np.ndarray
 
 # Outward padding of float64 bounds (relative + absolute): float64 rounding of these sums
 # is below 1e-13 relative at these sizes.
