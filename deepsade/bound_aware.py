@@ -34,7 +34,7 @@ import torch
 from deepsade.last_layer_solve import WorstCaseRows, candidate_polyhedra
 from deepsade.network import SkipMLP
 
-PENALTIES = ("width", "spread", "rule")
+PENALTIES = ("width", "spread", "rule", "ratio")
 
 
 def interval_latent_box(model: SkipMLP, lower: np.ndarray | torch.Tensor, upper: np.ndarray | torch.Tensor
@@ -68,6 +68,15 @@ def output_spread(low: torch.Tensor, high: torch.Tensor, weights: np.ndarray | t
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64) if not torch.is_tensor(weights) else
                         weights.detach().to(torch.float64))
     return (w[:, :n_hidden].abs() @ (high[:n_hidden] - low[:n_hidden])).sum()
+
+
+def width_to_data_ratio(low: torch.Tensor, high: torch.Tensor, latent: torch.Tensor, n_hidden: int,
+                        floor: float = 1e-2) -> torch.Tensor:
+    """Mean over hidden units of ``box width / (data range + floor)``, both differentiable: the data range
+    is taken over ``latent`` (rows of ``[h; s]`` computed with gradients). Unlike the plain width, it does
+    not fall when the hidden layers merely scale everything down (the last layer would scale back up)."""
+    spread = latent[:, :n_hidden].max(dim=0).values - latent[:, :n_hidden].min(dim=0).values
+    return ((high[:n_hidden] - low[:n_hidden]) / (spread.to(torch.float64) + floor)).mean()
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,7 @@ class RelativeWeight:
 def latent_summary(model: SkipMLP, lower: np.ndarray, upper: np.ndarray, inputs: np.ndarray
                    ) -> dict[str, float]:
     """How wide the box is against the data's own latent range, over the hidden coordinates: mean upper
-    bound, mean data maximum, and their mean ratio (box width / data range, data range floored at 1e-6)."""
+    bound, mean data maximum, and the ratio of the summed box widths to the summed data ranges."""
     n_hidden = model.hidden_sizes[-1]
     with torch.no_grad():
         low, high = interval_latent_box(model, lower, upper)
@@ -181,14 +190,16 @@ def latent_summary(model: SkipMLP, lower: np.ndarray, upper: np.ndarray, inputs:
     data = latent[:, :n_hidden].numpy()
     data_range = data.max(axis=0) - data.min(axis=0)
     return {"box_upper_mean": float(high.mean()), "data_max_mean": float(data.max(axis=0).mean()),
-            "width_ratio": float(np.mean((high - low) / np.maximum(data_range, 1e-6)))}
+            "width_ratio": float((high - low).sum() / max(float(data_range.sum()), 1e-12))}
 
 
 def penalty_value(kind: str, low: torch.Tensor, high: torch.Tensor, n_hidden: int, *,
                   weights: np.ndarray | None = None, rules: RuleRows | None = None,
-                  desired: tuple[np.ndarray, np.ndarray] | None = None, room: float = 0.0) -> torch.Tensor:
+                  desired: tuple[np.ndarray, np.ndarray] | None = None, room: float = 0.0,
+                  latent: torch.Tensor | None = None) -> torch.Tensor:
     """One of ``PENALTIES`` by name: "width" (``box_width``), "spread" (``output_spread`` under
-    ``weights``, the current last layer), "rule" (``rule_excess`` of ``desired`` over ``rules``)."""
+    ``weights``, the current last layer), "rule" (``rule_excess`` of ``desired`` over ``rules``), "ratio"
+    (``width_to_data_ratio`` against ``latent``, reference rows' latents with gradients)."""
     if kind == "width":
         return box_width(low, high, n_hidden)
     if kind == "spread":
@@ -199,6 +210,10 @@ def penalty_value(kind: str, low: torch.Tensor, high: torch.Tensor, n_hidden: in
         if rules is None or desired is None:
             raise ValueError("the rule penalty needs the rule rows and a desired last layer")
         return rule_excess(low, high, rules, *desired, room=room)
+    if kind == "ratio":
+        if latent is None:
+            raise ValueError("the ratio penalty needs reference rows' latents")
+        return width_to_data_ratio(low, high, latent, n_hidden)
     raise ValueError(f"unknown penalty {kind!r}; choose one of {', '.join(PENALTIES)}")
 
 

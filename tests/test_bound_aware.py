@@ -18,6 +18,7 @@ from deepsade.bound_aware import (
     output_spread,
     penalty_value,
     rule_excess,
+    width_to_data_ratio,
 )
 from deepsade.bounds import latent_box
 from deepsade.last_layer_solve import WorstCaseRows
@@ -149,3 +150,29 @@ def test_latent_summary_reports_box_against_data():
     summary = latent_summary(model, lower, upper, inputs)
     assert summary["width_ratio"] >= 1.0 - 1e-9  # the box contains the data's latents
     assert summary["box_upper_mean"] >= summary["data_max_mean"] - 1e-6
+
+
+def test_ratio_penalty_ignores_scale_and_descent_tightens_box_against_data():
+    torch.manual_seed(2)
+    model = SkipMLP(3, (10, 6), 1, [0])
+    lower, upper = np.zeros(3), np.ones(3)
+    rows = torch.as_tensor(np.random.default_rng(0).random((64, 3)), dtype=torch.float32)
+
+    def ratio(floor: float = 1e-2) -> torch.Tensor:
+        low, high = interval_latent_box(model, lower, upper)
+        return width_to_data_ratio(low, high, model.latent(rows), 6, floor=floor)
+
+    before = float(ratio(0.0).detach())
+    with torch.no_grad():  # scaling the last hidden layer scales box and data alike: the ratio stays
+        model.hidden[-1].weight.mul_(3.0)
+        model.hidden[-1].bias.mul_(3.0)
+    assert float(ratio(0.0).detach()) == pytest.approx(before, rel=1e-5)
+    start = float(ratio().detach())
+    optimizer = torch.optim.SGD(model.hidden_parameters(), lr=0.05)
+    for _ in range(30):
+        optimizer.zero_grad()
+        ratio().backward()
+        optimizer.step()
+    assert float(ratio().detach()) < start
+    summary = latent_summary(model, lower, upper, rows.numpy())
+    assert summary["width_ratio"] >= 1.0 - 1e-9
