@@ -360,10 +360,10 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
         "split, `deepsade train` with no hyper-parameter flag, `deepsade train --method ffn` on the same split, "
         "`deepsade evaluate` on the held-out rows (corrected quality = rows whose true labels satisfy the rule).",
         "",
-        "Command:",
+        "Command (several when the problems were run in parts into the same folder; each skips what is finished):",
         "",
         "```bash",
-        command,
+        *meta.get("commands", [command]),
         "```",
         "",
         f"- code: commit `{meta.get('commit', '?')}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
@@ -493,31 +493,35 @@ def main(argv: list[str] | None = None) -> int:
         command = meta.get("command", command)
         settings.extra_args, settings.quick = meta.get("extra_args", []), meta.get("quick", False)
     if not args.report_only:
-        meta = {"command": command, **git_state(), "extra_args": settings.extra_args, "quick": settings.quick,
+        previous = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
+        commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
+        meta = {"command": command, "commands": [*[c for c in commands if c != command], command], **git_state(), "extra_args": settings.extra_args, "quick": settings.quick,
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         env_path = os.environ.get("PYTHONPATH", "")
         os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + env_path if env_path else "")
-        for name in names:
+        # seed-major: every problem's first seed before any second seed, so a cut-short run covers all problems
+        plan = [(name, seed) for seed in sorted(set(seeds) | set(args.slow_seeds or [])) for name in names
+                if seed in ((args.slow_seeds or seeds) if PROBLEMS[name].general_path else seeds)]
+        for name, seed in plan:
             problem = PROBLEMS[name]
-            for seed in (args.slow_seeds or seeds) if problem.general_path else seeds:
-                result_file = out / "runs" / f"{name}-s{seed}.json"
-                if result_file.exists():
-                    stored = json.loads(result_file.read_text())
-                    if stored.get("settings") == settings.fingerprint():
-                        continue
-                started = time.perf_counter()
-                row = run_one(problem, seed, settings, work_root)
-                result_file.write_text(json.dumps({"settings": settings.fingerprint(), "row": row}, indent=1,
-                                                  default=str), encoding="utf-8")
-                quality = (f"{fmt(row.get('deepsade_quality'))} vs {fmt(row.get('ffn_quality'))} "
-                           f"({problem.metric})")
-                print(f"{name} seed {seed}: {quality}, {row.get('deepsade_certificate')}, "
-                      f"time {fmt(row.get('deepsade_train_s'), 1)} / {fmt(row.get('ffn_train_s'), 1)} s "
-                      f"[{time.perf_counter() - started:.0f} s]", flush=True)
-                write_report(out, settings, command, args.note)
+            result_file = out / "runs" / f"{name}-s{seed}.json"
+            if result_file.exists():
+                stored = json.loads(result_file.read_text())
+                if stored.get("settings") == settings.fingerprint():
+                    continue
+            started = time.perf_counter()
+            row = run_one(problem, seed, settings, work_root)
+            result_file.write_text(json.dumps({"settings": settings.fingerprint(), "row": row}, indent=1,
+                                              default=str), encoding="utf-8")
+            quality = (f"{fmt(row.get('deepsade_quality'))} vs {fmt(row.get('ffn_quality'))} "
+                       f"({problem.metric})")
+            print(f"{name} seed {seed}: {quality}, {row.get('deepsade_certificate')}, "
+                  f"time {fmt(row.get('deepsade_train_s'), 1)} / {fmt(row.get('ffn_train_s'), 1)} s "
+                  f"[{time.perf_counter() - started:.0f} s]", flush=True)
+            write_report(out, settings, command, args.note)
     summary = write_report(out, settings, command, args.note)
     if summary is not None:
         print(f"report: {out / 'report.md'} ({int(summary['done'].sum())} of {len(summary)} problems done)")
