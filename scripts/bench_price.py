@@ -77,14 +77,35 @@ def cli(settings: Settings, args: list[str], timeout: float | None = None) -> tu
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
+    process = subprocess.Popen([settings.python, "-m", "deepsade.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        done = subprocess.run([settings.python, "-m", "deepsade.cli", *args], capture_output=True, text=True,
-                              env=env, timeout=timeout)
-        code, text = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        code, text = 124, out + f"\n(timed out after {timeout:.0f} s)"
-    return code, time.perf_counter() - started, text[-3000:]
+        text, _ = process.communicate(timeout=timeout)
+        code = process.returncode
+    except subprocess.TimeoutExpired:
+        process.terminate()  # SIGTERM: train writes a checkpoint (its progress is read from it) and exits
+        try:
+            text, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            text, _ = process.communicate()
+        code, text = 124, (text or "") + f"\n(timed out after {timeout:.0f} s)"
+    return code, time.perf_counter() - started, (text or "")[-3000:]
+
+
+def checkpoint_progress(model_dir: Path) -> dict[str, Any]:
+    """Best effort, for a run cut by the timeout: epochs done and where the time went, from its checkpoint."""
+    try:
+        payload = json.loads((model_dir.parent / f"{model_dir.name}.checkpoint" / "checkpoint.json").read_text())
+        history = payload["payload"]["history"]
+        if not history:
+            return {"epochs_done": 0}
+        return {"epochs_done": len(history),
+                "seconds_per_epoch": round(float(np.mean([h["seconds"] for h in history])), 1),
+                "solver_seconds_per_epoch": round(float(np.mean([h["solver_seconds"] for h in history])), 1),
+                "maxsmt_calls_per_epoch": round(float(np.mean([h["maxsmt_calls"] for h in history])), 1)}
+    except (OSError, KeyError, ValueError, TypeError):
+        return {}
 
 
 def split_rows(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,6 +188,8 @@ def run_one(problem: Problem, seed: int, settings: Settings, work_root: Path) ->
         row[f"{method}_train_s"] = training_seconds(model) if code == 0 else None
         if code != 0:
             row[f"{method}_error"] = text.strip().splitlines()[-1] if text.strip() else f"exit {code}"
+            if code == 124:
+                row.update({f"{method}_timeout_{k}": v for k, v in checkpoint_progress(model).items()})
             continue
         metrics_file = work / f"eval_{method}.json"
         code, _, text = cli(settings, ["evaluate", str(model), str(work / "test.csv"), "--out", str(metrics_file)])
@@ -433,8 +456,10 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
         for _, r in failures.iterrows():
             for method in ("deepsade", "ffn"):
                 if r.get(f"{method}_train_exit") != 0:
+                    progress = ", ".join(f"{k.removeprefix(f'{method}_timeout_')} {r[k]}" for k in r.index
+                                         if k.startswith(f"{method}_timeout_") and pd.notna(r[k]))
                     lines.append(f"- {r['problem']} seed {r['seed']} {method}: exit {r.get(f'{method}_train_exit')}: "
-                                 f"{r.get(f'{method}_error', '')}")
+                                 f"{r.get(f'{method}_error', '')}" + (f" (at the timeout: {progress})" if progress else ""))
     lines += ["", "## Every run", "", "See `runs.csv` (one row per problem and seed; `_quality` = corrected metric)."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return summary
