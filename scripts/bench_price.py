@@ -362,6 +362,10 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def ratio(value: float) -> str:
+    return f"{value:.1f}x" if np.isfinite(value) else "-"
+
+
 def spread(line: pd.Series, method: str) -> str:
     """Mean over seeds, with the standard deviation when there are several."""
     mean = fmt(line[method])
@@ -417,12 +421,13 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if "ffn_adi" in summary else ""),
     ]
     for _, s in summary.iterrows():
-        gap = f"{s['gap']:+.1f} pp" if s["gap_unit"] == "pp" else f"{s['gap']:.2f}x"
+        gap = ("-" if not np.isfinite(s["gap"]) else f"{s['gap']:+.1f} pp" if s["gap_unit"] == "pp"
+               else f"{s['gap']:.2f}x")
         lines.append(
             f"| {s['problem']} | {s['seeds']} | {s['metric']} | {spread(s, 'deepsade')} | {spread(s, 'ffn')} | {gap} | {s['certified']} | {s['deepsade_violations']}"
             f"{'' if s['deepsade_violations_all_rows'] == s['deepsade_violations'] else ' (' + str(s['deepsade_violations_all_rows']) + ' all rows)'} / "
             f"{s['ffn_violations']} | {fmt(s['majority_share'], 2)} | {fmt(s['deepsade_s'], 1)} / {fmt(s['ffn_s'], 1)} "
-            f"| {fmt(s['time_ratio'], 1)}x |" + (f" {fmt(s.get('ffn_adi'))} |" if "ffn_adi" in summary else ""))
+            f"| {ratio(s['time_ratio'])} |" + (f" {fmt(s.get('ffn_adi'))} |" if "ffn_adi" in summary else ""))
     lines += [
         "",
         "![gap per problem](gap.png)",
@@ -440,7 +445,7 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
     ]
     for _, s in summary.iterrows():
         lines.append(f"| {s['problem']} | {s['covers']} | {mark[s['ok_quality']]} | {mark[s['ok_certified']]} | "
-                     f"{mark[s['ok_not_single_class']]} | {mark[s['ok_time']]} ({fmt(s['time_ratio'], 1)}x, "
+                     f"{mark[s['ok_not_single_class']]} | {mark[s['ok_time']]} ({ratio(s['time_ratio'])}, "
                      f"limit {s['time_limit']:.0f}x) | {mark[s['done']]} | "
                      f"{'yes (' + str(s['ffn_violations']) + ' test rows)' if s['ffn_breaks_rule'] else 'no'} |")
     passed = int(summary["done"].sum())
