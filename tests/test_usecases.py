@@ -22,7 +22,8 @@ ALLOWED_COMMANDS = {"declare-const", "define-fun", "assert"}
 
 
 def needs_real(case) -> None:
-    """Skip when the real file of ``case`` is not present on this machine."""
+    """Skip when the real file of ``case`` (a UseCase, or a use-case module) is not present on this machine."""
+    case = getattr(case, "CASE", case)
     if DATA_DIR is None or not (DATA_DIR / case.real_file).is_file():
         pytest.skip(f"real data {case.real_file} not present")
 
