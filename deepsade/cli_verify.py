@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from deepsade.cli_common import user_errors, warn_if_altered
-from deepsade.verification import ENGINES, Outcome, Verifier, raw_inputs
+from deepsade.verification import ENGINES, Outcome, Verifier, counterexample_raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
 
@@ -124,7 +124,7 @@ def report_counterexample(outcome: Outcome, verifier: Verifier, encoding) -> Non
         echo(f"  breaks assert {index + 1}: {text[:160]}{'...' if len(text) > 160 else ''}")
     if outcome.note:
         echo(f"  note: {outcome.note}")
-    point = raw_inputs(encoding, outcome.point[None, :])[0]
+    point = counterexample_raw_inputs(encoding, outcome)
     outputs = encoding.outputs_to_raw(np.asarray(outcome.outputs)[None, :])[0]
     mentioned = {j for i in outcome.broken for j in verifier.spec.asserts[i].inputs}
     echo("  inputs (raw units; * = named in the broken assert):")

@@ -7,6 +7,14 @@ strict inequalities: ``a.v < b`` is sent as ``a.v <= b - STRICT_MARGIN * max|a|`
 smaller than that margin can be missed, and a witness may fail the exact re-check (``exact = False``:
 the verifier then asks again with margins on every inequality, and z3 settles what is left).
 
+Inputs a real row could have (``Query.realisable``) are Marabou disjunction constraints, one per
+one-hot group (one alternative per category the box allows, each fixing the group's inputs to 0/1)
+and one per integer column whose box holds at most ``MAX_INTEGER_CASES`` whole values (one
+alternative per value). An integer column with more values stays relaxed to its interval: Marabou
+then searches a superset, so its 'no violation' still holds, and a witness with a fractional value
+is snapped to a whole one and re-checked exactly by the verifier; when that fails, z3 (which
+expresses integers natively) decides.
+
 Marabou 2.0 quirks handled here: input variables are marked (without that its DeepPoly bounds are
 off and a 2-input network took > 60 s instead of 0.2 s); a one-variable atom of a single-disjunct
 violation is passed as a variable bound, because as an added equation Marabou returned witnesses
@@ -17,10 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from deepsade.realisable import RealisableInputs
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.network import NetworkWeights
 from deepsade.verification.outcome import Answer
@@ -28,6 +38,9 @@ from deepsade.verification.violation import Atom, Disjunct
 
 # Marabou has no strict inequalities: 'a.v < b' becomes 'a.v <= b - STRICT_MARGIN * max|a|' (scaled units).
 STRICT_MARGIN = 1e-6
+# An integer column whose box holds at most this many whole values is one disjunction (a case per
+# value); a wider one stays relaxed (see the module docstring).
+MAX_INTEGER_CASES = 32
 _MIRROR = {"<=": ">=", "<": ">", ">=": "<=", ">": "<", "==": "=="}  # the op after multiplying by -1
 
 
@@ -44,24 +57,51 @@ class MarabouEngine(Engine):
         return form.reason if form.disjuncts is None else None
 
     def check(self, query: Query) -> Answer:
-        """Marabou on the box with the disjunction of the query's violation disjuncts."""
+        """Marabou on the box with the disjunction of the query's violation disjuncts (and the
+        realisability cases of its inputs)."""
         return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout)
+                               list(query.disjuncts), query.timeout, cases=_query_cases(query))
 
     def retry(self, query: Query) -> Answer | None:
         """Ask for a witness that keeps a margin on every inequality: the first one mostly sits on a
         boundary (e.g. a score of exactly 0) that float rounding put on the wrong side."""
         return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout, strict=True)
+                               list(query.disjuncts), query.timeout, strict=True, cases=_query_cases(query))
+
+
+Cases = list[list[list[tuple[int, float]]]]  # disjunctions; each a list of alternatives fixing (variable, value)
+
+
+def _query_cases(query: Query) -> Cases:
+    return realisability_cases(query.realisable, query.lower, query.upper) if query.realisable is not None else []
+
+
+def realisability_cases(realisable: RealisableInputs, lower: Sequence[Fraction], upper: Sequence[Fraction]) -> Cases:
+    """The realisable inputs of the box as disjunctions of variable fixings (scaled units): one per
+    one-hot group with more than one possible category, one per integer column with 2 to
+    ``MAX_INTEGER_CASES`` whole values in the box. Groups and columns with one possibility are fixed
+    by the box already (the verifier passes its realisable hull); wider integer columns stay relaxed."""
+    cases: Cases = []
+    for group in realisable.groups:
+        active = realisable.categories(group, lower, upper)
+        if len(active) > 1:
+            cases.append([[(k, float(realisable.scaled(k, 1 if k == c else 0))) for k in active] for c in active])
+    for j in realisable.integers:
+        first, last = realisable.integer_range(j, Fraction(lower[j]), Fraction(upper[j]))
+        if 1 <= last - first < MAX_INTEGER_CASES:
+            cases.append([[(j, float(realisable.scaled(j, n)))] for n in range(first, last + 1)])
+    return cases
 
 
 def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequence[float],
-                    disjuncts: list[Disjunct], timeout: float, strict: bool = False) -> Answer:
+                    disjuncts: list[Disjunct], timeout: float, strict: bool = False,
+                    cases: Cases | None = None) -> Answer:
     """Run Marabou on the network over the box with the disjunction of ``disjuncts`` on inputs/outputs.
 
     ``strict``: every inequality must hold with the margin (as if strict), which asks for a
-    counterexample that does not sit on a boundary. The witness of a violation holds the input
-    values Marabou found (floats)."""
+    counterexample that does not sit on a boundary. ``cases``: further disjunctions of input
+    fixings, all of which must hold (``realisability_cases``). The witness of a violation holds the
+    input values Marabou found (floats)."""
     from maraboupy import MarabouCore
 
     if strict:
@@ -71,6 +111,9 @@ def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequ
     index = {f"x!{j}": j for j in range(weights.n_inputs)} | {f"y!{k}": v for k, v in enumerate(outputs)}
     if not _add_violation(query, disjuncts, index, lower, upper):
         return Answer.no_violation()
+    for alternatives in cases or []:
+        MarabouCore.addDisjunctionConstraint(query, [[_fixing(var, value) for var, value in alternative]
+                                                     for alternative in alternatives])
     options = MarabouCore.Options()
     options._verbosity = 0
     options._snc = False
@@ -162,6 +205,16 @@ def _affine(query: Any, target: int, row: np.ndarray, sources: list[int], bias: 
             equation.addAddend(-coefficient, var)
     equation.setScalar(float(bias))
     query.addEquation(equation)
+
+
+def _fixing(var: int, value: float) -> Any:
+    """``var = value`` as a one-variable Marabou equation (a bound tightening inside a disjunction)."""
+    from maraboupy import MarabouCore
+
+    equation = MarabouCore.Equation(MarabouCore.Equation.EQ)
+    equation.addAddend(1.0, var)
+    equation.setScalar(value)
+    return equation
 
 
 def _atom_bounds(atom: Atom) -> list[tuple[str, float]]:
