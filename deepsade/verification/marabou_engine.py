@@ -7,13 +7,16 @@ strict inequalities: ``a.v < b`` is sent as ``a.v <= b - STRICT_MARGIN * max|a|`
 smaller than that margin can be missed, and a witness may fail the exact re-check (``exact = False``:
 the verifier then asks again with margins on every inequality, and z3 settles what is left).
 
-Inputs a real row could have (``Query.realisable``) are Marabou disjunction constraints, one per
-one-hot group (one alternative per category the box allows, each fixing the group's inputs to 0/1)
-and one per integer column whose box holds at most ``MAX_INTEGER_CASES`` whole values (one
-alternative per value). An integer column with more values stays relaxed to its interval: Marabou
-then searches a superset, so its 'no violation' still holds, and a witness with a fractional value
-is snapped to a whole one and re-checked exactly by the verifier; when that fails, z3 (which
-expresses integers natively) decides.
+Inputs a real row could have (``Query.realisable``) are handled by enumeration: every combination of
+one category per one-hot group (among those the box allows) and one whole value per integer column
+with at most ``MAX_INTEGER_CASES`` values in the box is one Marabou query with those inputs fixed,
+as long as the combinations number at most ``MAX_ENUMERATED`` (the smallest groups and columns are
+enumerated first). Marabou's own disjunction constraints express the same thing, but measured on a
+14-neuron network with one two-category group and a five-value integer column they took 15 s where
+the ten enumerated queries took 0.02 s. What is not enumerated (more combinations, wider integer
+columns) stays relaxed to its interval: Marabou then searches a superset, so its 'no violation'
+still holds, and its witness is snapped onto a realisable input and re-checked exactly by the
+verifier; when that fails, z3 (which expresses both natively) decides.
 
 Marabou 2.0 quirks handled here: input variables are marked (without that its DeepPoly bounds are
 off and a 2-input network took > 60 s instead of 0.2 s); a one-variable atom of a single-disjunct
@@ -23,8 +26,10 @@ that broke it; inconsistent bounds are answered 'no violation' here, not sent.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -33,14 +38,15 @@ import numpy as np
 from deepsade.realisable import RealisableInputs
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.network import NetworkWeights
-from deepsade.verification.outcome import Answer
+from deepsade.verification.outcome import Answer, Verdict
 from deepsade.verification.violation import Atom, Disjunct
 
 # Marabou has no strict inequalities: 'a.v < b' becomes 'a.v <= b - STRICT_MARGIN * max|a|' (scaled units).
 STRICT_MARGIN = 1e-6
-# An integer column whose box holds at most this many whole values is one disjunction (a case per
-# value); a wider one stays relaxed (see the module docstring).
+# Realisable inputs by enumeration (see the module docstring): an integer column is enumerated when
+# its box holds at most MAX_INTEGER_CASES whole values, and at most MAX_ENUMERATED queries are made.
 MAX_INTEGER_CASES = 32
+MAX_ENUMERATED = 256
 _MIRROR = {"<=": ">=", "<": ">", ">=": "<=", ">": "<", "==": "=="}  # the op after multiplying by -1
 
 
@@ -57,51 +63,80 @@ class MarabouEngine(Engine):
         return form.reason if form.disjuncts is None else None
 
     def check(self, query: Query) -> Answer:
-        """Marabou on the box with the disjunction of the query's violation disjuncts (and the
-        realisability cases of its inputs)."""
-        return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout, cases=_query_cases(query))
+        """Marabou on the box with the disjunction of the query's violation disjuncts, once per
+        enumerated realisable case of its inputs."""
+        return self._search(query, strict=False)
 
     def retry(self, query: Query) -> Answer | None:
         """Ask for a witness that keeps a margin on every inequality: the first one mostly sits on a
         boundary (e.g. a score of exactly 0) that float rounding put on the wrong side."""
-        return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout, strict=True, cases=_query_cases(query))
+        return self._search(query, strict=True)
+
+    def _search(self, query: Query, strict: bool) -> Answer:
+        """One Marabou query per enumerated case, within the query's timeout: the first violation wins;
+        unknown if a case is undecided and none has a violation."""
+        lower, upper = [float(v) for v in query.lower], [float(v) for v in query.upper]
+        alternatives = realisability_cases(query.realisable, query.lower, query.upper) if query.realisable else []
+        deadline = time.perf_counter() + query.timeout
+        reasons = []
+        for low, high in enumerated_boxes(lower, upper, alternatives):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return Answer.unknown("marabou timeout (over the enumerated realisable cases)")
+            answer = solve_disjuncts(self.weights, low, high, list(query.disjuncts), remaining, strict=strict)
+            if answer.verdict is Verdict.VIOLATION:
+                return answer
+            if answer.verdict is Verdict.UNKNOWN:
+                reasons.append(answer.reason)
+        return Answer.unknown(reasons[0]) if reasons else Answer.no_violation()
 
 
-Cases = list[list[list[tuple[int, float]]]]  # disjunctions; each a list of alternatives fixing (variable, value)
-
-
-def _query_cases(query: Query) -> Cases:
-    return realisability_cases(query.realisable, query.lower, query.upper) if query.realisable is not None else []
+Cases = list[list[dict[int, float]]]  # per group / integer column: its alternatives, each fixing {variable: value}
 
 
 def realisability_cases(realisable: RealisableInputs, lower: Sequence[Fraction], upper: Sequence[Fraction]) -> Cases:
-    """The realisable inputs of the box as disjunctions of variable fixings (scaled units): one per
-    one-hot group with more than one possible category, one per integer column with 2 to
+    """The realisable inputs of the box as alternatives of variable fixings (scaled units): one list
+    per one-hot group with more than one possible category, one per integer column with 2 to
     ``MAX_INTEGER_CASES`` whole values in the box. Groups and columns with one possibility are fixed
     by the box already (the verifier passes its realisable hull); wider integer columns stay relaxed."""
     cases: Cases = []
     for group in realisable.groups:
         active = realisable.categories(group, lower, upper)
         if len(active) > 1:
-            cases.append([[(k, float(realisable.scaled(k, 1 if k == c else 0))) for k in active] for c in active])
+            cases.append([{k: float(realisable.scaled(k, 1 if k == c else 0)) for k in active} for c in active])
     for j in realisable.integers:
         first, last = realisable.integer_range(j, Fraction(lower[j]), Fraction(upper[j]))
         if 1 <= last - first < MAX_INTEGER_CASES:
-            cases.append([[(j, float(realisable.scaled(j, n)))] for n in range(first, last + 1)])
+            cases.append([{j: float(realisable.scaled(j, n))} for n in range(first, last + 1)])
     return cases
 
 
+def enumerated_boxes(lower: list[float], upper: list[float], cases: Cases,
+                     limit: int = MAX_ENUMERATED) -> Iterator[tuple[list[float], list[float]]]:
+    """The box with every combination of the enumerated cases fixed (at most ``limit`` boxes; the
+    cases with fewest alternatives are taken first, the others stay relaxed); the box itself when
+    nothing is enumerated."""
+    chosen, count = [], 1
+    for alternatives in sorted(cases, key=len):
+        if count * len(alternatives) > limit:
+            break
+        chosen.append(alternatives)
+        count *= len(alternatives)
+    for combination in itertools.product(*chosen):
+        low, high = list(lower), list(upper)
+        for fixings in combination:
+            for var, value in fixings.items():
+                low[var] = high[var] = value
+        yield low, high
+
+
 def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequence[float],
-                    disjuncts: list[Disjunct], timeout: float, strict: bool = False,
-                    cases: Cases | None = None) -> Answer:
+                    disjuncts: list[Disjunct], timeout: float, strict: bool = False) -> Answer:
     """Run Marabou on the network over the box with the disjunction of ``disjuncts`` on inputs/outputs.
 
     ``strict``: every inequality must hold with the margin (as if strict), which asks for a
-    counterexample that does not sit on a boundary. ``cases``: further disjunctions of input
-    fixings, all of which must hold (``realisability_cases``). The witness of a violation holds the
-    input values Marabou found (floats)."""
+    counterexample that does not sit on a boundary. The witness of a violation holds the input
+    values Marabou found (floats)."""
     from maraboupy import MarabouCore
 
     if strict:
@@ -111,9 +146,6 @@ def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequ
     index = {f"x!{j}": j for j in range(weights.n_inputs)} | {f"y!{k}": v for k, v in enumerate(outputs)}
     if not _add_violation(query, disjuncts, index, lower, upper):
         return Answer.no_violation()
-    for alternatives in cases or []:
-        MarabouCore.addDisjunctionConstraint(query, [[_fixing(var, value) for var, value in alternative]
-                                                     for alternative in alternatives])
     options = MarabouCore.Options()
     options._verbosity = 0
     options._snc = False
@@ -205,16 +237,6 @@ def _affine(query: Any, target: int, row: np.ndarray, sources: list[int], bias: 
             equation.addAddend(-coefficient, var)
     equation.setScalar(float(bias))
     query.addEquation(equation)
-
-
-def _fixing(var: int, value: float) -> Any:
-    """``var = value`` as a one-variable Marabou equation (a bound tightening inside a disjunction)."""
-    from maraboupy import MarabouCore
-
-    equation = MarabouCore.Equation(MarabouCore.Equation.EQ)
-    equation.addAddend(1.0, var)
-    equation.setScalar(value)
-    return equation
 
 
 def _atom_bounds(atom: Atom) -> list[tuple[str, float]]:
