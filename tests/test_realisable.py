@@ -186,6 +186,8 @@ def test_cli_verify_prints_a_realisable_counterexample_in_raw_units(tmp_path, sa
                   for line in result.output.splitlines() if line.startswith("    "))
     assert {values["Gender=Female"], values["Gender=Male"]} == {"0", "1"}
     assert values["children"] in {"3", "4"}
+    result = CliRunner().invoke(main, ["verify", str(safe_dir), "--relaxed", "--presample", "0", "--no-bounds"])
+    assert result.exit_code == 1 and "note: only inputs" not in result.output, result.output
 
 
 # ---- AdI ---------------------------------------------------------------------------------------------------
