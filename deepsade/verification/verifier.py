@@ -22,7 +22,7 @@ Realisable inputs only (``deepsade.realisable``, on by default): the box is firs
 realisable hull (whole numbers in integer columns, one-hot inputs fixed where only one category is
 possible; a box with no realisable input is ``outside``), sampled points and engine witnesses are
 snapped onto inputs a real row could have, the engines search only such inputs (z3 natively, Marabou
-with disjunctions), and a counterexample is reported only after an exact check that it is one. The
+by enumerating categories and small integer ranges), and a counterexample is reported only after an exact check that it is one. The
 bound pre-check works on the hull, a superset of the realisable inputs, so what it rules out is
 ruled out for them too.
 """
