@@ -36,6 +36,7 @@ from deepsade.encode import Counterexample, LatentLayout, find_counterexample
 from deepsade.errors import UserInputError
 from deepsade.network import SkipMLP
 from deepsade.numbers import z3_rational
+from deepsade.realisable import RealisableInputs
 from deepsade.smtlib import read_constraint_text
 from deepsade.spec import Spec, input_var, output_var, parse_spec_text
 
@@ -217,29 +218,6 @@ def breaks_exactly(spec: Spec, assert_index: int, scaled_input: Sequence[Fractio
     return z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs)))
 
 
-def _one_hot_groups(encoding: Encoding) -> list[list[int]]:
-    groups, position = [], 0
-    for column in encoding.feature_columns:
-        if column in encoding.categorical_levels:
-            size = len(encoding.categorical_levels[column])
-            groups.append(list(range(position, position + size)))
-            position += size
-        else:
-            position += 1
-    return groups
-
-
-def _realisable(points: np.ndarray, groups: list[list[int]], low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Snap each one-hot group to its largest entry (a row has exactly one category), kept inside the box."""
-    points = points.copy()
-    for group in groups:
-        block = points[:, group]
-        snapped = np.zeros_like(block)
-        snapped[np.arange(len(block)), block.argmax(axis=1)] = 1.0
-        points[:, group] = snapped
-    return np.clip(points, low, high)
-
-
 def find_concrete_violation(model: SkipMLP, spec: Spec, encoding: Encoding, low: Sequence[Fraction],
                             high: Sequence[Fraction], assert_index: int, found: Counterexample | None = None,
                             layout: LatentLayout | None = None, seed: int = 0) -> dict[str, float] | None:
@@ -247,7 +225,8 @@ def find_concrete_violation(model: SkipMLP, spec: Spec, encoding: Encoding, low:
     returned in raw units, or None when none of the candidates does (which proves nothing).
 
     Candidates: the bound check's skip inputs with the other inputs at the box's centre, and random
-    points of the box; one-hot groups are snapped to one category. Screened in float64, confirmed exactly."""
+    points of the box; each is snapped onto an input a real row could have (one category per one-hot
+    group, whole numbers in integer columns: ``deepsade.realisable``). Screened in float64, confirmed exactly."""
     low_f = np.array([float(v) for v in low])
     high_f = np.array([float(v) for v in high])
     rng = np.random.default_rng(seed)
@@ -257,7 +236,8 @@ def find_concrete_violation(model: SkipMLP, spec: Spec, encoding: Encoding, low:
         for j in layout.mapped:
             centre[j] = float(found.latent[layout.coordinate(j)])
         candidates.insert(0, centre[None, :])
-    points = _realisable(np.vstack(candidates), _one_hot_groups(encoding), low_f, high_f)
+    realisable = RealisableInputs.from_encoding(encoding)
+    points = realisable.snap(np.vstack(candidates), low_f, high_f)
     with torch.no_grad():
         outputs = model(torch.as_tensor(points, dtype=torch.float64).to(torch.float32)).double().numpy()
     with np.errstate(all="ignore"):
@@ -265,9 +245,9 @@ def find_concrete_violation(model: SkipMLP, spec: Spec, encoding: Encoding, low:
     order = list(np.flatnonzero(suspicious)[:16]) + ([0] if found is not None else [])
     affine = encoding.input_affine()
     for i in dict.fromkeys(order):  # screened points first; the counterexample's own point last
-        exact_input = [Fraction(float(v)) for v in points[i]]
-        if not all(lo <= v <= hi for v, lo, hi in zip(exact_input, low, high, strict=True)):
-            continue
+        exact_input = realisable.snap_exact([Fraction(float(v)) for v in points[i]], low, high)
+        if exact_input is None or not realisable.contains(exact_input):
+            return None  # the box holds no input a real row could have
         if breaks_exactly(spec, assert_index, exact_input, exact_outputs(model, exact_input)):
             return {encoding.input_names[j]: float(off + scale * exact_input[j])
                     for j, (off, scale) in enumerate(affine)}
@@ -308,6 +288,10 @@ def encoding_problems(encoding: Encoding) -> list[str]:
     for name in encoding.categorical_levels:
         if name not in encoding.feature_columns:
             problems.append(f"categories are stored for {name!r}, which is not a feature column")
+    numeric = [c for c in encoding.feature_columns if c not in encoding.categorical_levels]
+    for name in encoding.integer_inputs or []:
+        if name not in numeric:
+            problems.append(f"{name!r} is stored as an integer input, but it is not a numeric feature column")
     if encoding.task == "multiclass":
         derived_outputs = [f"{encoding.target_columns[0]}={c}" for c in encoding.classes or []]
     else:

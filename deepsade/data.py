@@ -94,6 +94,10 @@ class Encoding:
     classes: list[str] | None = None  # binary: [negative, positive]; multiclass: class names
     target_min: list[float] | None = None  # regression only
     target_max: list[float] | None = None
+    # numeric input columns whose training values were all whole numbers: a real row holds a whole
+    # number there (``deepsade.realisable``). None in encodings stored before this was recorded: every
+    # numeric column is then treated as real.
+    integer_inputs: list[str] | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
     def encode_inputs(self, frame: pd.DataFrame) -> np.ndarray:
@@ -190,7 +194,12 @@ class Encoding:
         return np.where(np.asarray(targets) > 0.5, 1.0, -1.0).reshape(len(targets), -1)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The encoding as JSON-ready data (``integer_inputs`` left out when unknown, so that an encoding
+        stored before it was recorded serialises, and hashes, exactly as it did)."""
+        data = dict(self.__dict__)
+        if data["integer_inputs"] is None:
+            del data["integer_inputs"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Encoding:
@@ -228,6 +237,7 @@ def fit_encoding(
 
     categorical_levels: dict[str, list[str]] = {}
     input_names: list[str] = []
+    integer_inputs: list[str] = []
     for column in features:
         series = frame[column]
         if series.nunique() < 2:
@@ -237,6 +247,9 @@ def fit_encoding(
             )
         if _is_numeric(series):
             input_names.append(column)
+            values = series.to_numpy(dtype=np.float64)
+            if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+                integer_inputs.append(column)
         else:
             levels = sorted({_format_level(v) for v in series})
             categorical_levels[column] = levels
@@ -251,6 +264,7 @@ def fit_encoding(
         output_names=[],
         input_min=[],
         input_max=[],
+        integer_inputs=integer_inputs,
     )
     raw_inputs = encoding.encode_inputs(frame)
     if not np.all(np.isfinite(raw_inputs)):

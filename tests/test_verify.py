@@ -109,7 +109,9 @@ def assert_real_counterexample(artifact: ModelArtifact, v: Verifier, outcome) ->
 
 
 def multilabel_encoding():
-    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [0.0, 1.0], "l0": [0, 1], "l1": [1, 0], "l2": [0, 1], "l3": [1, 0]})
+    # a fractional row: a and b are real-valued inputs (all-whole columns would be integer inputs)
+    frame = pd.DataFrame({"a": [0.0, 1.0, 0.5], "b": [0.0, 1.0, 0.25], "l0": [0, 1, 0], "l1": [1, 0, 0],
+                          "l2": [0, 1, 1], "l3": [1, 0, 1]})
     return fit_encoding(frame, ["l0", "l1", "l2", "l3"], ["a", "b"], task="multilabel")
 
 
@@ -423,9 +425,10 @@ def test_boundary_witness_is_retried_with_a_margin(monkeypatch):
     artifact = ModelArtifact(base.model, base.encoding, base.domain, text, method="test")
     real, calls = marabou_engine.solve_disjuncts, []
 
-    def first_answer_off(weights, lower, upper, disjuncts, timeout, strict=False):
+    def first_answer_off(weights, lower, upper, disjuncts, timeout, strict=False, **options):
         calls.append(strict)
-        return real(weights, lower, upper, disjuncts, timeout, strict=True) if strict else Answer.violation([0.0, 0.0])
+        return (real(weights, lower, upper, disjuncts, timeout, strict=True, **options) if strict
+                else Answer.violation([0.0, 0.0]))
 
     monkeypatch.setattr(marabou_engine, "solve_disjuncts", first_answer_off)
     v = verifier(artifact, presample=0, bound_check=False)

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from deepsade.cli.common import user_errors, warn_if_altered
-from deepsade.verification import ENGINES, Outcome, Verifier, raw_inputs
+from deepsade.verification import ENGINES, Outcome, Verifier, counterexample_raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
 
@@ -27,6 +27,9 @@ def _engine_options(timeout_default: float, presample_default: int):
             click.option("--no-bounds", "no_bounds", is_flag=True,
                          help="Skip the bound pre-check (sound linear bounds that can prove a box safe)."),
             click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
+            click.option("--relaxed", is_flag=True,
+                         help="Search the relaxed box the certificate covers (fractional one-hot values, "
+                              "non-whole values in integer columns) instead of inputs a real row could have."),
         ]
         for option in reversed(options):
             func = option(func)
@@ -47,7 +50,7 @@ def _engine_options(timeout_default: float, presample_default: int):
               help="Per instance x epsilon results (CSV); the summary goes beside it as .json.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, seed, jobs, sample, out,
+def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, seed, relaxed, jobs, sample, out,
         quiet) -> None:
     """Adversity Index of the model in MODEL_DIR on the rows of DATA.csv.
 
@@ -66,7 +69,7 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
                                       else "") + (f"; {dropped} rows dropped for missing inputs" if dropped else ""))
     report = adversity_index(artifact, inputs, epsilons, engine=engine, timeout=timeout, jobs=jobs,
                              presample=presample, bound_check=not no_bounds, seed=seed, progress=not quiet,
-                             row_ids=rows.tolist())
+                             row_ids=rows.tolist(), realisable=not relaxed)
     for note in report.summary["notes"]:
         echo(f"note: {note}")
     echo(f"engine: {engine}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
@@ -89,7 +92,7 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @_engine_options(timeout_default=60.0, presample_default=1024)
 @user_errors
-def verify(model_dir, engine, timeout, presample, no_bounds, seed) -> None:
+def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed) -> None:
     """Search the whole domain box of the model in MODEL_DIR for an input that breaks its constraint.
 
     Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown."""
@@ -99,7 +102,7 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed) -> None:
     artifact = load(model_dir)
     warn_if_altered(artifact)
     outcome, verifier = verify_domain(artifact, engine=engine, timeout=timeout, presample=presample,
-                                      bound_check=not no_bounds, seed=seed)
+                                      bound_check=not no_bounds, seed=seed, realisable=not relaxed)
     for note in verifier.notes:
         click.echo(f"note: {note}")
     ctx = click.get_current_context()
@@ -124,7 +127,7 @@ def report_counterexample(outcome: Outcome, verifier: Verifier, encoding) -> Non
         echo(f"  breaks assert {index + 1}: {text[:160]}{'...' if len(text) > 160 else ''}")
     if outcome.note:
         echo(f"  note: {outcome.note}")
-    point = raw_inputs(encoding, outcome.point[None, :])[0]
+    point = counterexample_raw_inputs(encoding, outcome)
     outputs = encoding.outputs_to_raw(np.asarray(outcome.outputs)[None, :])[0]
     mentioned = {j for i in outcome.broken for j in verifier.spec.asserts[i].inputs}
     echo("  inputs (raw units; * = named in the broken assert):")

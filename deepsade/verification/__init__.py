@@ -21,6 +21,7 @@ from deepsade.verification.verifier import (
     Box,
     Verifier,
     VerifierConfig,
+    counterexample_raw_inputs,
     raw_inputs,
     verifier_for,
     verify_domain,
@@ -34,6 +35,6 @@ __all__ = [
     "ENGINES", "MAX_CONDITIONS", "MAX_DISJUNCTS", "STATUSES", "STRICT_MARGIN", "AdiReport", "Answer", "Atom", "Box",
     "Disjunct", "Engine", "MarabouEngine", "NetworkWeights", "Outcome", "Plan", "Query", "Relaxation", "Status",
     "Verdict", "Verifier", "VerifierConfig", "ViolationForm", "Z3Engine", "Z3Network", "adversity_index",
-    "engine_class", "engine_names", "instances_from_frame", "make_plan", "raw_inputs", "register_engine",
+    "counterexample_raw_inputs", "engine_class", "engine_names", "instances_from_frame", "make_plan", "raw_inputs", "register_engine",
     "unregister_engine", "verifier_for", "verify_domain", "violation_disjuncts",
 ]

@@ -6,6 +6,11 @@ fraction of instances with one. A search that times out is *unknown*: it is neve
 The AdI reported is over decided instances (counterexample / (counterexample + verified)); the
 summary also gives the count of unknowns and the AdI they would give if all were safe / all unsafe.
 Instances whose ball misses the domain box entirely (``outside``) are left out of AdI.
+
+Only inputs a real row could have count (``deepsade.realisable``: one category per one-hot group, whole
+numbers in integer columns): a point of the ball with fractional one-hot values is no counterexample.
+A ball that holds no such input at all (a row with a category the model never saw, at eps < 1) is
+``outside``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from deepsade.data import Encoding
 from deepsade.errors import UserInputError
 from deepsade.verification.outcome import Outcome, Status
 from deepsade.verification.planner import make_plan
-from deepsade.verification.verifier import Verifier, VerifierConfig, raw_inputs
+from deepsade.verification.verifier import Verifier, VerifierConfig, counterexample_raw_inputs
 
 if TYPE_CHECKING:  # torch stays out of the worker processes
     from deepsade.artifact import ModelArtifact
@@ -148,12 +153,13 @@ def _outcomes(config: VerifierConfig, inputs: np.ndarray, epsilons: list[float],
 def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Sequence[float], *,
                     engine: str = "marabou", timeout: float = 10.0, jobs: int = 1, presample: int = 64,
                     bound_check: bool = True, seed: int = 0, progress: bool = True,
-                    row_ids: Sequence[int] | None = None) -> AdiReport:
+                    row_ids: Sequence[int] | None = None, realisable: bool = True) -> AdiReport:
     """AdI of the model on ``inputs`` (scaled units, shape (n, d)) for every radius in ``epsilons``.
 
     Every instance x epsilon gets a status (verified / counterexample / unknown / outside); a
     counterexample comes with its inputs and the model's outputs in raw units and the asserts it
-    breaks (1-based numbers, as in the constraint file)."""
+    breaks (1-based numbers, as in the constraint file). ``realisable``: only inputs a real row could
+    have count (the default); False searches the relaxed balls (fractional one-hot values allowed)."""
     epsilons = [float(e) for e in epsilons]
     if not epsilons:
         raise UserInputError("give at least one --epsilon")
@@ -168,7 +174,7 @@ def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Seque
         raise UserInputError(f"instances have {inputs.shape[1]} inputs, the model takes {len(encoding.input_names)}")
     row_ids = list(range(len(inputs))) if row_ids is None else list(row_ids)
     config = VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
-                                          bound_check=bound_check, seed=seed)
+                                          bound_check=bound_check, seed=seed, realisable=realisable)
     config.plan = make_plan(config.build_spec(), engine)  # once here, not once per worker
 
     start = time.perf_counter()
@@ -203,13 +209,13 @@ def _table(results: list[list[Outcome] | None], row_ids: list[int], epsilons: li
                 "float_confirmed": outcome.float_confirmed if outcome.status is Status.COUNTEREXAMPLE else None,
                 "note": outcome.note,
             })
-            points.append(outcome.point if outcome.point is not None else np.full(len(encoding.input_names), np.nan))
+            points.append(counterexample_raw_inputs(encoding, outcome))
             outputs.append(outcome.outputs if outcome.outputs is not None
                            else np.full(len(encoding.output_names), np.nan))
     table = pd.DataFrame.from_records(records, columns=["row", "epsilon", "status", "decided_by", "seconds",
                                                         "broken_asserts", "float_confirmed", "note"])
     if records:
-        raw_points = raw_inputs(encoding, np.vstack(points))
+        raw_points = np.vstack(points)
         raw_outputs = encoding.outputs_to_raw(np.vstack(outputs))
         extra = pd.DataFrame(np.hstack([raw_points, raw_outputs]),
                              columns=[f"cex:{n}" for n in encoding.input_names]
@@ -240,9 +246,10 @@ def _summary(table: pd.DataFrame, epsilons: list[float], config: VerifierConfig,
         "rule": ADI_RULE,
         "engine": config.engine, "timeout_s": config.timeout, "presample": config.presample,
         "bound_check": config.bound_check, "jobs": jobs, "instances": n,
+        "realisable_only": config.realisable,
         "wall_seconds": round(wall, 3),
         # search time per instance, all epsilons together, as one process spent it
         "seconds_per_instance": float(table.groupby("row")["seconds"].sum().mean()) if n else None,
-        "notes": list(plan.notes) if plan else [],
+        "notes": config.build().notes if plan else [],
         "epsilons": per_epsilon,
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import ClassVar
 
+from deepsade.realisable import RealisableInputs
 from deepsade.spec import Assert
 from deepsade.verification.network import NetworkWeights
 from deepsade.verification.outcome import Answer
@@ -36,13 +37,18 @@ class Query:
     """One search: is there an input in ``[lower, upper]`` (scaled units, exact) breaking one of ``asserts``?
 
     ``disjuncts`` is the union of the violation disjuncts of those asserts that have them (what a
-    linear-disjunct engine such as Marabou sends); ``timeout`` is in seconds."""
+    linear-disjunct engine such as Marabou sends); ``timeout`` is in seconds. ``realisable``, when
+    given, restricts the search to inputs a real row could have (one category per one-hot group,
+    whole numbers in integer columns); the box is then already its realisable hull. An engine that
+    cannot express part of that restriction may search a superset, since the verifier snaps and
+    re-checks every witness; it must never search less."""
 
     lower: Sequence[Fraction]
     upper: Sequence[Fraction]
     asserts: Sequence[Assert]
     disjuncts: Sequence[Disjunct]
     timeout: float
+    realisable: RealisableInputs | None = None
 
 
 class Engine(ABC):

@@ -7,6 +7,17 @@ strict inequalities: ``a.v < b`` is sent as ``a.v <= b - STRICT_MARGIN * max|a|`
 smaller than that margin can be missed, and a witness may fail the exact re-check (``exact = False``:
 the verifier then asks again with margins on every inequality, and z3 settles what is left).
 
+Inputs a real row could have (``Query.realisable``) are handled by enumeration: every combination of
+one category per one-hot group (among those the box allows) and one whole value per integer column
+with at most ``MAX_INTEGER_CASES`` values in the box is one Marabou query with those inputs fixed,
+as long as the combinations number at most ``MAX_ENUMERATED`` (the smallest groups and columns are
+enumerated first). Marabou's own disjunction constraints express the same thing, but measured on a
+14-neuron network with one two-category group and a five-value integer column they took 15 s where
+the ten enumerated queries took 0.02 s. What is not enumerated (more combinations, wider integer
+columns) stays relaxed to its interval: Marabou then searches a superset, so its 'no violation'
+still holds, and its witness is snapped onto a realisable input and re-checked exactly by the
+verifier; when that fails, z3 (which expresses both natively) decides.
+
 Marabou 2.0 quirks handled here: input variables are marked (without that its DeepPoly bounds are
 off and a 2-input network took > 60 s instead of 0.2 s); a one-variable atom of a single-disjunct
 violation is passed as a variable bound, because as an added equation Marabou returned witnesses
@@ -15,19 +26,27 @@ that broke it; inconsistent bounds are answered 'no violation' here, not sent.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from deepsade.realisable import RealisableInputs
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.network import NetworkWeights
-from deepsade.verification.outcome import Answer
+from deepsade.verification.outcome import Answer, Verdict
 from deepsade.verification.violation import Atom, Disjunct
 
 # Marabou has no strict inequalities: 'a.v < b' becomes 'a.v <= b - STRICT_MARGIN * max|a|' (scaled units).
 STRICT_MARGIN = 1e-6
+# Realisable inputs by enumeration (see the module docstring): an integer column is enumerated when
+# its box holds at most MAX_INTEGER_CASES whole values, and at most MAX_ENUMERATED queries are made.
+MAX_INTEGER_CASES = 32
+MAX_ENUMERATED = 256
 _MIRROR = {"<=": ">=", "<": ">", ">=": "<=", ">": "<", "==": "=="}  # the op after multiplying by -1
 
 
@@ -44,15 +63,71 @@ class MarabouEngine(Engine):
         return form.reason if form.disjuncts is None else None
 
     def check(self, query: Query) -> Answer:
-        """Marabou on the box with the disjunction of the query's violation disjuncts."""
-        return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout)
+        """Marabou on the box with the disjunction of the query's violation disjuncts, once per
+        enumerated realisable case of its inputs."""
+        return self._search(query, strict=False)
 
     def retry(self, query: Query) -> Answer | None:
         """Ask for a witness that keeps a margin on every inequality: the first one mostly sits on a
         boundary (e.g. a score of exactly 0) that float rounding put on the wrong side."""
-        return solve_disjuncts(self.weights, [float(v) for v in query.lower], [float(v) for v in query.upper],
-                               list(query.disjuncts), query.timeout, strict=True)
+        return self._search(query, strict=True)
+
+    def _search(self, query: Query, strict: bool) -> Answer:
+        """One Marabou query per enumerated case, within the query's timeout: the first violation wins;
+        unknown if a case is undecided and none has a violation."""
+        lower, upper = [float(v) for v in query.lower], [float(v) for v in query.upper]
+        alternatives = realisability_cases(query.realisable, query.lower, query.upper) if query.realisable else []
+        deadline = time.perf_counter() + query.timeout
+        reasons = []
+        for low, high in enumerated_boxes(lower, upper, alternatives):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return Answer.unknown("marabou timeout (over the enumerated realisable cases)")
+            answer = solve_disjuncts(self.weights, low, high, list(query.disjuncts), remaining, strict=strict)
+            if answer.verdict is Verdict.VIOLATION:
+                return answer
+            if answer.verdict is Verdict.UNKNOWN:
+                reasons.append(answer.reason)
+        return Answer.unknown(reasons[0]) if reasons else Answer.no_violation()
+
+
+Cases = list[list[dict[int, float]]]  # per group / integer column: its alternatives, each fixing {variable: value}
+
+
+def realisability_cases(realisable: RealisableInputs, lower: Sequence[Fraction], upper: Sequence[Fraction]) -> Cases:
+    """The realisable inputs of the box as alternatives of variable fixings (scaled units): one list
+    per one-hot group with more than one possible category, one per integer column with 2 to
+    ``MAX_INTEGER_CASES`` whole values in the box. Groups and columns with one possibility are fixed
+    by the box already (the verifier passes its realisable hull); wider integer columns stay relaxed."""
+    cases: Cases = []
+    for group in realisable.groups:
+        active = realisable.categories(group, lower, upper)
+        if len(active) > 1:
+            cases.append([{k: float(realisable.scaled(k, 1 if k == c else 0)) for k in active} for c in active])
+    for j in realisable.integers:
+        first, last = realisable.integer_range(j, Fraction(lower[j]), Fraction(upper[j]))
+        if 1 <= last - first < MAX_INTEGER_CASES:
+            cases.append([{j: float(realisable.scaled(j, n))} for n in range(first, last + 1)])
+    return cases
+
+
+def enumerated_boxes(lower: list[float], upper: list[float], cases: Cases,
+                     limit: int = MAX_ENUMERATED) -> Iterator[tuple[list[float], list[float]]]:
+    """The box with every combination of the enumerated cases fixed (at most ``limit`` boxes; the
+    cases with fewest alternatives are taken first, the others stay relaxed); the box itself when
+    nothing is enumerated."""
+    chosen, count = [], 1
+    for alternatives in sorted(cases, key=len):
+        if count * len(alternatives) > limit:
+            break
+        chosen.append(alternatives)
+        count *= len(alternatives)
+    for combination in itertools.product(*chosen):
+        low, high = list(lower), list(upper)
+        for fixings in combination:
+            for var, value in fixings.items():
+                low[var] = high[var] = value
+        yield low, high
 
 
 def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequence[float],

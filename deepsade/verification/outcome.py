@@ -29,7 +29,9 @@ class Outcome:
     ``outside``: the box is empty (an eps-ball that does not reach the domain box). For a
     counterexample, ``point`` holds the scaled inputs, ``outputs`` the network's float64 outputs there,
     ``broken`` the 0-based indices of the asserts it breaks in exact arithmetic, and
-    ``float_confirmed`` whether float64 evaluation (what prediction computes) shows the break too."""
+    ``float_confirmed`` whether float64 evaluation (what prediction computes) shows the break too, and
+    ``exact_point`` the scaled inputs as the exact rationals that were re-checked (``point`` is their
+    float64 rounding)."""
 
     status: Status
     decided_by: str = ""  # marabou, z3, sampling, bounds, or engines joined with '+'
@@ -39,6 +41,7 @@ class Outcome:
     broken: tuple[int, ...] = ()
     float_confirmed: bool = False
     note: str = ""
+    exact_point: tuple[Fraction, ...] | None = None
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # a plain string from older callers becomes the enum

@@ -17,6 +17,14 @@ Nothing is claimed without proof: every counterexample is re-evaluated on the ne
 rational arithmetic and must break an assert there (``Outcome.broken``); a witness from an inexact
 engine (Marabou, double precision) that does not is re-checked by an exact one (z3). A timeout is
 ``unknown``, never ``verified``.
+
+Realisable inputs only (``deepsade.realisable``, on by default): the box is first cut to its
+realisable hull (whole numbers in integer columns, one-hot inputs fixed where only one category is
+possible; a box with no realisable input is ``outside``), sampled points and engine witnesses are
+snapped onto inputs a real row could have, the engines search only such inputs (z3 natively, Marabou
+by enumerating categories and small integer ranges), and a counterexample is reported only after an exact check that it is one. The
+bound pre-check works on the hull, a superset of the realisable inputs, so what it rules out is
+ruled out for them too.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import z3
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
 from deepsade.numbers import z3_rational
+from deepsade.realisable import RealisableInputs
 from deepsade.spec import Spec, input_var, output_var, parse_spec_text
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.engines import engine_class
@@ -62,6 +71,7 @@ class VerifierConfig:
     bound_check: bool = True
     seed: int = 0
     plan: Plan | None = None
+    realisable: bool = True
 
     @classmethod
     def from_artifact(cls, artifact: ModelArtifact, **options: Any) -> VerifierConfig:
@@ -74,11 +84,15 @@ class VerifierConfig:
         """The constraint parsed against the stored encoding."""
         return parse_spec_text(self.constraint_text, Encoding.from_dict(self.encoding))
 
+    def build_realisable(self) -> RealisableInputs | None:
+        """The realisable inputs of the stored encoding, or None when ``realisable`` is off (the relaxed box)."""
+        return RealisableInputs.from_encoding(Encoding.from_dict(self.encoding)) if self.realisable else None
+
     def build(self) -> Verifier:
         """The Verifier this config describes (parses the constraint; cheap)."""
         return Verifier(self.weights, self.build_spec(), self.domain_lower, self.domain_upper, engine=self.engine,
                         timeout=self.timeout, presample=self.presample, bound_check=self.bound_check,
-                        seed=self.seed, plan=self.plan)
+                        seed=self.seed, plan=self.plan, realisable=self.build_realisable())
 
 
 class Verifier:
@@ -88,11 +102,15 @@ class Verifier:
     exactly); sound linear bounds on every atom of each assert's violation (``bound_check``: an assert
     whose every disjunct has an atom the bounds rule out cannot break in the box); then the engines of
     the plan on the asserts left (by default Marabou, with z3 for what Marabou cannot express; or z3
-    for all)."""
+    for all).
+
+    ``realisable``: search only the inputs a real row could have (one category per one-hot group,
+    whole numbers in integer columns); None searches the relaxed box."""
 
     def __init__(self, weights: NetworkWeights, spec: Spec, domain_lower: Sequence[Fraction],
                  domain_upper: Sequence[Fraction], engine: str = "marabou", timeout: float = 10.0,
-                 presample: int = 64, bound_check: bool = True, seed: int = 0, plan: Plan | None = None):
+                 presample: int = 64, bound_check: bool = True, seed: int = 0, plan: Plan | None = None,
+                 realisable: RealisableInputs | None = None):
         if not timeout > 0:
             raise UserInputError(f"timeout must be positive, got {timeout}")
         if presample < 0:
@@ -109,13 +127,22 @@ class Verifier:
         self.engine, self.timeout, self.presample = engine, float(timeout), int(presample)
         self.bound_check, self.seed = bool(bound_check), int(seed)
         self.plan = plan if plan is not None else make_plan(spec, engine)
+        if realisable is not None and len(realisable.scales) != weights.n_inputs:
+            raise UserInputError(f"the network has {weights.n_inputs} inputs but the encoding scales "
+                                 f"{len(realisable.scales)}")
+        self.realisable = realisable if realisable is not None and realisable.constrained else None
         self._engines: dict[str, Engine] = {}  # built on first use: z3 encodes the network once
         self._atom_rows = self._atom_matrix()
 
     @property
     def notes(self) -> list[str]:
-        """What the plan says about asserts that the engine asked for cannot express."""
-        return list(self.plan.notes)
+        """What the plan says about asserts that the engine asked for cannot express, and which inputs
+        count as realisable."""
+        notes = list(self.plan.notes)
+        if self.realisable is not None:
+            notes.append("only inputs a real row could have are searched: "
+                         + self.realisable.describe(self.spec.input_names))
+        return notes
 
     # ---- boxes ----
     def ball(self, center: np.ndarray, epsilon: float) -> Box:
@@ -155,10 +182,12 @@ class Verifier:
             if done.status in (Status.VERIFIED, Status.OUTSIDE) and epsilons[j] >= epsilons[i]:
                 return Outcome(done.status, done.decided_by, 0.0, note=f"follows from eps={epsilons[j]:g}")
             if done.status is Status.COUNTEREXAMPLE and done.point is not None:
-                point = [Fraction(float(v)) for v in done.point]
+                point = list(done.exact_point) if done.exact_point is not None else [Fraction(float(v))
+                                                                                     for v in done.point]
                 if all(lo <= v <= hi for v, lo, hi in zip(point, lower, upper, strict=True)):
                     return Outcome(Status.COUNTEREXAMPLE, done.decided_by, 0.0, done.point, done.outputs,
-                                   done.broken, done.float_confirmed, note=f"same point as eps={epsilons[j]:g}")
+                                   done.broken, done.float_confirmed, note=f"same point as eps={epsilons[j]:g}",
+                                   exact_point=done.exact_point)
         return None
 
     def check_box(self, lower: Sequence[Fraction], upper: Sequence[Fraction], center: np.ndarray | None = None,
@@ -168,6 +197,12 @@ class Verifier:
         lower, upper = [Fraction(v) for v in lower], [Fraction(v) for v in upper]
         if any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
             return Outcome(Status.OUTSIDE, "", time.perf_counter() - start, note="the box misses the domain box")
+        if self.realisable is not None:
+            hull = self.realisable.hull(lower, upper)
+            if hull is None:
+                return Outcome(Status.OUTSIDE, "", time.perf_counter() - start,
+                               note="the box holds no input a real row could have (a category or whole number)")
+            lower, upper = hull
         outcome = self._sample(lower, upper, center, key) if self.presample else None
         if outcome is None:
             remaining = [a.index for a in self.spec.asserts]
@@ -189,10 +224,12 @@ class Verifier:
         uniform = low + rng.random((n, d)) * (high - low)
         points = np.where(choice == 0, uniform, np.where(choice == 1, low, np.where(choice == 2, high, middle)))
         points[0] = middle
+        if self.realisable is not None:
+            points = self.realisable.snap(points, low, high)
         truth = self.spec.evaluate_scaled(points, self.weights.forward(points))
         for row in np.flatnonzero(~truth.all(axis=1))[:3]:
-            exact = self._clip([Fraction(v) for v in points[row].tolist()], lower, upper)
-            outcome = self._counterexample(exact, "sampling")
+            exact = self._realisable_point([Fraction(v) for v in points[row].tolist()], lower, upper)
+            outcome = self._counterexample(exact, "sampling") if exact is not None else None
             if outcome is not None:
                 return outcome
         return None
@@ -260,7 +297,8 @@ class Verifier:
              used: list[str]) -> Outcome:
         """One engine on the asserts ``indices``; a witness is confirmed exactly before it is reported."""
         disjuncts = list(dict.fromkeys(d for i in indices for d in self.plan.disjuncts[i] or []))
-        query = Query(lower, upper, [self.spec.asserts[i] for i in indices], disjuncts, self.timeout)
+        query = Query(lower, upper, [self.spec.asserts[i] for i in indices], disjuncts, self.timeout,
+                      self.realisable)
         answer = engine.check(query)
         if answer.verdict is Verdict.NO_VIOLATION:
             return Outcome(Status.VERIFIED, engine.name)
@@ -304,10 +342,15 @@ class Verifier:
         """The counterexample at the answer's witness, if it is one in exact arithmetic."""
         if answer.verdict is not Verdict.VIOLATION or answer.point is None:
             return None
-        return self._counterexample(self._clip([Fraction(v) for v in answer.point], lower, upper), decided_by)
+        point = self._realisable_point([Fraction(v) for v in answer.point], lower, upper)
+        return self._counterexample(point, decided_by) if point is not None else None
 
-    @staticmethod
-    def _clip(point: list[Fraction], lower: list[Fraction], upper: list[Fraction]) -> list[Fraction]:
+    def _realisable_point(self, point: list[Fraction], lower: list[Fraction],
+                          upper: list[Fraction]) -> list[Fraction] | None:
+        """``point`` clipped to the box and, when only realisable inputs count, snapped onto the nearest
+        one (a float witness of 0.9999999 for a category becomes 1); None when the box holds none."""
+        if self.realisable is not None:
+            return self.realisable.snap_exact(point, lower, upper)
         return [min(max(v, lo), hi) for v, lo, hi in zip(point, lower, upper, strict=True)]
 
     # ---- exact re-evaluation ----
@@ -319,7 +362,10 @@ class Verifier:
         return tuple(a.index for a in self.spec.asserts if z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs))))
 
     def _counterexample(self, point: list[Fraction], decided_by: str) -> Outcome | None:
-        """An Outcome for ``point`` if the network breaks an assert there in exact arithmetic, else None."""
+        """An Outcome for ``point`` if it is an input a real row could have (when that is asked) and the
+        network breaks an assert there in exact arithmetic, else None."""
+        if self.realisable is not None and not self.realisable.contains(point):
+            return None
         broken = self.broken_exact(point)
         if not broken:
             return None
@@ -328,20 +374,22 @@ class Verifier:
         float_ok = bool(~self.spec.evaluate_scaled(as_float, outputs).all())
         note = "" if float_ok else "the violation is below float64 resolution: it shows in exact arithmetic only"
         return Outcome(Status.COUNTEREXAMPLE, decided_by, point=as_float[0], outputs=outputs[0], broken=broken,
-                       float_confirmed=float_ok, note=note)
+                       float_confirmed=float_ok, note=note, exact_point=tuple(point))
 
 
 def verifier_for(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 10.0, presample: int = 64,
-                 bound_check: bool = True, seed: int = 0) -> Verifier:
-    """A Verifier for a loaded model directory (network, constraint and domain box as stored)."""
+                 bound_check: bool = True, seed: int = 0, realisable: bool = True) -> Verifier:
+    """A Verifier for a loaded model directory (network, constraint and domain box as stored);
+    ``realisable``: only inputs a real row could have count (else the relaxed box)."""
     return VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
-                                        bound_check=bound_check, seed=seed).build()
+                                        bound_check=bound_check, seed=seed, realisable=realisable).build()
 
 
 def verify_domain(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 60.0,
-                  presample: int = 1024, bound_check: bool = True, seed: int = 0) -> tuple[Outcome, Verifier]:
+                  presample: int = 1024, bound_check: bool = True, seed: int = 0,
+                  realisable: bool = True) -> tuple[Outcome, Verifier]:
     """Search the model's whole domain box for a counterexample; the verifier is returned for its notes."""
-    verifier = verifier_for(artifact, engine, timeout, presample, bound_check, seed)
+    verifier = verifier_for(artifact, engine, timeout, presample, bound_check, seed, realisable)
     return verifier.check_domain(), verifier
 
 
@@ -349,3 +397,14 @@ def raw_inputs(encoding: Encoding, scaled: np.ndarray) -> np.ndarray:
     """Scaled inputs -> raw units (``raw = min + (max - min) * scaled``)."""
     low, high = np.asarray(encoding.input_min, dtype=np.float64), np.asarray(encoding.input_max, dtype=np.float64)
     return low + np.asarray(scaled, dtype=np.float64) * (high - low)
+
+
+def counterexample_raw_inputs(encoding: Encoding, outcome: Outcome) -> np.ndarray:
+    """A counterexample's inputs in raw units, from the exact point that was re-checked when there is
+    one (so a whole number prints as one), else from its float64 point; NaN where there is none."""
+    if outcome.exact_point is not None:
+        affine = encoding.input_affine()
+        return np.array([float(off + scale * v) for v, (off, scale) in zip(outcome.exact_point, affine, strict=True)])
+    if outcome.point is None:
+        return np.full(len(encoding.input_names), np.nan)
+    return raw_inputs(encoding, np.asarray(outcome.point)[None, :])[0]

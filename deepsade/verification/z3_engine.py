@@ -3,7 +3,9 @@
 ``post = max(pre, 0)`` is encoded as ``post >= 0, post >= pre, post = pre or post = 0``; neurons that
 the sound bounds over the box prove stable are fixed, and the others get a triangle cut. Every
 weight is the stored float32 value read as a rational, so a witness is exact and z3 can express
-every assert (non-linear ones go to z3's general solver)."""
+every assert (non-linear ones go to z3's general solver). Inputs a real row could have (one category
+per one-hot group, whole numbers in integer columns) are constrained natively: see
+``realisability_constraints``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import z3
 
 from deepsade.numbers import z3_fraction, z3_rational
+from deepsade.realisable import RealisableInputs
 from deepsade.spec import input_var, output_var
 from deepsade.verification.engine import Engine, Query
 from deepsade.verification.network import NetworkWeights
@@ -62,11 +65,18 @@ class Z3Network:
         return facts
 
     def solve(self, lower: Sequence[Fraction], upper: Sequence[Fraction], violation: z3.BoolRef,
-              timeout: float, linear: bool = True) -> Answer:
-        """Is there an input in the box where ``violation`` holds? A violation's witness is exact."""
-        solver = z3.SolverFor("QF_LRA") if linear else z3.Solver()
+              timeout: float, linear: bool = True, realisable: RealisableInputs | None = None) -> Answer:
+        """Is there an input in the box where ``violation`` holds? A violation's witness is exact.
+
+        With ``realisable``, only inputs a real row could have count (``realisability_constraints``)."""
+        structure = realisability_constraints(realisable) if realisable is not None else []
+        integers = realisable is not None and bool(realisable.integers)
+        if linear:
+            solver = z3.SolverFor("QF_LIRA" if integers else "QF_LRA")
+        else:
+            solver = z3.Solver()
         solver.set("timeout", max(1, int(timeout * 1000)))
-        solver.add(*self.base, *self.region_facts(lower, upper), violation)
+        solver.add(*self.base, *self.region_facts(lower, upper), *structure, violation)
         answer = solver.check()
         if answer == z3.unsat:
             return Answer.no_violation()
@@ -75,6 +85,23 @@ class Z3Network:
         model = solver.model()
         return Answer.violation([z3_fraction(model.eval(input_var(j), model_completion=True))
                                  for j in range(self.weights.n_inputs)])
+
+
+def realisability_constraints(realisable: RealisableInputs) -> list[z3.BoolRef]:
+    """z3 constraints over ``x!j`` that hold exactly at the inputs a real row could have.
+
+    Natively, no case split: each one-hot input is 0 or 1 in raw units and the raw values of a group
+    sum to 1 (exactly one category); an integer input's raw value equals an Int variable ``n!j``
+    (mixed linear arithmetic, QF_LIRA)."""
+    def raw(j: int) -> z3.ArithRef:
+        return z3_rational(realisable.offsets[j]) + z3_rational(realisable.scales[j]) * input_var(j)
+
+    facts: list[z3.BoolRef] = []
+    for group in realisable.groups:
+        facts += [z3.Or(raw(k) == 0, raw(k) == 1) for k in group]
+        facts.append(z3.Sum(*[raw(k) for k in group]) == 1)
+    facts += [z3.ToReal(z3.Int(f"n!{j}")) == raw(j) for j in realisable.integers]
+    return facts
 
 
 def _affine(row: np.ndarray, variables: list[z3.ArithRef], bias: Fraction) -> z3.ArithRef:
@@ -94,7 +121,8 @@ class Z3Engine(Engine):
         self.network = Z3Network(weights)
 
     def check(self, query: Query) -> Answer:
-        """z3 on the disjunction of the negated asserts (QF_LRA when they are all linear)."""
+        """z3 on the disjunction of the negated asserts (QF_LRA when they are all linear, QF_LIRA
+        with integer inputs), over the realisable inputs of the box when the query restricts them."""
         violation = z3.Or(*[z3.Not(a.scaled) for a in query.asserts])
         return self.network.solve(query.lower, query.upper, violation, query.timeout,
-                                  linear=all(a.linear for a in query.asserts))
+                                  linear=all(a.linear for a in query.asserts), realisable=query.realisable)
