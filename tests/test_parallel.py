@@ -21,16 +21,7 @@ from deepsade.parallel import Backend, require, run_isolating_crashes, run_tasks
 from deepsade.usecases import toy
 from deepsade.usecases.experiment import ExperimentConfig, run_experiment
 from deepsade.verification.adi import adversity_index, instances_from_frame
-
-
-def _square(x: int) -> int:
-    return x * x
-
-
-def _die_on_three(position: int) -> tuple[int, int]:
-    if position == 3:
-        os._exit(17)  # a solver crash kills the worker process
-    return position, position * 10
+from tests.parallel_tasks import die_on_three, square
 
 
 def test_backend_options_are_checked() -> None:
@@ -60,8 +51,8 @@ def test_missing_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_loky_runs_every_task_and_isolates_a_crash() -> None:
-    assert sorted(run_tasks(_square, [(i,) for i in range(6)], Backend("loky", 2))) == [0, 1, 4, 9, 16, 25]
-    got = dict(run_isolating_crashes(_die_on_three, [(i,) for i in range(6)], Backend("loky", 2),
+    assert sorted(run_tasks(square, [(i,) for i in range(6)], Backend("loky", 2))) == [0, 1, 4, 9, 16, 25]
+    got = dict(run_isolating_crashes(die_on_three, [(i,) for i in range(6)], Backend("loky", 2),
                                      on_crash=lambda i: "crashed"))
     assert got == {0: 0, 1: 10, 2: 20, 3: "crashed", 4: 40, 5: 50}
 
