@@ -7,7 +7,9 @@ AdI outcomes); a missing extra is one clear line; a task that kills its worker c
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,56 @@ def test_dask_cluster_gives_the_local_results(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(adi_dask.table[columns], adi_local.table[columns])
     assert [e["adi"] for e in adi_dask.summary["epsilons"]] == [e["adi"] for e in adi_local.summary["epsilons"]]
     assert np.isfinite(adi_local.table["seconds"]).all()
+
+
+# ---- verify: one task per assert ---------------------------------------------------------------------------
+
+TWO_ASSERTS = ("(declare-const x1 Real)\n(declare-const y Real)\n(assert (<= y x1))\n(assert (>= y (- 1.0)))\n")
+
+
+def test_verify_per_assert_on_workers_agrees_with_one_search() -> None:
+    from deepsade.verification import Status, verify_domain
+    from deepsade.verification.per_assert import verify_domain_per_assert
+    from tests.test_verify import regression_frame, safe_by_construction, trained_violator
+
+    frame = regression_frame(120)
+    two_workers = Backend("loky", 2)
+    for artifact, expected in ((safe_by_construction(frame), Status.VERIFIED),
+                               (trained_violator(frame), Status.COUNTEREXAMPLE)):
+        artifact.constraint_text = TWO_ASSERTS
+        single, _ = verify_domain(artifact, engine="z3", timeout=20, presample=0)
+        split, verifier = verify_domain_per_assert(artifact, engine="z3", timeout=20, presample=0,
+                                                   backend=two_workers)
+        assert single.status is split.status is expected
+        if expected is Status.COUNTEREXAMPLE:  # a real break, confirmed in exact arithmetic
+            assert 0 in split.broken and verifier.broken_exact([Fraction(float(v)) for v in split.point])
+
+
+def test_sweep_runs_each_combination_in_its_own_folder_and_resumes(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+
+    args = ["usecase", "run", "TOY_BIN", "--out", str(tmp_path), "--folds", "1", "--methods", "ffn",
+            "--rows", "60", "--baseline-epochs", "2", "--adi-sample", "0", "--no-models", "--quiet",
+            "--seeds", "0,1", "--grid", "lr=0.05,0.1"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert folders == ["seed0_lr0.05", "seed0_lr0.1", "seed1_lr0.05", "seed1_lr0.1"]
+    sweep = pd.read_csv(tmp_path / "sweep.csv")
+    assert sorted(zip(sweep["sweep.seed"], sweep["sweep.lr"], strict=True)) == [(0, 0.05), (0, 0.1), (1, 0.05), (1, 0.1)]
+    stored = json.loads((tmp_path / "seed1_lr0.1" / "folds" / "fold1_ffn.json").read_text())
+    assert stored["settings"]["lr"] == 0.1 and stored["config"]["seed"] == 1
+    # the models differ across the grid (lr reached the training), and a rerun redoes nothing
+    losses = {tuple(r) for r in sweep[["sweep.seed", "sweep.lr", "test_loss"]].itertuples(index=False)}
+    assert len({loss for _, _, loss in losses}) == 4
+    again = CliRunner().invoke(main, [a for a in args if a != "--quiet"])
+    assert again.exit_code == 0 and again.output.count("already finished, skipped") == 4
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_every_task() -> None:
+    """Ray is not among the CI extras (a large install): skipped without it, run with -m slow where it is."""
+    pytest.importorskip("ray")
+    assert sorted(run_tasks(square, [(i,) for i in range(5)], Backend("ray"))) == [0, 1, 4, 9, 16]
