@@ -20,8 +20,7 @@ def _engine_options(timeout_default: float, presample_default: int):
         options = [
             click.option("--engine", type=click.Choice(ENGINES), default="marabou", show_default=True,
                          help="Solver: Marabou (z3 takes the asserts Marabou cannot express) or z3 for all."),
-            click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=timeout_default,
-                         show_default=True,
+            click.option("--timeout", type=float, default=timeout_default, show_default=True,
                          help="Seconds per search (Marabou rounds up to whole seconds). A timeout is 'unknown'."),
             click.option("--presample", type=click.IntRange(min=0), default=presample_default, show_default=True,
                          help="Random points tried in each box before the solver (0: solver only)."),
