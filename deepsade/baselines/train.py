@@ -114,7 +114,7 @@ def fit_grid(stack: StackedSkipMLP, lambdas: Sequence[float], task: str, train: 
     best_violations = [val.n_rows] * copies
     histories: list[list[dict[str, Any]]] = [[] for _ in range(copies)]
     started = time.perf_counter()
-    bar = tqdm(total=epochs, desc=stage, unit="epoch", disable=quiet or progress is not None, leave=False)
+    bar = tqdm(total=epochs, desc=stage, unit="epoch", disable=True if quiet or progress is not None else None, leave=False)
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(train.n_rows, generator=generator)

@@ -1,4 +1,9 @@
-"""Pieces shared by every command: one-line user errors with exit code 2, the data flags, the method choice."""
+"""Pieces shared by every command: one-line user errors with exit code 2, the data flags, the method choice,
+lists and where tasks run.
+
+Lists: every option that takes several values takes them comma-separated, and may also be repeated
+(``--target a,b`` is ``--target a --target b``). Numbers are in the data's raw units unless the help
+says "scaled" (the [0, 1] units the network sees)."""
 
 from __future__ import annotations
 
@@ -52,16 +57,18 @@ def warn_if_altered(artifact) -> None:
 def data_options(func: Callable) -> Callable:
     """The flags that say how a CSV becomes inputs and targets."""
     options = [
-        click.option("--target", "targets", multiple=True, required=True,
-                     help="Target column (repeat for several targets)."),
-        click.option("--features", default=None,
-                     help="Comma-separated input columns (default: every column that is not a target)."),
+        click.option("--target", "targets", multiple=True, required=True, callback=list_callback(),
+                     help="Target column(s): comma-separated, or repeat the option."),
+        click.option("--features", multiple=True, callback=list_callback(joined=True),
+                     help="Input columns, comma-separated or repeated (default: every column that is not a "
+                          "target)."),
         click.option("--task", type=click.Choice(TASKS), default=None, help="Learning task (inferred when omitted)."),
-        click.option("--positive", default=None, help="Positive class of a binary target."),
+        click.option("--positive", default=None, help="Positive class of a binary target (a value of the raw column)."),
         click.option("--impute", type=click.Choice(IMPUTE_CHOICES), default="drop", show_default=True,
                      help="Missing inputs: drop the rows, or fill with the column median / mode."),
         click.option("--domain", "domain_file", type=click.Path(dir_okay=False), default=None,
-                     help="JSON {column: [lo, hi]} or CSV feature,lower,upper overriding the domain box."),
+                     help="JSON {column: [lo, hi]} or CSV feature,lower,upper overriding the domain box "
+                          "(bounds in raw units)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -85,3 +92,64 @@ class MethodChoice(click.Choice):
     @choices.setter
     def choices(self, value) -> None:  # click's constructor assigns it; the registry is the source
         pass
+
+
+# ---- lists: every list option takes comma-separated values, and may be repeated ----------------------------
+
+
+def split_list(values: str | tuple[str, ...] | list[str] | None) -> list[str]:
+    """The items of a list option: comma-separated, repeated, or both (``--target a,b --target c``)."""
+    if values is None:
+        return []
+    texts = [values] if isinstance(values, str) else list(values)
+    return [item.strip() for text in texts for item in str(text).split(",") if item.strip()]
+
+
+def list_callback(kind: Callable[[str], object] = str, joined: bool = False) -> Callable:
+    """A click callback for a ``multiple=True`` option: the items of every value, split at commas and
+    converted with ``kind``; ``joined`` hands the command one comma-separated string (None when empty)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        items = split_list(value)
+        if joined:
+            return ",".join(items) if items else None
+        try:
+            return tuple(kind(item) for item in items)
+        except ValueError:
+            raise click.BadParameter(f"cannot read {', '.join(items)!r} as a list of "
+                                     f"{getattr(kind, '__name__', 'values')}") from None
+
+    return callback
+
+
+# ---- where independent tasks run (deepsade.parallel) ---------------------------------------------------------
+
+
+def backend_options(jobs_help: str) -> Callable[[Callable], Callable]:
+    """``--jobs``, ``--backend``, ``--scheduler``, ``--address``: where a command's independent tasks run."""
+    def decorate(func: Callable) -> Callable:
+        options = [
+            click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                         help=f"{jobs_help} Local worker processes with --backend loky (1: in this process)."),
+            click.option("--backend", type=click.Choice(["loky", "dask", "ray"]), default="loky", show_default=True,
+                         help="Where the tasks run, through joblib: loky (this machine), dask (a dask.distributed "
+                              "cluster, needs 'deepsade[dask]') or ray (a Ray cluster, needs 'deepsade[ray]')."),
+            click.option("--scheduler", default=None, metavar="ADDRESS",
+                         help="With --backend dask: the scheduler's address, e.g. tcp://10.0.0.5:8786."),
+            click.option("--address", default=None, metavar="ADDRESS",
+                         help="With --backend ray: the cluster's address, e.g. ray://10.0.0.5:10001 "
+                              "(default: a local Ray instance)."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+def make_backend(backend: str, jobs: int, scheduler: str | None, address: str | None):
+    """The ``deepsade.parallel.Backend`` the options describe; a missing extra is one clear line."""
+    from deepsade.parallel import Backend, require
+
+    chosen = Backend(backend, jobs, scheduler, address)
+    require(backend)
+    return chosen

@@ -13,7 +13,14 @@ from deepsade.checkpoint import CheckpointPolicy, TrainingInterrupted
 from deepsade.checkpoint import default_directory as default_checkpoint_dir
 from deepsade.checkpoint import exists as checkpoint_exists
 from deepsade.checkpoint import remove as remove_checkpoint
-from deepsade.cli.common import MethodChoice, UsageError, data_options, parse_features, user_errors
+from deepsade.cli.common import (
+    MethodChoice,
+    UsageError,
+    data_options,
+    list_callback,
+    parse_features,
+    user_errors,
+)
 from deepsade.cli.model import print_certificate
 from deepsade.data import read_csv
 from deepsade.encode import STRATEGIES
@@ -42,7 +49,8 @@ class _Progress:
     def __init__(self, total: int | None, quiet: bool):
         from tqdm import tqdm
 
-        self.bar = None if quiet else tqdm(total=total, unit="it", dynamic_ncols=True, leave=False)
+        # disable=None: a bar on a terminal only; in a log, the epoch lines alone (tqdm.write prints them)
+        self.bar = None if quiet else tqdm(total=total, unit="it", dynamic_ncols=True, leave=False, disable=None)
         self.epoch_lines: list[str] = []
         self.quiet = quiet
 
@@ -94,29 +102,35 @@ def _checkpoint_dir(method: str, out_dir: str, every: str, resume_dir: str | Non
 @data_options
 @click.option("--method", type=MethodChoice(), default="deepsade", show_default=True,
               help="deepsade (certified) or a baseline without guarantee.")
-@click.option("--hidden", default="50,30,10", show_default=True, help="Hidden layer sizes.")
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--hidden", multiple=True, default=("50,30,10",), show_default=True, callback=list_callback(joined=True),
+              help="Hidden layer sizes, comma-separated or repeated.")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")
+@click.option("--batch-size", type=click.IntRange(1), default=5, show_default=True, help="Rows per mini-batch.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Learning rate (hidden layers; also the line search's longest step).")
 @click.option("--max-step", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Side of the box around the last layer's weights that the MaxSMT step searches.")
-@click.option("--margins", default="0,1,2", show_default=True,
-              help="Soft-clause margins (classification: score margin; regression: x max|label|).")
-@click.option("--line-search-steps", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--margins", multiple=True, default=("0,1,2",), show_default=True, callback=list_callback(joined=True),
+              help="Soft-clause margins, comma-separated or repeated (classification: score margin; regression: "
+                   "x max|label|, scaled units).")
+@click.option("--line-search-steps", type=click.IntRange(0), default=5, show_default=True,
+              help="Candidate steps the last layer's line search tries (furthest first) before the solver.")
 @click.option("--projection/--no-projection", default=True, show_default=True,
               help="When the line search fails, project the gradient step onto the constraint (an LP for "
                    "linear asserts whose premises bound single inputs, a closed form for sign patterns) before "
                    "MaxSMT; always re-checked exactly.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="How the constraint is translated to the last layer.")
-@click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True)
+@click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True,
+              help="MaxSMT algorithm of the last-layer step: Fu-Malik cores over z3, or z3's Optimize.")
 @click.option("--solver-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds per solver call.")
 @click.option("--margin", "output_margin", type=click.FloatRange(min=0, min_open=True), default=1e-4,
               show_default=True, help="Certificate slack: every output may move by this much (network units).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Share of the rows held out for validation (model selection), 0 to <1.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, the initial weights and "
+              "the batches.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--force", is_flag=True, help="Replace --out even when it already holds files (refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -146,7 +160,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                          resume=resume_dir is not None)
     progress = _Progress(None, quiet)
-    estimator.progress = progress
+    estimator.progress = None if quiet else progress  # None silences every method, baselines included
     try:
         estimator.fit(frame)
     except TrainingInterrupted as stop:
@@ -189,11 +203,12 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--rows", type=click.IntRange(50), default=614, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--quiet", is_flag=True)
+@click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Model directory to write (the generated CSV goes beside it); replaced when it exists.")
+@click.option("--rows", type=click.IntRange(50), default=614, show_default=True, help="Generated rows.")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Training epochs.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the data and of the training.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def demo(out_dir, rows, epochs, seed, quiet) -> None:
     """Generate UC2-like loan data, train a certified model on it and print the certificate."""

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from deepsade.cli.common import UsageError, user_errors
+from deepsade.cli.common import (
+    UsageError,
+    backend_options,
+    list_callback,
+    make_backend,
+    split_list,
+    user_errors,
+)
 from deepsade.methods import method_names
 
 
@@ -38,45 +45,72 @@ def list_cases() -> None:
               help="Folder holding the real data files (default: $DEEPSADE_DATA or ../shared/data).")
 @click.option("--folds", type=click.IntRange(min=1), default=None,
               help="Run the first N folds of the 5-fold split (default: all 5).")
-@click.option("--methods", default=",".join(method_names()), show_default=True,
-              help="Comma-separated methods; a baseline that does not apply to the rule is recorded as such.")
+@click.option("--methods", multiple=True, default=(",".join(method_names()),), show_default=True,
+              help="Methods, comma-separated or repeated; a baseline that does not apply to the rule is recorded "
+                   "as such.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: results/UC).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Fold x method tasks run in parallel processes.")
+              help="Output folder (default: results/UC; a sweep puts one folder per combination in it).")
+@backend_options("One task per fold x method (x sweep combination).")
+@click.option("--seeds", multiple=True, callback=list_callback(int),
+              help="Sweep: seeds of the split and the models, comma-separated or repeated (e.g. 0,1,2); each "
+                   "seed x --grid combination gets its own folder OUT/seed<s>_<key><value>.")
+@click.option("--grid", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep: values of one of the use case's settings (hidden, epochs, batch_size, lr, max_step, "
+                   "margins, baseline_epochs; list values with '-', e.g. hidden=32-16,64); repeat for "
+                   "several settings. Resumable like a single run.")
 @click.option("--rows", type=click.IntRange(min=10), default=None,
               help="Use a seeded subset of this many rows (default: all rows; generators: their default size).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="DeepSaDe epochs (default: the paper's).")
 @click.option("--baseline-epochs", type=click.IntRange(min=1), default=None,
               help="Baseline epochs (default: the paper's).")
 @click.option("--adi-sample", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Test rows per fold (fixed seeded sample) on which AdI is measured; 0 skips AdI.")
-@click.option("--adi-timeout", type=float, default=10.0, show_default=True, help="Seconds per AdI search.")
+              help="Test rows per fold (fixed seeded sample) on which AdI is measured (radii 0.1 and 0.01, "
+                   "scaled units); 0 skips AdI.")
+@click.option("--adi-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds per AdI search.")
 @click.option("--solver-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="DeepSaDe's seconds per solver call (default: the trainer's).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of the models.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split and of the models (see --seeds for several).")
 @click.option("--no-models", is_flag=True, help="Do not save the trained models under OUT/models.")
-@click.option("--quiet", is_flag=True, help="No line per finished fold x method.")
+@click.option("--quiet", is_flag=True, help="No line per finished fold x method and no progress bars.")
 @user_errors
-def run(name, data_dir, folds, methods, out, jobs, rows, epochs, baseline_epochs, adi_sample, adi_timeout,
-        solver_timeout, seed, no_models, quiet) -> None:
+def run(name, data_dir, folds, methods, out, jobs, backend, scheduler, address, seeds, grid, rows, epochs,
+        baseline_epochs, adi_sample, adi_timeout, solver_timeout, seed, no_models, quiet) -> None:
     """Cross-validate every method on use case UC (same folds for all) and write OUT/runs.csv, report.md, plots.
 
     Each finished fold x method is stored at once under OUT/folds; a rerun with the same settings
-    skips what is there, so an interrupted run resumes where it stopped."""
+    skips what is there, so an interrupted run resumes where it stopped. With --seeds or --grid, one
+    such cross-validation per combination (OUT/seed<s>_<key><value>/), and OUT/sweep.csv over all."""
     from deepsade.usecases import get as get_usecase
-    from deepsade.usecases.experiment import ExperimentConfig, parse_methods, run_experiment
+    from deepsade.usecases.experiment import (
+        ExperimentConfig,
+        parse_grid,
+        parse_methods,
+        run_experiment,
+        run_experiments,
+        sweep_configs,
+        write_sweep_table,
+    )
 
     try:
         case = get_usecase(name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    where = make_backend(backend, jobs, scheduler, address)
     config = ExperimentConfig(
-        usecase=case.name, out=out or str(Path("results") / case.name), folds=folds, methods=parse_methods(methods),
+        usecase=case.name, out=out or str(Path("results") / case.name), folds=folds,
+        methods=parse_methods(split_list(methods)),
         data_dir=data_dir, rows=rows, epochs=epochs, baseline_epochs=baseline_epochs, adi_sample=adi_sample,
         adi_timeout=adi_timeout, solver_timeout=solver_timeout, seed=seed, jobs=jobs, save_models=not no_models,
         quiet=quiet)
-    run_experiment(config, log=click.echo)
+    if seeds or grid:
+        configs = sweep_configs(config, seeds or (seed,), parse_grid(grid, case.name))
+        run_experiments(configs, log=click.echo, backend=where)
+        table = write_sweep_table(config.out, configs)
+        click.echo(f"sweep: {len(configs)} combinations under {config.out}; all runs: {table}")
+        return
+    run_experiment(config, log=click.echo, backend=where)
     click.echo(f"report: {Path(config.out) / 'report.md'}; per fold x method: {Path(config.out) / 'runs.csv'}")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from deepsade.cli.common import user_errors, warn_if_altered
+from deepsade.cli.common import backend_options, list_callback, make_backend, user_errors, warn_if_altered
 from deepsade.verification import ENGINES, Outcome, Verifier, counterexample_raw_inputs
 
 EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
@@ -26,7 +26,8 @@ def _engine_options(timeout_default: float, presample_default: int):
                          help="Random points tried in each box before the solver (0: solver only)."),
             click.option("--no-bounds", "no_bounds", is_flag=True,
                          help="Skip the bound pre-check (sound linear bounds that can prove a box safe)."),
-            click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
+            click.option("--seed", type=int, default=0, show_default=True,
+                         help="Seed of the random points tried before the solver (and of --sample)."),
             click.option("--relaxed", is_flag=True,
                          help="Search the relaxed box the certificate covers (fractional one-hot values, "
                               "non-whole values in integer columns) instead of inputs a real row could have."),
@@ -40,18 +41,20 @@ def _engine_options(timeout_default: float, presample_default: int):
 @click.command("adi")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
-@click.option("--epsilon", "epsilons", type=float, multiple=True, default=(0.1, 0.01), show_default=True,
-              help="Radius of the L-inf ball around each instance, in scaled units (repeat for several).")
+@click.option("--epsilon", "epsilons", multiple=True, default=("0.1,0.01",), show_default=True,
+              callback=list_callback(float),
+              help="Radius of the L-inf ball around each instance, in scaled units (the [0, 1] units of the "
+                   "network's inputs); several radii comma-separated or repeated.")
 @_engine_options(timeout_default=10.0, presample_default=64)
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@backend_options("One task per instance.")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Check a seeded random sample of this many rows instead of all.")
 @click.option("--out", type=click.Path(dir_okay=False), default="adi.csv", show_default=True,
               help="Per instance x epsilon results (CSV); the summary goes beside it as .json.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no notes: only the AdI lines and the results' paths.")
 @user_errors
-def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, seed, relaxed, jobs, sample, out,
-        quiet) -> None:
+def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, seed, relaxed, jobs, backend,
+        scheduler, address, sample, out, quiet) -> None:
     """Adversity Index of the model in MODEL_DIR on the rows of DATA.csv.
 
     For each row and radius eps, searches the inputs within eps of the row (scaled units, inside the
@@ -60,19 +63,21 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
     from deepsade.data import read_csv
     from deepsade.verification.adi import adversity_index, instances_from_frame
 
+    where = make_backend(backend, jobs, scheduler, address)
     artifact = load(model_dir)
     warn_if_altered(artifact)
     frame = read_csv(data_file)
     rows, inputs, dropped = instances_from_frame(frame, artifact.encoding, sample, seed)
     echo = click.echo
-    echo(f"instances: {len(rows)}" + (f" (random sample of {sample}, seed {seed})" if sample and sample < len(frame)
+    info = (lambda _line: None) if quiet else click.echo
+    info(f"instances: {len(rows)}" + (f" (random sample of {sample}, seed {seed})" if sample and sample < len(frame)
                                       else "") + (f"; {dropped} rows dropped for missing inputs" if dropped else ""))
     report = adversity_index(artifact, inputs, epsilons, engine=engine, timeout=timeout, jobs=jobs,
                              presample=presample, bound_check=not no_bounds, seed=seed, progress=not quiet,
-                             row_ids=rows.tolist(), realisable=not relaxed)
+                             row_ids=rows.tolist(), realisable=not relaxed, backend=where)
     for note in report.summary["notes"]:
-        echo(f"note: {note}")
-    echo(f"engine: {engine}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
+        info(f"note: {note}")
+    info(f"engine: {engine}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
          f"{report.summary['seconds_per_instance']:.3f} s of search per instance")
     for part in report.summary["epsilons"]:
         adi_text = "n/a (nothing decided)" if part["adi"] is None else f"{part['adi']:.3f}"
@@ -91,19 +96,24 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
 @click.command("verify")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @_engine_options(timeout_default=60.0, presample_default=1024)
+@backend_options("One task per assert when more than one worker is asked for (or a cluster).")
+@click.option("--quiet", is_flag=True, help="Only the verdict (and a counterexample), no notes.")
 @user_errors
-def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed) -> None:
+def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs, backend, scheduler, address,
+           quiet) -> None:
     """Search the whole domain box of the model in MODEL_DIR for an input that breaks its constraint.
 
     Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown."""
     from deepsade.artifact import load
-    from deepsade.verification import verify_domain
+    from deepsade.verification.per_assert import verify_domain_per_assert
 
+    where = make_backend(backend, jobs, scheduler, address)
     artifact = load(model_dir)
     warn_if_altered(artifact)
-    outcome, verifier = verify_domain(artifact, engine=engine, timeout=timeout, presample=presample,
-                                      bound_check=not no_bounds, seed=seed, realisable=not relaxed)
-    for note in verifier.notes:
+    outcome, verifier = verify_domain_per_assert(artifact, engine=engine, timeout=timeout, presample=presample,
+                                                 bound_check=not no_bounds, seed=seed, realisable=not relaxed,
+                                                 backend=where)
+    for note in [] if quiet else verifier.notes:
         click.echo(f"note: {note}")
     ctx = click.get_current_context()
     if outcome.status == "verified":

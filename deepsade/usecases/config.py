@@ -47,9 +47,16 @@ class ExperimentConfig:
     jobs: int = 1
     save_models: bool = True
     quiet: bool = False
+    # hyper-parameters set by a sweep (``usecase run --grid``): keys of the use case's settings
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.usecase = get_usecase(self.usecase).name
+        known = get_usecase(self.usecase).settings
+        unknown_params = sorted(set(self.params) - set(known))
+        if unknown_params:
+            raise UserInputError(f"unknown setting(s) {', '.join(unknown_params)} in --grid; choose among "
+                                 f"{', '.join(k for k in known if k != 'skip_features')}")
         self.methods = tuple(self.methods)
         unknown = [m for m in self.methods if m not in method_names()]
         if unknown or not self.methods:
@@ -75,6 +82,7 @@ class ExperimentConfig:
         for name in ("epochs", "baseline_epochs", "batch_size"):
             if getattr(self, name) is not None:
                 settings[name] = getattr(self, name)
+        settings.update(self.params)
         return settings
 
     def overrides(self) -> dict[str, Any]:
@@ -85,6 +93,8 @@ class ExperimentConfig:
         """Fingerprint of the settings that ``method``'s result depends on."""
         ignored = _BASELINE_ONLY if get_method(method).family == DEEPSADE else _DEEPSADE_ONLY
         values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
+        if self.params:  # absent when empty, so results stored before sweeps existed keep their key
+            values["params"] = self.params
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,17 +9,19 @@ the whole data set, as the paper scales every feature to [0, 1] before splitting
 
 Each finished fold x method is written at once to ``OUT/folds/fold<k>_<method>.json`` (atomically), and
 ``OUT/runs.csv`` is rebuilt from all of them; a rerun with the same settings skips what exists, so a
-stopped run loses nothing finished. ``jobs > 1`` runs fold x method tasks in worker processes.
+stopped run loses nothing finished. The tasks go through ``deepsade.parallel`` (joblib): ``jobs``
+local processes (loky), or the workers of a Dask or Ray cluster. A sweep (``sweep_configs``) runs one
+such experiment per seed x hyper-parameter combination, each in its own folder, as one pool of tasks.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepsade.atomic import write_text_atomically
 from deepsade.errors import UserInputError
 from deepsade.methods import DEEPSADE, get_method, method_names
+from deepsade.parallel import Backend, run_tasks
 from deepsade.usecases import get as get_usecase
 from deepsade.usecases.config import ExperimentConfig
 from deepsade.usecases.report import write_report as make_report
@@ -282,42 +286,136 @@ def finished(config: ExperimentConfig, fold: int, method: str) -> dict[str, Any]
 
 
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] | None = print,
-                   write_report: bool = True) -> list[dict[str, Any]]:
-    """Run every planned fold x method not already finished; rebuild runs.csv after each; then the report."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(config.to_dict(), indent=1, default=json_default) + "\n",
-                                         encoding="utf-8")
-    say = log if (log is not None and not config.quiet) else (lambda _line: None)
-    todo = []
-    for fold, method in planned_tasks(config):
-        if finished(config, fold, method) is not None:
-            say(f"{config.usecase} fold {fold} {method}: already finished, skipped")
-        else:
-            todo.append((fold, method))
-    payload = config.to_dict()
+                   write_report: bool = True, backend: Backend | None = None) -> list[dict[str, Any]]:
+    """Run every planned fold x method not already finished; rebuild runs.csv after each; then the report.
 
-    def done(result: dict[str, Any]) -> None:
-        write_runs_csv(out)
+    ``backend`` says where the tasks run (default: ``config.jobs`` local processes)."""
+    return run_experiments([config], log, write_report, backend)[0]
+
+
+def run_experiments(configs: Sequence[ExperimentConfig], log: Callable[[str], None] | None = print,
+                    write_report: bool = True, backend: Backend | None = None) -> list[list[dict[str, Any]]]:
+    """Run several experiments (a sweep's combinations) as one pool of fold x method tasks.
+
+    Each task's result is stored as soon as it reaches this process (by the worker itself too, when it
+    shares the file system), and the experiment's runs.csv is rebuilt, so a lost worker or a stopped
+    run costs only the unfinished tasks. Returns each experiment's planned results."""
+    if not configs:
+        return []
+    backend = backend if backend is not None else Backend("loky", max(c.jobs for c in configs))
+    quiet = all(c.quiet for c in configs)
+    say = log if (log is not None and not quiet) else (lambda _line: None)
+    tasks = []
+    by_out: dict[str, ExperimentConfig] = {}
+    for config in configs:
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(out / "experiment.json",
+                              json.dumps(config.to_dict(), indent=1, default=json_default) + "\n")
+        by_out[config.out] = config
+        payload = config.to_dict()
+        for fold, method in planned_tasks(config):
+            if finished(config, fold, method) is not None:
+                say(f"{_label(config)} fold {fold} {method}: already finished, skipped")
+            else:
+                tasks.append((payload, fold, method))
+    if tasks and not backend.in_process:
+        say(f"{len(tasks)} fold x method tasks on {backend.describe()}")
+    for result in run_tasks(run_task, tasks, backend):
+        config = by_out[result["config"]["out"]]
+        if finished(config, result["fold"], result["method"]) is None:  # a worker without this file system
+            write_json(result_path(config.out, result["fold"], result["method"]), result)
+        write_runs_csv(config.out)
         say(describe(result))
+    planned = []
+    for config in configs:
+        write_runs_csv(config.out)
+        if write_report:
+            make_report(config.out)
+        keep = set(planned_tasks(config))
+        planned.append([r for r in load_results(config.out) if (r["fold"], r["method"]) in keep])
+    return planned
 
-    if config.jobs <= 1 or len(todo) <= 1:
-        for fold, method in todo:
-            done(run_task(payload, fold, method))
-    else:
-        # forkserver/spawn: workers must not inherit this process's torch threads or solver state
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with ProcessPoolExecutor(config.jobs, mp_context=context) as pool:
-            pending = {pool.submit(run_task, payload, fold, method) for fold, method in todo}
-            while pending:
-                complete, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in complete:
-                    done(future.result())
-    write_runs_csv(out)
-    if write_report:
-        make_report(out)
-    return [r for r in load_results(out) if (r["fold"], r["method"]) in set(planned_tasks(config))]
+
+def _label(config: ExperimentConfig) -> str:
+    """The use case, and the sweep combination when there is one."""
+    return config.usecase + (f" [{combination_name(config.seed, config.params)}]" if config.params else "")
+
+
+# ---- sweeps over seeds and hyper-parameters -----------------------------------------------------------------
+
+
+def combination_name(seed: int, params: dict[str, Any]) -> str:
+    """The folder of one sweep combination: ``seed<s>`` then ``<key><value>`` per hyper-parameter."""
+    parts = [f"seed{seed}"] + [f"{key}{_value_text(value)}" for key, value in sorted(params.items())]
+    return "_".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    return "-".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+        if isinstance(value, (list, tuple)) else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def parse_grid(items: Sequence[str], usecase: str) -> dict[str, list[Any]]:
+    """``["lr=0.05,0.1", "hidden=32-16,64"]`` -> ``{"lr": [0.05, 0.1], "hidden": [(32, 16), (64,)]}``.
+
+    Values take the type of the use case's setting; list settings (hidden, margins) separate their
+    items with '-'. Keys are the use case's settings (see ``deepsade usecase list``)."""
+    settings = get_usecase(usecase).settings
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise UserInputError(f"--grid takes KEY=V1,V2,..., got {item!r}")
+        if key not in settings or key == "skip_features":
+            raise UserInputError(f"unknown setting {key!r} in --grid; choose among "
+                                 f"{', '.join(k for k in settings if k != 'skip_features')}")
+        default = settings[key]
+        try:
+            grid[key] = [_parse_value(v.strip(), default) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise UserInputError(f"--grid {key}: cannot read {values!r} as {type(default).__name__} "
+                                 "values") from None
+    return grid
+
+
+def _parse_value(text: str, default: Any) -> Any:
+    if isinstance(default, (list, tuple)):
+        kind = type(default[0]) if default else float
+        return tuple(kind(v) for v in text.split("-") if v)
+    if isinstance(default, bool):
+        raise ValueError(text)
+    return type(default)(text) if isinstance(default, (int, float)) else text
+
+
+def sweep_configs(base: ExperimentConfig, seeds: Sequence[int], grid: dict[str, list[Any]]) -> list[ExperimentConfig]:
+    """One experiment per seed x grid combination, each in its own folder under ``base.out``."""
+    keys = list(grid)
+    configs = []
+    for seed in seeds:
+        for values in itertools.product(*(grid[k] for k in keys)):
+            params = {**base.params, **dict(zip(keys, values, strict=True))}
+            out = Path(base.out) / combination_name(seed, params)
+            configs.append(dataclasses.replace(base, seed=seed, params=params, out=str(out)))
+    return configs
+
+
+def write_sweep_table(out: str | Path, configs: Sequence[ExperimentConfig]) -> Path:
+    """``OUT/sweep.csv``: every combination's runs.csv rows, with its seed and hyper-parameters."""
+    frames = []
+    for config in configs:
+        runs = Path(config.out) / "runs.csv"
+        if not runs.is_file() or runs.stat().st_size == 0:
+            continue
+        frame = pd.read_csv(runs)
+        frame.insert(0, "combination", Path(config.out).name)
+        frame.insert(1, "sweep.seed", config.seed)
+        for i, (key, value) in enumerate(sorted(config.params.items())):
+            frame.insert(2 + i, f"sweep.{key}", _value_text(value))
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return write_text_atomically(Path(out) / "sweep.csv", table.to_csv(index=False))
 
 
 def describe(result: dict[str, Any]) -> str:

@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +28,7 @@ from tqdm import tqdm
 
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
+from deepsade.parallel import Backend, new_token, run_isolating_crashes
 from deepsade.verification.outcome import Outcome, Status
 from deepsade.verification.planner import make_plan
 from deepsade.verification.verifier import Verifier, VerifierConfig, counterexample_raw_inputs
@@ -85,81 +82,46 @@ def instances_from_frame(frame: pd.DataFrame, encoding: Encoding, sample: int | 
     return rows, scaled, int((~complete).sum())
 
 
-# ---- worker processes: build the verifier once from plain data, then answer instance after instance ----
+# ---- scale-out (issue 16): one task per instance, through deepsade.parallel (loky / Dask / Ray) ----
 
-_WORKER: Verifier | None = None
+_WORKER: tuple[str, Verifier] | None = None  # (run token, verifier) cached per worker process
 
 
-def _init_worker(config: VerifierConfig) -> None:
+def _check_instance(position: int, token: str, config: VerifierConfig, center: np.ndarray,
+                    epsilons: list[float]) -> tuple[int, list[Outcome]]:
+    """One instance's outcomes; the worker builds the verifier once per run (Marabou and z3 objects
+    cannot be pickled, so each worker builds its own from the plain config)."""
     global _WORKER
-    _WORKER = config.build()
-
-
-def _check_instance(task: tuple[int, np.ndarray, list[float]]) -> tuple[int, list[Outcome]]:
-    position, center, epsilons = task
-    assert _WORKER is not None
-    return position, _WORKER.check_balls(center, epsilons, key=position)
+    if _WORKER is None or _WORKER[0] != token:
+        _WORKER = (token, config.build())
+    return position, _WORKER[1].check_balls(center, epsilons, key=position)
 
 
 def _outcomes(config: VerifierConfig, inputs: np.ndarray, epsilons: list[float],
-              jobs: int) -> Iterator[tuple[int, list[Outcome]]]:
-    """Outcomes per instance, in completion order; in worker processes when ``jobs > 1``.
+              backend: Backend) -> Iterator[tuple[int, list[Outcome]]]:
+    """Outcomes per instance, in completion order, on ``backend``. An instance that kills its worker
+    (a solver crash) twice is reported as unknown; the run goes on."""
+    token = new_token()
+    tasks = [(i, token, config, inputs[i], epsilons) for i in range(len(inputs))]
+    note = "the solver process crashed on this instance; not decided"
+    yield from run_isolating_crashes(_check_instance, tasks, backend,
+                                     lambda _i: [Outcome(Status.UNKNOWN, "", note=note) for _ in epsilons])
 
-    A worker that dies (a solver crash) does not hang or stop the run: the instances it may have been
-    checking are retried one by one in a process of their own, and one that kills that process too is
-    reported as unknown."""
-    if jobs <= 1:
-        _init_worker(config)
-        for i in range(len(inputs)):
-            yield _check_instance((i, inputs[i], epsilons))
-        return
-    # Marabou and z3 objects cannot be pickled: each worker builds its own verifier from plain weights.
-    # 'forkserver' forks workers from a clean single-threaded server, not from this process (which may
-    # hold torch's OpenMP threads). concurrent.futures, not multiprocessing.Pool: Pool hung at shutdown
-    # in benchmarks here, and it cannot tell that a worker died.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-    def executor(workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,))
-
-    queue, suspects = deque(range(len(inputs))), deque()
-    while queue or suspects:
-        if suspects:
-            i = suspects.popleft()
-            with executor(1) as pool:
-                try:
-                    yield pool.submit(_check_instance, (i, inputs[i], epsilons)).result()
-                except BrokenProcessPool:
-                    note = "the solver process crashed on this instance; not decided"
-                    yield i, [Outcome(Status.UNKNOWN, "", note=note) for _ in epsilons]
-            continue
-        in_flight: dict = {}
-        with executor(jobs) as pool:
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < 2 * jobs:  # a short window: few suspects if one dies
-                        i = queue.popleft()
-                        in_flight[pool.submit(_check_instance, (i, inputs[i], epsilons))] = i
-                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        result = future.result()
-                        del in_flight[future]
-                        yield result
-            except BrokenProcessPool:
-                suspects.extend(in_flight.values())
+# ---- end of scale-out ----
 
 
 def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Sequence[float], *,
                     engine: str = "marabou", timeout: float = 10.0, jobs: int = 1, presample: int = 64,
                     bound_check: bool = True, seed: int = 0, progress: bool = True,
-                    row_ids: Sequence[int] | None = None, realisable: bool = True) -> AdiReport:
+                    row_ids: Sequence[int] | None = None, realisable: bool = True,
+                    backend: Backend | None = None) -> AdiReport:
     """AdI of the model on ``inputs`` (scaled units, shape (n, d)) for every radius in ``epsilons``.
 
     Every instance x epsilon gets a status (verified / counterexample / unknown / outside); a
     counterexample comes with its inputs and the model's outputs in raw units and the asserts it
     breaks (1-based numbers, as in the constraint file). ``realisable``: only inputs a real row could
-    have count (the default); False searches the relaxed balls (fractional one-hot values allowed)."""
+    have count (the default); False searches the relaxed balls (fractional one-hot values allowed).
+    ``backend`` says where the searches run (default: ``jobs`` local processes)."""
     epsilons = [float(e) for e in epsilons]
     if not epsilons:
         raise UserInputError("give at least one --epsilon")
@@ -173,6 +135,7 @@ def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Seque
     if inputs.shape[1] != len(encoding.input_names):
         raise UserInputError(f"instances have {inputs.shape[1]} inputs, the model takes {len(encoding.input_names)}")
     row_ids = list(range(len(inputs))) if row_ids is None else list(row_ids)
+    backend = backend if backend is not None else Backend("loky", jobs)
     config = VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
                                           bound_check=bound_check, seed=seed, realisable=realisable)
     config.plan = make_plan(config.build_spec(), engine)  # once here, not once per worker
@@ -180,8 +143,8 @@ def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Seque
     start = time.perf_counter()
     results: list[list[Outcome] | None] = [None] * len(inputs)
     counts = {e: dict.fromkeys(Status, 0) for e in epsilons}
-    with tqdm(total=len(inputs), desc="AdI", unit="inst", disable=not progress, dynamic_ncols=True) as bar:
-        for position, outcomes in _outcomes(config, inputs, epsilons, jobs):
+    with tqdm(total=len(inputs), desc="AdI", unit="inst", disable=None if progress else True, dynamic_ncols=True) as bar:
+        for position, outcomes in _outcomes(config, inputs, epsilons, backend):
             results[position] = outcomes
             for eps, outcome in zip(epsilons, outcomes, strict=True):
                 counts[eps][outcome.status] += 1
