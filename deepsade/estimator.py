@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from deepsade import artifact as artifact_io
 from deepsade.checkpoint import CheckpointPolicy
@@ -431,19 +431,23 @@ class _SklearnEstimator(_ConstrainedTraining):
 
     _task: str | None = None  # the regressor says "regression"; the classifier infers it from y
 
-    def _input_frame(self, X: Any, reset: bool) -> pd.DataFrame:
-        """X as a frame with the rule's column names, checked the scikit-learn way (ValueError)."""
+    def _input_frame(self, X: Any, reset: bool, y: Any = None) -> pd.DataFrame:
+        """X as a frame with the rule's column names, checked the scikit-learn way (ValueError). Fitting
+        (``reset``) needs y and two rows at least: the scaling and the domain box are fitted on them."""
+        if reset and y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        min_rows = 2 if reset else 1
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, skip_check_array=True, reset=reset)
             if X.isna().to_numpy().any():
                 raise ValueError("Input X contains NaN: impute it first (e.g. sklearn.impute.SimpleImputer in a "
                                  "pipeline)")
-            if len(X) == 0:
-                raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+            if len(X) < min_rows:
+                raise ValueError(f"Found array with {len(X)} sample(s) while a minimum of {min_rows} is required.")
             frame = X.copy()
             frame.columns = [str(c) for c in X.columns]
         else:
-            values = validate_data(self, X, reset=reset, dtype=np.float64)
+            values = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=min_rows)
             names = list(self.features) if self.features is not None else [f"x{j}" for j in range(values.shape[1])]
             if len(names) != values.shape[1]:
                 raise ValueError(f"features names {len(names)} column(s) but X has {values.shape[1]}")
@@ -566,7 +570,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
 
     def fit(self, X: Any, y: Any) -> DeepSaDeRegressor:
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets); certify."""
-        frame = self._input_frame(X, reset=True)
+        frame = self._input_frame(X, reset=True, y=y)
         values = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if values.ndim > 2 or len(values) != len(frame):
             raise ValueError(f"y must be (n_samples,) or (n_samples, n_targets) with {len(frame)} rows, "
@@ -647,7 +651,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
 
     def fit(self, X: Any, y: Any) -> DeepSaDeClassifier:
         """Train on X (n_samples, n_features) and class labels y (or a 0/1 matrix, multi-label); certify."""
-        frame = self._input_frame(X, reset=True)
+        frame = self._input_frame(X, reset=True, y=y)
         labels = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         if len(labels) != len(frame):
             raise ValueError(f"y has {len(labels)} rows but X has {len(frame)}")
@@ -659,7 +663,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
                 frame[name] = labels[:, k].astype(int)
             self._task, self._sign = "multilabel", 1.0
             return self._fit_frame(frame, targets, "multilabel", None)
-        labels = labels.ravel() if labels.ndim == 2 and labels.shape[1] == 1 else labels
+        labels = column_or_1d(labels, warn=True)  # a column vector is one target (with scikit-learn's warning)
         self.classes_ = np.unique(labels)
         names = [format_level(c.item() if hasattr(c, "item") else c) for c in self.classes_]
         if len(set(names)) != len(names):
