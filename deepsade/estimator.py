@@ -1,10 +1,14 @@
-"""The Python API: a scikit-learn-like estimator over a data frame and a constraint file.
+"""The Python API: scikit-learn estimators that train certified models under an SMT-LIB rule file.
 
-    model = DeepSaDe("constraints/uc2_loan.smt2", targets=["Loan_Status"], positive="Y", epochs=20)
-    model.fit(frame)            # trains, then certifies the stored float32 weights exactly
-    model.certificate["verdict"]
-    model.predict(new_frame)    # a frame of predictions, with an in_domain column
-    model.save("runs/uc2"); DeepSaDe.load("runs/uc2")
+    reg = DeepSaDeRegressor("rules.smt2", features=["x1", "x2"], targets=["y"], epochs=20)
+    reg.fit(X, y)                   # arrays or DataFrames; trains, then certifies the stored float32 weights
+    reg.certificate_["verdict"]     # "certified"
+    reg.predict(X_new); reg.in_domain(X_new); reg.score(X_test, y_test)   # R^2 (accuracy for the classifier)
+
+``DeepSaDeRegressor`` and ``DeepSaDeClassifier`` follow scikit-learn's conventions (``clone``,
+``GridSearchCV``, pipelines, ``check_estimator``). ``DeepSaDe`` is the frame-level API the CLI uses:
+one data frame holding inputs and targets, and a frame of predictions with an ``in_domain`` column.
+Every class shares its hyper-parameters, and their names, with ``deepsade train``.
 """
 
 from __future__ import annotations
@@ -18,14 +22,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from deepsade import artifact as artifact_io
+from deepsade.checkpoint import CheckpointPolicy
+from deepsade.checkpoint import default_directory as default_checkpoint_directory
 from deepsade.data import TabularData, prepare
+from deepsade.data import _format_level as format_level  # how a class label is named in the rule file
 from deepsade.errors import UserInputError
 from deepsade.methods import TrainingJob, get_method
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
 from deepsade.trainer import TrainSettings
+from deepsade.training.lifecycle import run_with_checkpoints
+
+
+def maxsmt_choices() -> tuple[str, ...]:
+    """The MaxSMT solvers a user may pick (``first-model`` only finds the first weights: not a training step)."""
+    from deepsade.maxsmt import METHODS
+
+    return tuple(name for name in METHODS if name != "first-model")
+
+
+def strategy_choices() -> tuple[str, ...]:
+    """The encoding strategies a user may pick: ``auto`` and every user-selectable registered strategy."""
+    from deepsade.encoding.registry import user_choices
+
+    return user_choices()
 
 
 def _is_int(value: Any) -> bool:
@@ -76,6 +101,16 @@ def split_validation(data: TabularData, fraction: float, seed: int) -> tuple[Tab
     return data.subset(order[n_val:]), data.subset(order[:n_val])
 
 
+def _raw_outputs(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The network's outputs in raw units (regression targets, classifier scores) for rows without missing
+    inputs, and the mask of rows inside the domain box (where the guarantee holds)."""
+    enc = art.encoding
+    raw = enc.encode_inputs(frame)
+    with torch.no_grad():
+        out = art.model(torch.as_tensor(enc.scale_inputs(raw), dtype=torch.float32)).double().numpy()
+    return enc.outputs_to_raw(out), art.domain.contains(raw)
+
+
 def predictions_frame(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> pd.DataFrame:
     """Predictions in raw units for every row; rows with missing inputs get NaN; ``in_domain`` flags D."""
     enc = art.encoding
@@ -83,14 +118,10 @@ def predictions_frame(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> pd
     if missing_cols:
         raise UserInputError(f"input column(s) missing from the data: {', '.join(map(repr, missing_cols))}")
     usable = ~frame[enc.feature_columns].isna().any(axis=1).to_numpy()
-    raw = np.full((len(frame), len(enc.input_names)), np.nan)
-    if usable.any():
-        raw[usable] = enc.encode_inputs(frame.loc[usable])
     scores = np.full((len(frame), len(enc.output_names)), np.nan)
+    inside = np.zeros(len(frame), dtype=bool)
     if usable.any():
-        with torch.no_grad():
-            out = art.model(torch.as_tensor(enc.scale_inputs(raw[usable]), dtype=torch.float32)).double().numpy()
-        scores[usable] = enc.outputs_to_raw(out)
+        scores[usable], inside[usable] = _raw_outputs(art, frame.loc[usable])
     result = pd.DataFrame(index=frame.index)
     if enc.task == "regression":
         for k, name in enumerate(enc.output_names):
@@ -107,53 +138,17 @@ def predictions_frame(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> pd
         else:
             for k, name in enumerate(enc.output_names):
                 result[f"predicted_{name}"] = np.where(usable, (scores[:, k] > 0).astype(int), -1)
-    inside = np.zeros(len(frame), dtype=bool)
-    inside[usable] = art.domain.contains(raw[usable])
     result["in_domain"] = inside
     return result
 
 
-class DeepSaDe:
-    """Certified constrained training (method='deepsade') or another registered method, scikit-learn style.
-
-    The constructor only stores its parameters; ``fit`` validates them (clear errors for bad values).
-    ``method`` is a name of the registry in ``deepsade.methods``; ``baseline_options`` go to that
-    method's trainer (baselines: ``lambdas``, ``inner_folds``, ``tnorm``, ``on_grid``, ...).
-    """
-
-    def __init__(self, constraint: str | Path, targets: Sequence[str], *, features: Sequence[str] | None = None,
-                 task: str | None = None, positive: str | None = None, impute: str = "drop",
-                 domain_file: str | Path | None = None, method: str = "deepsade",
-                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
-                 max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
-                 projection: bool = True,
-                 strategy: str = "auto", maxsmt: str = "fu-malik", solver_timeout: float = 10.0,
-                 output_margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
-                 baseline_options: dict[str, Any] | None = None,
-                 progress: Callable | None = None, checkpoint_dir: str | Path | None = None,
-                 checkpoint_every: str | int = "epoch", resume: bool = False):
-        self.constraint = constraint
-        self.targets = targets
-        self.features = features
-        self.task, self.positive, self.impute, self.domain_file = task, positive, impute, domain_file
-        self.method = method
-        self.hidden, self.epochs, self.batch_size, self.lr, self.max_step = hidden, epochs, batch_size, lr, max_step
-        self.margins, self.line_search_steps, self.projection = margins, line_search_steps, projection
-        self.strategy, self.maxsmt, self.solver_timeout = strategy, maxsmt, solver_timeout
-        self.output_margin, self.val_fraction, self.seed = output_margin, val_fraction, seed
-        self.baseline_options = baseline_options
-        self.progress = progress
-        # checkpoints (method deepsade): where, how often, and whether fit continues the run found there
-        self.checkpoint_dir, self.checkpoint_every, self.resume = checkpoint_dir, checkpoint_every, resume
-        self.artifact_: artifact_io.ModelArtifact | None = None
+class _ConstrainedTraining(BaseEstimator):
+    """What every estimator shares: its hyper-parameters checked in ``fit``, the rule text, and training with
+    the checkpoint lifecycle of ``deepsade train`` (``deepsade.training.lifecycle``)."""
 
     # ---- parameters ----------------------------------------------------------------------------------
     def _validated_settings(self) -> TrainSettings:
         """The training settings from the stored parameters, each checked once, with a clear error if bad."""
-        from deepsade.checkpoint import CheckpointPolicy
-        from deepsade.encode import STRATEGIES
-        from deepsade.maxsmt import METHODS as MAXSMT_SOLVERS
-
         get_method(self.method)
         hidden = _positive_ints(self.hidden, "hidden")
         for name in ("epochs", "batch_size"):
@@ -161,31 +156,32 @@ class DeepSaDe:
                 raise UserInputError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not _is_int(self.line_search_steps) or self.line_search_steps < 0:
             raise UserInputError(f"line_search_steps must be an integer >= 0, got {self.line_search_steps!r}")
-        for name in ("lr", "max_step", "solver_timeout", "output_margin"):
+        for name in ("lr", "max_step", "solver_timeout", "margin"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):
                 raise UserInputError(f"{name} must be a positive number, got {value!r}")
         margins = _numbers(self.margins, "margins")
         if not _is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
             raise UserInputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.strategy not in STRATEGIES:
-            raise UserInputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.maxsmt not in MAXSMT_SOLVERS:
-            raise UserInputError(f"unknown MaxSMT solver {self.maxsmt!r}; choose one of {', '.join(MAXSMT_SOLVERS)}")
+        strategies = strategy_choices()
+        if self.strategy not in strategies:
+            raise UserInputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(strategies)}")
+        solvers = maxsmt_choices()
+        if self.maxsmt not in solvers:
+            raise UserInputError(f"unknown MaxSMT solver {self.maxsmt!r}; choose one of {', '.join(solvers)}")
         if not _is_int(self.seed):
             raise UserInputError(f"seed must be an integer, got {self.seed!r}")
-        if not _target_list(self.targets):
-            raise UserInputError(f"targets must name at least one column, got {self.targets!r}")
         CheckpointPolicy.parse(self.checkpoint_every)
+        if self.resume is True and self.out is None:
+            raise UserInputError("resume=True continues the checkpoint beside out=: give out as well")
         return TrainSettings(
             hidden=hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, max_step=self.max_step,
             margins=margins, line_search_steps=self.line_search_steps,
             projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
-            solver_timeout=self.solver_timeout, output_margin=self.output_margin, val_fraction=self.val_fraction,
+            solver_timeout=self.solver_timeout, output_margin=self.margin, val_fraction=self.val_fraction,
             seed=self.seed,
         )
 
-    # ---- training ----------------------------------------------------------------------------------
     def _constraint_text(self) -> str:
         """The constraint as the user wrote it: a file path, or SMT-LIB text given directly."""
         text = str(self.constraint)
@@ -195,16 +191,195 @@ class DeepSaDe:
         read_constraint_file(text)  # validates size, commands and encoding with clear errors
         return Path(text).read_text(encoding="utf-8")
 
-    def fit(self, frame: pd.DataFrame) -> DeepSaDe:
+    # ---- training ----------------------------------------------------------------------------------
+    def _resume_directory(self) -> Path | None:
+        """The checkpoint ``fit`` continues: ``resume=True`` the one beside ``out``, a path that one."""
+        if self.resume is False or self.resume is None:
+            return None
+        if self.resume is True:
+            return default_checkpoint_directory(self.out)
+        return Path(self.resume)
+
+    def _train(self, settings: TrainSettings, spec: Spec, train: TabularData, val: TabularData | None,
+               constraint_text: str, rows: dict[str, int]) -> artifact_io.ModelArtifact:
+        """Train with the registered method; with ``out``, the run of ``deepsade train --out``: a checkpoint in
+        ``OUT.checkpoint`` (a stale one is refused), the model written to ``out``, the checkpoint removed once
+        the written model is certified and kept when writing fails."""
+        method = get_method(self.method)
+        resume_dir = self._resume_directory()
+        start = time.perf_counter()
+
+        def run(checkpoint_dir: Path | None) -> artifact_io.ModelArtifact:
+            job = TrainingJob(method=self.method, spec=spec, train=train, val=val, settings=settings,
+                              constraint_text=constraint_text, options=dict(self.baseline_options or {}),
+                              progress=self.progress, checkpoint_dir=checkpoint_dir,
+                              checkpoint_every=self.checkpoint_every, resume=resume_dir is not None)
+            art = method.train(job)
+            art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
+            art.training.update(rows)
+            return art
+
+        self.checkpoint_kept_: Path | None = None
+        if self.out is None and resume_dir is None:
+            return run(None)
+        if self.out is None:
+            raise UserInputError("resuming a checkpoint writes the finished model: give out= as well")
+        artifact_io.check_writable(self.out)
+        finished = run_with_checkpoints(
+            self.out, run, lambda art: artifact_io.save(art, self.out),
+            lambda art: art.certificate.get("verdict") == "certified",
+            resume_dir=resume_dir, every=self.checkpoint_every, method=self.method)
+        self.checkpoint_kept_ = finished.directory if finished.kept else None
+        return finished.result
+
+    # ---- using the model -----------------------------------------------------------------------------
+    def _fitted(self) -> artifact_io.ModelArtifact:
+        if getattr(self, "artifact_", None) is None:
+            raise UserInputError("the model is not trained yet: call fit first")
+        return self.artifact_
+
+    @property
+    def certificate(self) -> dict[str, Any]:
+        """The certificate of the fitted model (``verdict``: certified / not certified / violated / none)."""
+        return self._fitted().certificate
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the fitted model as a model directory (what ``deepsade train --out`` writes)."""
+        return artifact_io.save(self._fitted(), directory)
+
+
+_SHARED_PARAMETERS = """
+    method : str, default="deepsade"
+        A method of the registry in ``deepsade.methods``: ``deepsade`` (certified) or a baseline without
+        guarantee (``ffn``, ``reg``, ``sbr``, ``sl``, ...).
+    hidden : sequence of int, default=(50, 30, 10)
+        Hidden layer sizes.
+    epochs : int, default=50
+        Passes over the training rows.
+    batch_size : int, default=5
+        Rows per mini-batch.
+    lr : float, default=0.1
+        Learning rate of the hidden layers; also the line search's longest step.
+    max_step : float, default=0.1
+        Side of the box around the last layer's weights that the MaxSMT step searches (network units).
+    margins : sequence of float, default=(0.0, 1.0, 2.0)
+        Soft-clause margins of the MaxSMT step (classification: score margin; regression: times max|label|).
+    line_search_steps : int, default=5
+        Candidate steps of the line search along the negative gradient.
+    projection : bool, default=True
+        When the line search fails, project the gradient step onto the constraint before MaxSMT
+        (always re-checked exactly).
+    strategy : str, default="auto"
+        How a rule becomes a constraint on the last layer: ``auto`` or a strategy of
+        ``deepsade.encoding.registry``.
+    maxsmt : {"fu-malik", "z3-opt"}, default="fu-malik"
+        The MaxSMT solver.
+    solver_timeout : float, default=10.0
+        Seconds per solver call.
+    margin : float, default=1e-4
+        Certificate slack: every output may move by this much (network units: scaled targets for
+        regression, scores for classifiers).
+    val_fraction : float, default=0.1
+        Fraction of the rows kept aside to pick the best epoch (0: none).
+    seed : int, default=0
+        Seed of the validation split, the initial weights and the batch order.
+    domain : str or path, default=None
+        JSON ``{column: [lo, hi]}`` or CSV ``feature,lower,upper`` in raw units overriding the domain box
+        (default: per input, [min, max] of the training rows).
+    baseline_options : dict, default=None
+        The method's own options (baselines: ``lambdas``, ``inner_folds``, ``tnorm``, ...).
+    progress : callable, default=None
+        Called with ``(stats, info)`` during training (None: quiet).
+    out : str or path, default=None
+        When given, ``fit`` is ``deepsade train --out OUT``: it keeps a checkpoint in ``OUT.checkpoint``
+        (refusing to start over an interrupted run's checkpoint), writes the model to ``OUT``, and removes
+        the checkpoint once the written model is certified (it stays when writing fails). Leave it None in
+        a search (``GridSearchCV``), where every clone would write the same folder.
+    checkpoint_every : str or int, default="epoch"
+        When to write a checkpoint (with ``out``): ``"epoch"``, a number of iterations, a duration
+        (``"90s"``, ``"10m"``) or ``"never"``.
+    resume : bool or path, default=False
+        Continue an interrupted run: ``True`` the checkpoint beside ``out``, a path that checkpoint
+        directory (the same data, rule and settings; ``epochs`` may be larger).
+"""
+
+
+class DeepSaDe(_ConstrainedTraining):
+    """Certified constrained training over one data frame (inputs and targets), the API the CLI uses.
+
+    Parameters
+    ----------
+    constraint : str or path
+        The SMT-LIB rule file (or its text), over the frame's column names, in raw units.
+    targets : str or sequence of str
+        The target column(s).
+    features : sequence of str, default=None
+        The input columns (default: every column that is not a target).
+    task : {"regression", "binary", "multiclass", "multilabel"}, default=None
+        The learning task (inferred from the targets when None).
+    positive : str, default=None
+        The positive class of a binary target.
+    impute : {"drop", "median", "mode"}, default="drop"
+        Rows with missing inputs: drop them, or fill with the column median / mode.
+    """ + _SHARED_PARAMETERS + """
+    Attributes
+    ----------
+    artifact_ : ModelArtifact
+        The trained model with its encoding, domain box and certificate.
+    """
+
+    def __init__(self, constraint: str | Path, targets: str | Sequence[str], *, features: Sequence[str] | None = None,
+                 task: str | None = None, positive: str | None = None, impute: str = "drop",
+                 method: str = "deepsade", hidden: Sequence[int] = (50, 30, 10), epochs: int = 50,
+                 batch_size: int = 5, lr: float = 0.1, max_step: float = 0.1,
+                 margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5, projection: bool = True,
+                 strategy: str = "auto", maxsmt: str = "fu-malik", solver_timeout: float = 10.0,
+                 margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0, domain: str | Path | None = None,
+                 baseline_options: dict[str, Any] | None = None, progress: Callable | None = None,
+                 out: str | Path | None = None, checkpoint_every: str | int = "epoch",
+                 resume: bool | str | Path = False):
+        self.constraint = constraint
+        self.targets = targets
+        self.features = features
+        self.task = task
+        self.positive = positive
+        self.impute = impute
+        self.method = method
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_step = max_step
+        self.margins = margins
+        self.line_search_steps = line_search_steps
+        self.projection = projection
+        self.strategy = strategy
+        self.maxsmt = maxsmt
+        self.solver_timeout = solver_timeout
+        self.margin = margin
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.domain = domain
+        self.baseline_options = baseline_options
+        self.progress = progress
+        self.out = out
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+
+    def fit(self, frame: pd.DataFrame, y: None = None) -> DeepSaDe:
         """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""
         settings = self._validated_settings()
+        targets = _target_list(self.targets)
+        if not targets:
+            raise UserInputError(f"targets must name at least one column, got {self.targets!r}")
         constraint_text = self._constraint_text()
         features = list(self.features) if self.features is not None else None
-        data = prepare(frame, _target_list(self.targets), features, self.task, self.positive, self.impute, self.domain_file)
+        data = prepare(frame, targets, features, self.task, self.positive, self.impute, self.domain)
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed}
         train, val = split_validation(data, settings.val_fraction, settings.seed)
-        return self._fit_splits(settings, spec, train, val, constraint_text)
+        self.artifact_ = self._train(settings, spec, train, val, constraint_text, self.data_summary_)
+        return self
 
     def fit_splits(self, train: TabularData, val: TabularData | None) -> DeepSaDe:
         """Fit on splits prepared by the caller (one encoding and domain), e.g. the same folds for every
@@ -214,56 +389,331 @@ class DeepSaDe:
         spec = parse_spec(read_constraint_text(constraint_text), train.encoding)
         self.data_summary_ = {"rows": train.n_rows + (val.n_rows if val is not None else 0),
                               "rows_dropped": train.rows_dropped, "rows_imputed": train.rows_imputed}
-        return self._fit_splits(settings, spec, train, val, constraint_text)
-
-    def _fit_splits(self, settings: TrainSettings, spec: Spec, train: TabularData, val: TabularData | None,
-                    constraint_text: str) -> DeepSaDe:
-        start = time.perf_counter()
-        job = TrainingJob(method=self.method, spec=spec, train=train, val=val, settings=settings,
-                          constraint_text=constraint_text, options=dict(self.baseline_options or {}),
-                          progress=self.progress, checkpoint_dir=self.checkpoint_dir,
-                          checkpoint_every=self.checkpoint_every, resume=self.resume)
-        art = get_method(self.method).train(job)
-        art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
-        art.training.update(self.data_summary_)
-        self.artifact_ = art
+        self.artifact_ = self._train(settings, spec, train, val, constraint_text, self.data_summary_)
         return self
 
-    # ---- using the model -----------------------------------------------------------------------------
-    @property
-    def certificate(self) -> dict[str, Any]:
-        return self._fitted().certificate
-
-    def _fitted(self) -> artifact_io.ModelArtifact:
-        if self.artifact_ is None:
-            raise UserInputError("the model is not trained yet: call fit first")
-        return self.artifact_
-
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A frame of predictions in raw units (classifiers: scores and decisions) with an ``in_domain`` column."""
         return predictions_frame(self._fitted(), frame)
 
-    def score(self, frame: pd.DataFrame) -> float:
-        """Accuracy (classifiers, multi-label: per label) or minus the MSE in raw units (regression)."""
+    def score(self, frame: pd.DataFrame, y: None = None) -> float:
+        """R² over every target (regression), accuracy (binary, multiclass), per-label accuracy (multi-label)."""
+        from sklearn.metrics import r2_score
+
         art = self._fitted()
-        data = prepare(frame, art.encoding.target_columns, art.encoding.feature_columns, art.encoding.task,
-                       encoding=art.encoding, domain=art.domain)
+        enc = art.encoding
+        data = prepare(frame, enc.target_columns, enc.feature_columns, enc.task, encoding=enc, domain=art.domain)
         with torch.no_grad():
             out = art.model(torch.as_tensor(data.inputs, dtype=torch.float32)).double().numpy()
-        enc = art.encoding
         if enc.task == "regression":
-            return -float(np.mean((enc.outputs_to_raw(out) - enc.outputs_to_raw(data.targets)) ** 2))
+            return float(r2_score(enc.outputs_to_raw(data.targets), enc.outputs_to_raw(out)))
         if enc.task == "multiclass":
             return float(np.mean(out.argmax(axis=1) == data.targets))
         return float(np.mean((out > 0) == (data.targets > 0.5)))
 
-    def save(self, directory: str | Path) -> Path:
-        return artifact_io.save(self._fitted(), directory)
-
     @classmethod
     def load(cls, directory: str | Path) -> DeepSaDe:
+        """A fitted estimator from a model directory (its settings are the ones stored there)."""
         art = artifact_io.load(directory)
         enc = art.encoding
         model = cls(art.constraint_text, enc.target_columns, features=enc.feature_columns, task=enc.task,
                     method=art.method)
         model.artifact_ = art
         return model
+
+
+# ---- scikit-learn estimators over X and y --------------------------------------------------------------
+
+
+class _SklearnEstimator(_ConstrainedTraining):
+    """``fit(X, y)`` over arrays or DataFrames: X's columns are named by ``features`` (arrays) or by the
+    frame; y's by ``targets`` (default: y's own name, else ``y``, or ``y0, y1, ...`` for several)."""
+
+    _task: str | None = None  # the regressor says "regression"; the classifier infers it from y
+
+    def _input_frame(self, X: Any, reset: bool, y: Any = None) -> pd.DataFrame:
+        """X as a frame with the rule's column names, checked the scikit-learn way (ValueError). Fitting
+        (``reset``) needs y and two rows at least: the scaling and the domain box are fitted on them."""
+        if reset and y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        min_rows = 2 if reset else 1
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.isna().to_numpy().any():
+                raise ValueError("Input X contains NaN: impute it first (e.g. sklearn.impute.SimpleImputer in a "
+                                 "pipeline)")
+            if len(X) < min_rows:
+                raise ValueError(f"Found array with {len(X)} sample(s) while a minimum of {min_rows} is required.")
+            frame = X.copy()
+            frame.columns = [str(c) for c in X.columns]
+        else:
+            values = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=min_rows)
+            names = list(self.features) if self.features is not None else [f"x{j}" for j in range(values.shape[1])]
+            if len(names) != values.shape[1]:
+                raise ValueError(f"features names {len(names)} column(s) but X has {values.shape[1]}")
+            frame = pd.DataFrame(values, columns=names)
+        if reset:
+            self.input_columns_ = list(self.features) if self.features is not None and isinstance(X, pd.DataFrame) \
+                else list(frame.columns)
+        missing = [c for c in self.input_columns_ if c not in frame.columns]
+        if missing:
+            raise ValueError(f"input column(s) missing from X: {', '.join(map(repr, missing))}")
+        return frame[self.input_columns_].reset_index(drop=True)
+
+    def _target_names(self, y: Any, n_columns: int) -> list[str]:
+        if self.targets is not None:
+            names = _target_list(self.targets)
+        elif isinstance(y, pd.DataFrame):
+            names = [str(c) for c in y.columns]
+        elif isinstance(y, pd.Series) and y.name is not None:
+            names = [str(y.name)]
+        else:
+            names = ["y"] if n_columns == 1 else [f"y{k}" for k in range(n_columns)]
+        if len(names) != n_columns:
+            raise ValueError(f"targets names {len(names)} column(s) but y has {n_columns}")
+        return names
+
+    def _fit_frame(self, frame: pd.DataFrame, targets: list[str], task: str, positive: str | None):
+        """Train on ``frame`` (inputs + targets), keep the certificate."""
+        settings = self._validated_settings()
+        clash = sorted(set(targets) & set(self.input_columns_))
+        if clash:
+            raise ValueError(f"column(s) {clash} name both an input and a target")
+        constraint_text = self._constraint_text()
+        data = prepare(frame, targets, list(self.input_columns_), task, positive, "drop", self.domain)
+        spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
+        train, val = split_validation(data, settings.val_fraction, settings.seed)
+        rows = {"rows": data.n_rows, "rows_dropped": 0, "rows_imputed": 0}
+        self.artifact_ = self._train(settings, spec, train, val, constraint_text, rows)
+        self.certificate_ = self.artifact_.certificate
+        self.target_names_ = list(targets)
+        return self
+
+    def _outputs(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "artifact_")
+        return _raw_outputs(self.artifact_, self._input_frame(X, reset=False))
+
+    def in_domain(self, X: Any) -> np.ndarray:
+        """Boolean per row: inside the domain box, where the certificate's guarantee holds."""
+        return self._outputs(X)[1]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False  # seeded: the same data and parameters give the same weights
+        return tags
+
+
+_SKLEARN_PARAMETERS = """
+    Parameters
+    ----------
+    constraint : str or path
+        The SMT-LIB rule file (or its text). It names inputs by ``features`` and outputs by ``targets``,
+        in raw units.
+    features : sequence of str, default=None
+        Names of X's columns when X is an array (default ``x0, x1, ...``); with a DataFrame, its own column
+        names are used, and ``features`` (if given) picks the input columns.
+    targets : str or sequence of str, default=None
+        Names of y's columns (default: a Series' or DataFrame's own names, else ``y``, or ``y0, y1, ...``
+        for a 2-d y).
+"""
+
+
+class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
+    __doc__ = ("""A regressor whose predictions provably satisfy the rule for every input in the domain box.
+
+    ``fit`` trains (DeepSaDe) and certifies the stored float32 weights exactly; ``score`` is R².
+    """ + _SKLEARN_PARAMETERS + _SHARED_PARAMETERS + """
+    Attributes
+    ----------
+    certificate_ : dict
+        The exact certificate of the fitted model (``verdict``, strategy, time, digest).
+    artifact_ : ModelArtifact
+        The trained model (``save`` writes it as a model directory).
+    input_columns_, target_names_ : list of str
+        The names the rule was bound to.
+    """)
+
+    def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
+                 targets: str | Sequence[str] | None = None, method: str = "deepsade",
+                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
+                 max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
+                 projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",
+                 solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
+                 domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
+                 progress: Callable | None = None, out: str | Path | None = None,
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False):
+        self.constraint = constraint
+        self.features = features
+        self.targets = targets
+        self.method = method
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_step = max_step
+        self.margins = margins
+        self.line_search_steps = line_search_steps
+        self.projection = projection
+        self.strategy = strategy
+        self.maxsmt = maxsmt
+        self.solver_timeout = solver_timeout
+        self.margin = margin
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.domain = domain
+        self.baseline_options = baseline_options
+        self.progress = progress
+        self.out = out
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+
+    def fit(self, X: Any, y: Any) -> DeepSaDeRegressor:
+        """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets); certify."""
+        frame = self._input_frame(X, reset=True, y=y)
+        values = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if values.ndim > 2 or len(values) != len(frame):
+            raise ValueError(f"y must be (n_samples,) or (n_samples, n_targets) with {len(frame)} rows, "
+                             f"got shape {values.shape}")
+        self._y_ndim = values.ndim
+        columns = values.reshape(len(values), -1)
+        targets = self._target_names(y, columns.shape[1])
+        for k, name in enumerate(targets):
+            frame[name] = columns[:, k]
+        return self._fit_frame(frame, targets, "regression", None)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions in y's units: (n_samples,) for a 1-d y, else (n_samples, n_targets)."""
+        outputs = self._outputs(X)[0]
+        return outputs[:, 0] if self._y_ndim == 1 else outputs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # several targets, one output each (UC1's five expenses)
+        return tags
+
+
+class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
+    __doc__ = ("""A classifier whose scores provably satisfy the rule for every input in the domain box.
+
+    Binary: one score named after the target, positive means ``positive`` (default ``classes_[1]``);
+    multiclass: one score per class, named ``|target=class|``; multi-label (a 0/1 matrix y): one score per
+    column. ``fit`` trains (DeepSaDe) and certifies the stored float32 weights exactly; ``score`` is accuracy.
+    """ + _SKLEARN_PARAMETERS + """    positive : object, default=None
+        The class the binary score's positive sign stands for (default: ``classes_[1]``).
+    """ + _SHARED_PARAMETERS + """
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels (multi-label: the column indices).
+    certificate_ : dict
+        The exact certificate of the fitted model (``verdict``, strategy, time, digest).
+    artifact_ : ModelArtifact
+        The trained model (``save`` writes it as a model directory).
+    input_columns_, target_names_ : list of str
+        The names the rule was bound to.
+    """)
+
+    def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
+                 targets: str | Sequence[str] | None = None, positive: Any = None, method: str = "deepsade",
+                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
+                 max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
+                 projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",
+                 solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
+                 domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
+                 progress: Callable | None = None, out: str | Path | None = None,
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False):
+        self.constraint = constraint
+        self.features = features
+        self.targets = targets
+        self.positive = positive
+        self.method = method
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_step = max_step
+        self.margins = margins
+        self.line_search_steps = line_search_steps
+        self.projection = projection
+        self.strategy = strategy
+        self.maxsmt = maxsmt
+        self.solver_timeout = solver_timeout
+        self.margin = margin
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.domain = domain
+        self.baseline_options = baseline_options
+        self.progress = progress
+        self.out = out
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+
+    def fit(self, X: Any, y: Any) -> DeepSaDeClassifier:
+        """Train on X (n_samples, n_features) and class labels y (or a 0/1 matrix, multi-label); certify."""
+        frame = self._input_frame(X, reset=True, y=y)
+        labels = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        if len(labels) != len(frame):
+            raise ValueError(f"y has {len(labels)} rows but X has {len(frame)}")
+        check_classification_targets(labels)
+        if type_of_target(labels) == "multilabel-indicator":
+            self.classes_ = np.arange(labels.shape[1])
+            targets = self._target_names(y, labels.shape[1])
+            for k, name in enumerate(targets):
+                frame[name] = labels[:, k].astype(int)
+            self._task, self._sign = "multilabel", 1.0
+            return self._fit_frame(frame, targets, "multilabel", None)
+        labels = column_or_1d(labels, warn=True)  # a column vector is one target (with scikit-learn's warning)
+        self.classes_ = np.unique(labels)
+        names = [format_level(c.item() if hasattr(c, "item") else c) for c in self.classes_]
+        if len(set(names)) != len(names):
+            raise ValueError(f"class labels {list(self.classes_)} are not distinct once written as rule names")
+        self._class_names = names
+        [target] = self._target_names(y, 1)
+        frame[target] = labels
+        if len(self.classes_) > 2:
+            self._task, self._sign = "multiclass", 1.0
+            return self._fit_frame(frame, [target], "multiclass", None)
+        positive = self.classes_[-1] if self.positive is None else self.positive
+        if len(self.classes_) == 2 and not np.any(self.classes_ == positive):
+            raise ValueError(f"positive={positive!r} is not one of the classes {list(self.classes_)}")
+        # decision_function > 0 means classes_[1] (scikit-learn); the score's sign means `positive`
+        self._sign = 1.0 if len(self.classes_) < 2 or positive == self.classes_[1] else -1.0
+        self._task = "binary"
+        return self._fit_frame(frame, [target], "binary", format_level(positive) if len(self.classes_) == 2 else None)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Scores: (n_samples,) for binary (positive means ``classes_[1]``), else one column per class / label."""
+        scores = self._outputs(X)[0]
+        if self._task == "binary":
+            return self._sign * scores[:, 0]
+        if self._task == "multiclass":
+            order = [self.artifact_.encoding.classes.index(name) for name in self._class_names]
+            return scores[:, order]
+        return scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (multi-label: a 0/1 matrix)."""
+        scores = self.decision_function(X)
+        if self._task == "binary":
+            return self.classes_[(scores > 0).astype(int)]
+        if self._task == "multiclass":
+            return self.classes_[scores.argmax(axis=1)]
+        return (scores > 0).astype(int)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities read from the scores (sigmoid per binary / multi-label score, softmax over classes).
+        The rule is certified on the scores and decisions, not on these numbers."""
+        scores = self.decision_function(X)
+        if self._task == "binary":
+            positive = 1.0 / (1.0 + np.exp(-scores))
+            return np.column_stack([1.0 - positive, positive])
+        if self._task == "multiclass":
+            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+            return shifted / shifted.sum(axis=1, keepdims=True)
+        return 1.0 / (1.0 + np.exp(-scores))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -50,9 +50,9 @@ UC2_INLINE = """(declare-const ApplicantIncome Real)(declare-const Credit_Histor
 """
 USE_CASES = {
     "UC1": {"file": "uc1_expenses.csv", "targets": UC1_TARGETS, "positive": None, "hidden": [50, 50, 14],
-            "constraint": "constraints/uc1_expenses.smt2", "inline": UC1_INLINE, "epochs": 10},
+            "constraint": "deepsade/constraints/uc1_expenses.smt2", "inline": UC1_INLINE, "epochs": 10},
     "UC2": {"file": "uc2_loan.csv", "targets": ["Loan_Status"], "positive": "Y", "hidden": [50, 30, 10],
-            "constraint": "constraints/uc2_loan.smt2", "inline": UC2_INLINE, "epochs": 400},
+            "constraint": "deepsade/constraints/uc2_loan.smt2", "inline": UC2_INLINE, "epochs": 400},
 }
 
 

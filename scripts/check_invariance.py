@@ -94,8 +94,8 @@ def main() -> None:
         toy_regression().to_csv(reg_csv, index=False)
         toy_binary().to_csv(bin_csv, index=False)
         toys = {
-            "toy_reg": [str(reg_csv), "--constraint", "constraints/example_bounds.smt2", "--target", "y"],
-            "toy_bin": [str(bin_csv), "--constraint", "constraints/example_implication.smt2",
+            "toy_reg": [str(reg_csv), "--constraint", "deepsade/constraints/example_bounds.smt2", "--target", "y"],
+            "toy_bin": [str(bin_csv), "--constraint", "deepsade/constraints/example_implication.smt2",
                         "--target", "label", "--positive", "yes"],
         }
         small = ["--hidden", "16,16", "--epochs", "10", "--batch-size", "10", "--seed", "0", "--quiet"]
@@ -119,7 +119,7 @@ def main() -> None:
             uc2_csv = ROOT.parent / "shared" / "data" / "uc2_loan.csv"
             cases = dict(toys)
             if uc2_csv.exists():
-                cases["uc2_real"] = [str(uc2_csv), "--constraint", "constraints/uc2_loan.smt2",
+                cases["uc2_real"] = [str(uc2_csv), "--constraint", "deepsade/constraints/uc2_loan.smt2",
                                      "--target", "Loan_Status", "--positive", "Y"]
             for name, args in cases.items():
                 model = tmp / f"{name}_noproj"

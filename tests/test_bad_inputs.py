@@ -374,7 +374,7 @@ def test_unknown_when_initialising_is_not_taken_for_a_model(tmp_path, monkeypatc
     ({"lr": -0.1}, "lr must be a positive number, got -0.1"),
     ({"max_step": float("nan")}, "max_step must be a positive number"),
     ({"solver_timeout": 0}, "solver_timeout must be a positive number"),
-    ({"output_margin": "1e-4"}, "output_margin must be a positive number"),
+    ({"margin": "1e-4"}, "margin must be a positive number"),
     ({"margins": ()}, "margins must be a non-empty sequence of numbers"),
     ({"margins": "0,1"}, "margins must be a non-empty sequence of numbers"),
     ({"line_search_steps": -1}, "line_search_steps must be an integer >= 0, got -1"),

@@ -1,7 +1,7 @@
 """``deepsade export``: model.onnx computes what ``predict`` reports, and Marabou reads the exported pair.
 
 Tiny models (hidden 8,4, three epochs) on small generated data with the toy rules of
-``constraints/example_*.smt2`` (written here so the test does not depend on where the files live).
+``deepsade/constraints/example_*.smt2`` (written here so the test does not depend on where the files live).
 """
 
 from __future__ import annotations

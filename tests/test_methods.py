@@ -73,7 +73,7 @@ def test_builtin_registry_lists_every_method_once() -> None:
 
 def test_a_registered_method_trains_through_the_estimator(mean_method: Method) -> None:
     frame = toy.generate_regression(120, seed=1)
-    model = DeepSaDe("constraints/example_bounds.smt2", ["y"], method="mean", hidden=(4,), seed=0).fit(frame)
+    model = DeepSaDe("deepsade/constraints/example_bounds.smt2", ["y"], method="mean", hidden=(4,), seed=0).fit(frame)
     assert len(CALLS) == 1 and CALLS[0].method == "mean" and CALLS[0].val is not None
     art = model.artifact_
     assert art is not None and art.method == "mean" and art.training["toy"]
@@ -81,14 +81,14 @@ def test_a_registered_method_trains_through_the_estimator(mean_method: Method) -
     assert predicted.std() < 1e-9  # the toy's constant prediction, not a trained network
     unregister("mean")
     with pytest.raises(UserInputError, match="unknown method 'mean'"):
-        DeepSaDe("constraints/example_bounds.smt2", ["y"], method="mean").fit(frame)
+        DeepSaDe("deepsade/constraints/example_bounds.smt2", ["y"], method="mean").fit(frame)
 
 
 def test_a_registered_method_is_a_cli_choice(mean_method: Method, tmp_path: Path) -> None:
     csv = tmp_path / "toy.csv"
     toy.generate_regression(120, seed=2).to_csv(csv, index=False)
     out = tmp_path / "model"
-    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", "constraints/example_bounds.smt2",
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", "deepsade/constraints/example_bounds.smt2",
                                        "--target", "y", "--method", "mean", "--hidden", "4", "--out", str(out),
                                        "--quiet"])
     assert result.exit_code == 0, result.output
@@ -96,7 +96,7 @@ def test_a_registered_method_is_a_cli_choice(mean_method: Method, tmp_path: Path
     assert json.loads((out / "model.json").read_text())["method"] == "mean"
     assert len(CALLS) == 1
     unregister("mean")
-    refused = CliRunner().invoke(main, ["train", str(csv), "--constraint", "constraints/example_bounds.smt2",
+    refused = CliRunner().invoke(main, ["train", str(csv), "--constraint", "deepsade/constraints/example_bounds.smt2",
                                         "--target", "y", "--method", "mean", "--out", str(tmp_path / "m2")])
     assert refused.exit_code == 2 and "'mean' is not one of" in refused.output
 

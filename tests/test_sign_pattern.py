@@ -49,7 +49,7 @@ def test_prime_implicants_match_brute_force(seed):
 def _use_case_spec(module, n_rows: int):
     frame = module.generate(n_rows, seed=0)
     data = prepare(frame, targets=module.TARGETS, task=module.TASK)
-    return parse_spec(module.CONSTRAINT, data.encoding), data
+    return parse_spec(str(module.CASE.constraint_path), data.encoding), data
 
 
 def test_uc5_cubes_are_the_24_orderings():

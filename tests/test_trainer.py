@@ -146,7 +146,7 @@ def test_polyhedral_rules_start_without_the_solver(monkeypatch):
 
     monkeypatch.setattr(DeepSaDeTrainer, "solve_last_layer", no_solver)
     data = prepare(uc3_music.generate(300, 0), list(uc3_music.TARGETS), task=uc3_music.TASK)
-    spec = parse_spec(uc3_music.CONSTRAINT, data.encoding)
+    spec = parse_spec(str(uc3_music.CASE.constraint_path), data.encoding)
 
     def fingerprint() -> str:
         trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(20, 10), epochs=2, batch_size=5))

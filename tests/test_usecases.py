@@ -14,6 +14,7 @@ from deepsade import usecases
 from deepsade.usecases import toy, uc1_expenses, uc2_loan, uc3_music, uc4_digits, uc5_sushi
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "deepsade"  # the use cases name their rule files relative to the package
 DATA_DIR = usecases.default_data_dir()
 SMALL = {"UC1": 300, "UC2": 200, "UC3": 200, "UC4": 100, "UC5": 300, "TOY_REG": 100, "TOY_BIN": 100}
 CASES = sorted(usecases.ALL_CASES)
@@ -108,7 +109,7 @@ def test_registry_and_get() -> None:
 def test_module_attributes(name: str) -> None:
     case = usecases.get(name)
     assert case.name == name
-    assert (REPO / case.constraint).is_file()
+    assert (PACKAGE / case.constraint).is_file()
     assert case.task in {"regression", "binary", "multiclass", "multilabel"}
     assert (case.positive is not None) == (case.task == "binary")
     required = {"hidden", "epochs", "batch_size", "lr", "max_step", "margins", "baseline_epochs"}
@@ -254,7 +255,7 @@ def test_uc2_inject_violations_breaks_the_rule() -> None:
     assert (injected.loc[changed, "Loan_Status"] == "Y").all() and uc2_loan.premise(injected[changed]).all()
     pd.testing.assert_frame_equal(injected.drop(columns="Loan_Status"), clean.drop(columns="Loan_Status"))
     assert injected.equals(uc2_loan.inject_violations(clean, n=40, seed=1))
-    path = REPO / uc2_loan.CONSTRAINT
+    path = PACKAGE / uc2_loan.CONSTRAINT
     for _, row in injected[changed].head(5).iterrows():
         values = {
             "ApplicantIncome": row["ApplicantIncome"],
@@ -272,7 +273,7 @@ def test_uc3_inject_violations_breaks_the_rule() -> None:
     assert changed.sum() == 40
     assert (injected.loc[changed, "Beatles"] == 1).all()
     assert injected.loc[changed, "genre"].isin(["jazz", "classical", "hiphop"]).all()
-    path = REPO / uc3_music.CONSTRAINT
+    path = PACKAGE / uc3_music.CONSTRAINT
     for _, row in injected[changed].head(5).iterrows():
         values = {f"genre={c}": 1.0 if row["genre"] == c else -1.0 for c in uc3_music.CLASSES}
         assert not holds(path, {**values, "Beatles": 1.0})
@@ -284,7 +285,7 @@ def test_uc3_inject_violations_breaks_the_rule() -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_constraint_file_parses_and_names_match_columns(name: str) -> None:
     case = usecases.get(name)
-    path = REPO / case.constraint
+    path = PACKAGE / case.constraint
     text = path.read_text()
     assert text.lstrip().startswith(";"), "each file starts with a comment block"
     assert set(top_level_commands(text)) <= ALLOWED_COMMANDS
@@ -303,7 +304,7 @@ def test_constraint_file_parses_and_names_match_columns(name: str) -> None:
 
 def test_constraints_say_what_they_mean() -> None:
     """Spot checks that each file encodes its rule (perfect-model scores: +1 positive, -1 negative)."""
-    root = REPO / "constraints"
+    root = PACKAGE / "constraints"
     uc1 = {
         "Total Household Income": 100.0,
         "All_Food_Expenses": 50.0,
@@ -344,13 +345,13 @@ def test_uc4_and_uc5_generated_labels_against_constraints() -> None:
     """UC4 data breaks its rule in some rows (as the paper's did); UC5 true orders always satisfy theirs."""
     frame = uc4_digits.generate(300, seed=0)
     sums = frame[uc4_digits.TARGETS].to_numpy() @ np.arange(10)
-    path4 = REPO / uc4_digits.CONSTRAINT
+    path4 = PACKAGE / uc4_digits.CONSTRAINT
     for row, total in zip(frame[uc4_digits.TARGETS].to_numpy()[:20], sums[:20], strict=True):
         assert holds(path4, dict(zip(uc4_digits.TARGETS, signed(row), strict=True))) == (total > 10)
     assert 0.02 < (sums <= 10).mean() < 0.5
     sushi = uc5_sushi.generate(20, seed=0)
     for row in sushi[uc5_sushi.TARGETS].to_numpy():
-        assert holds(REPO / uc5_sushi.CONSTRAINT, dict(zip(uc5_sushi.TARGETS, signed(row), strict=True)))
+        assert holds(PACKAGE / uc5_sushi.CONSTRAINT, dict(zip(uc5_sushi.TARGETS, signed(row), strict=True)))
 
 
 # ----------------------------------------------------------------------------- real data

@@ -14,6 +14,7 @@ import click
 
 from deepsade.data import IMPUTE_CHOICES, TASKS
 from deepsade.errors import UserInputError
+from deepsade.extras import install_hint
 from deepsade.methods import method_names
 
 
@@ -32,6 +33,11 @@ def user_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except UserInputError as exc:
             raise UsageError(str(exc)) from None
+        except ModuleNotFoundError as exc:  # an optional extra that is not installed: say which one
+            hint = install_hint(exc.name or "")
+            if hint is None:
+                raise
+            raise UsageError(hint) from None
         except PermissionError as exc:
             raise UsageError(f"permission denied: {exc.filename or exc}") from None
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError) as exc:

@@ -9,10 +9,7 @@ from pathlib import Path
 import click
 
 from deepsade.artifact import check_writable
-from deepsade.checkpoint import CheckpointPolicy, TrainingInterrupted
-from deepsade.checkpoint import default_directory as default_checkpoint_dir
-from deepsade.checkpoint import exists as checkpoint_exists
-from deepsade.checkpoint import remove as remove_checkpoint
+from deepsade.checkpoint import TrainingInterrupted
 from deepsade.cli.common import (
     MethodChoice,
     UsageError,
@@ -23,10 +20,9 @@ from deepsade.cli.common import (
 )
 from deepsade.cli.model import print_certificate
 from deepsade.data import read_csv
-from deepsade.encode import STRATEGIES
-from deepsade.errors import UserInputError
-from deepsade.estimator import DeepSaDe
+from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
 from deepsade.methods import get_method
+from deepsade.training.lifecycle import checkpoint_directory
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -77,25 +73,6 @@ class _Progress:
             self.bar.close()
 
 
-def _checkpoint_dir(method: str, out_dir: str, every: str, resume_dir: str | None) -> Path | None:
-    """Where this run keeps its checkpoint; refuses to start over an interrupted run's checkpoint."""
-    CheckpointPolicy.parse(every)  # a bad value fails before the data is read
-    check_writable(out_dir)
-    if method != "deepsade":
-        if resume_dir is not None:
-            raise UsageError(f"--resume works with --method deepsade only (got {method})")
-        return None
-    if resume_dir is not None:
-        if not checkpoint_exists(resume_dir):
-            raise UsageError(f"no checkpoint to resume in {resume_dir} (it has no checkpoint.json)")
-        return Path(resume_dir)
-    directory = default_checkpoint_dir(out_dir)
-    if checkpoint_exists(directory):
-        raise UsageError(f"{directory} holds the checkpoint of an interrupted run: continue it with --resume "
-                         f"{directory}, or delete it to start over")
-    return directory
-
-
 @click.command("train")
 @click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
 @click.option("--constraint", required=True, type=click.Path(dir_okay=False), help="SMT-LIB constraint file.")
@@ -119,9 +96,9 @@ def _checkpoint_dir(method: str, out_dir: str, every: str, resume_dir: str | Non
               help="When the line search fails, project the gradient step onto the constraint (an LP for "
                    "linear asserts whose premises bound single inputs, a closed form for sign patterns) before "
                    "MaxSMT; always re-checked exactly.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+@click.option("--strategy", type=click.Choice(strategy_choices()), default="auto", show_default=True,
               help="How the constraint is translated to the last layer.")
-@click.option("--maxsmt", type=click.Choice(["fu-malik", "z3-opt"]), default="fu-malik", show_default=True,
+@click.option("--maxsmt", type=click.Choice(maxsmt_choices()), default="fu-malik", show_default=True,
               help="MaxSMT algorithm of the last-layer step: Fu-Malik cores over z3, or z3's Optimize.")
 @click.option("--solver-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds per solver call.")
@@ -149,16 +126,19 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
         raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
                          "replace it with --force")
-    checkpoint_dir = _checkpoint_dir(method, out_dir, checkpoint_every, resume_dir)
+    # fail before the data is read: an unwritable --out, a bad --checkpoint-every, a stale checkpoint
+    check_writable(out_dir)
+    checkpoint_directory(out_dir, resume_dir, checkpoint_every, method)
     frame = read_csv(data_file)
+    # the estimator runs the checkpoint lifecycle of deepsade.training.lifecycle: train, write --out, then
+    # remove the checkpoint once the written model is certified (kept when writing fails)
     estimator = DeepSaDe(constraint, list(targets), features=parse_features(features), task=task, positive=positive,
-                         impute=impute, domain_file=domain_file, method=method, hidden=_ints(hidden, "--hidden"),
+                         impute=impute, domain=domain_file, method=method, hidden=_ints(hidden, "--hidden"),
                          epochs=epochs, batch_size=batch_size, lr=lr, max_step=max_step,
                          margins=_floats(margins, "--margins"), line_search_steps=line_search_steps,
                          projection=projection, strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
-                         output_margin=output_margin, val_fraction=val_fraction, seed=seed,
-                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                         resume=resume_dir is not None)
+                         margin=output_margin, val_fraction=val_fraction, seed=seed, out=out_dir,
+                         checkpoint_every=checkpoint_every, resume=resume_dir if resume_dir is not None else False)
     progress = _Progress(None, quiet)
     estimator.progress = None if quiet else progress  # None silences every method, baselines included
     try:
@@ -184,19 +164,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
     for note in art.training.get("notes", []):
         click.echo(f"note: {note}", err=True)
-    try:
-        estimator.save(out_dir)
-    except UserInputError as exc:
-        if checkpoint_dir is not None and checkpoint_exists(checkpoint_dir):
-            raise UsageError(f"{exc}; the trained state is kept in {checkpoint_dir}: once this is fixed, run the same "
-                             f"command with --resume {checkpoint_dir}") from None
-        raise
     click.echo(f"model written to {out_dir}")
-    if checkpoint_dir is not None:
-        if art.certificate.get("verdict") == "certified":
-            remove_checkpoint(checkpoint_dir)
-        else:  # e.g. the check was cut short: --resume repeats it without training again
-            click.echo(f"checkpoint kept in {checkpoint_dir}", err=True)
+    if estimator.checkpoint_kept_ is not None:  # e.g. the check was cut short: --resume repeats it, no training
+        click.echo(f"checkpoint kept in {estimator.checkpoint_kept_}", err=True)
     print_certificate(art.certificate)
     if get_method(method).certifies and art.certificate.get("verdict") != "certified":
         raise UsageError("training finished but the certificate did not confirm the constraint; see above")

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 DATA_ENV = "DEEPSADE_DATA"
-REPO = Path(__file__).resolve().parents[2]  # the checkout: rule files are named relative to it
+REPO = Path(__file__).resolve().parents[2]  # the checkout (from a wheel: the folder above site-packages)
 
 
 def default_data_dir() -> Path | None:

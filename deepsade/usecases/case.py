@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from ._common import REPO
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class UseCase:
     """What a use case is: its data, its rule, how the paper trained on it and what the paper measured."""
 
     name: str
-    constraint: str  # SMT-LIB rule file, relative to the repository root
+    constraint: str  # SMT-LIB rule file, relative to the deepsade package (shipped as package data)
     targets: tuple[str, ...]
     task: str
     positive: str | None
@@ -47,5 +46,5 @@ class UseCase:
 
     @property
     def constraint_path(self) -> Path:
-        """The rule file inside this checkout."""
-        return REPO / self.constraint
+        """The rule file, found through the installed package (a checkout or a wheel alike)."""
+        return Path(str(resources.files("deepsade").joinpath(self.constraint)))
