@@ -157,3 +157,15 @@ register(Method("sbr", "data loss + lambda x (1 - fuzzy truth of the rule)", cer
                 train=train_penalty_baseline))
 register(Method("sl", "data loss + lambda x semantic loss over the label events", certifies=False,
                 train=train_penalty_baseline))
+
+
+def train_constructed(job: TrainingJob) -> ModelArtifact:
+    """A guarantee by construction (``deepsade.constructions``): the method's name picks the construction."""
+    from deepsade.constructions.train import train_construction
+
+    return train_construction(job)
+
+
+# --- constructions (deepsade.constructions): one line per method ---
+register(Method("hardnet", "certified by construction: HardNet-Aff enforcement layer (constant A, bounds affine in "
+                "the inputs; clamps as the special case), exact certificate", certifies=True, train=train_constructed))

@@ -1,0 +1,24 @@
+"""Which construction a method name trains (the registry in ``deepsade.methods`` points here)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepsade.errors import UserInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepsade.artifact import ModelArtifact
+    from deepsade.methods import TrainingJob
+
+
+def train_construction(job: TrainingJob) -> ModelArtifact:
+    """Train the construction named by ``job.method`` (hardnet, hcr)."""
+    if job.method == "hardnet":
+        from deepsade.constructions.hardnet import train_hardnet
+
+        return train_hardnet(job)
+    if job.method == "hcr":
+        from deepsade.constructions.hcr import train_hcr
+
+        return train_hcr(job)
+    raise UserInputError(f"no construction is called {job.method!r}")
