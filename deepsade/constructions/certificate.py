@@ -115,7 +115,14 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
                         timeout_s: float | None = 60.0) -> dict[str, Any]:
     """Exactly check every assert over the domain for a network with an enforcement layer; returns the
     certificate dict in DeepSaDe's format (verdict, per-assert results, bound components and digest)."""
-    from deepsade.certify import CERTIFIED, NOT_CERTIFIED, VIOLATED, bound_components, digest_of, float32_error_bound
+    from deepsade.certify import (
+        CERTIFIED,
+        NOT_CERTIFIED,
+        VIOLATED,
+        bound_components,
+        digest_of,
+        float32_error_bound,
+    )
 
     start = time.perf_counter()
     base: dict[str, Any] = {
