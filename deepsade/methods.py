@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 # Which settings a method reads, in the estimator and in the experiments:
 DEEPSADE = "deepsade"  # the certified trainer: epochs, solver timeout, checkpoints; per-epoch solver counters
 BASELINE = "baseline"  # trained without guarantee: baseline epochs, a lambda grid (options such as on_grid)
-FAMILIES = (DEEPSADE, BASELINE)
+CONSTRUCTION = "construction"  # guaranteed by an output layer (deepsade.constructions); reads the baseline settings
+FAMILIES = (DEEPSADE, BASELINE, CONSTRUCTION)
 
 
 @dataclass
@@ -168,4 +169,5 @@ def train_constructed(job: TrainingJob) -> ModelArtifact:
 
 # --- constructions (deepsade.constructions): one line per method ---
 register(Method("hardnet", "certified by construction: HardNet-Aff enforcement layer (constant A, bounds affine in "
-                "the inputs; clamps as the special case), exact certificate", certifies=True, train=train_constructed))
+                "the inputs; clamps as the special case), exact certificate", certifies=True, train=train_constructed,
+                family=CONSTRUCTION))
