@@ -63,12 +63,6 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                   timeout_s: float | None = 60.0) -> dict[str, Any]:
     """Exactly re-check every assert over the domain for these weights; returns the certificate dict
     (verdict, per-assert results, and the digest that binds everything the claim depends on)."""
-    # --- constructions: a network with an enforcement layer has its own exact check ---
-    if hasattr(model, "plain_layers"):
-        from deepsade.constructions.certificate import certify_constructed
-
-        return certify_constructed(model, spec, encoding, domain, margin, timeout_s)
-    # --- end constructions ---
     start = time.perf_counter()
     base = {"margin": margin, "method": "exact rational interval bounds + z3 QF_LRA search per assert",
             "domain_source": domain.source, "weights_sha256": weights_sha256(model),
@@ -79,6 +73,13 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                 "reason": f"the network's skip features {model.mapped_features.tolist()} differ from the "
                           f"features the constraint mentions {list(spec.mapped_features)}",
                 "asserts": [], "seconds": round(time.perf_counter() - start, 4)}
+    # --- constructions: a network with an enforcement layer has its own exact check ---
+    if hasattr(model, "plain_layers"):
+        from deepsade.constructions.certificate import certify_constructed
+
+        return certify_constructed(model, spec, encoding, domain, margin, timeout_s, base=base, started=start,
+                                   base_output_error=float32_error_bound(model, encoding, domain))
+    # --- end constructions ---
     low, high = domain.scaled_exact(encoding)
     rounding = float32_error_bound(model, encoding, domain)
     base["float32_error_bound"] = rounding

@@ -53,12 +53,6 @@ class SkipMLP(nn.Module):
 
     @classmethod
     def from_architecture(cls, arch: dict) -> SkipMLP:
-        # --- constructions: a network with an enforcement layer (deepsade.constructions) ---
-        if cls is SkipMLP and arch.get("enforcement") is not None:
-            from deepsade.constructions.enforced import network_from_architecture
-
-            return network_from_architecture(arch)
-        # --- end constructions ---
         return cls(arch["n_inputs"], arch["hidden"], arch["n_outputs"], arch["mapped_features"])
 
     def hidden_parameters(self) -> list[nn.Parameter]:

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 import z3
 
-from deepsade.artifact import weights_sha256
 from deepsade.bounds import exact_latent_box
 from deepsade.boxes import max_over_box, min_over_box
 from deepsade.data import Domain, Encoding
 from deepsade.numbers import z3_rational
 from deepsade.spec import Spec, input_var, output_var
 
+# The verdicts of deepsade.certify.Verdict, by value (that module imports this one).
+CERTIFIED, NOT_CERTIFIED, VIOLATED = "certified", "not certified", "violated"
 _U32 = 2.0 ** -24
 _U64 = 2.0 ** -53
 _RANDOM_CANDIDATES = 256
@@ -112,43 +113,25 @@ def _input_error(encoding: Encoding, domain: Domain) -> tuple[np.ndarray, np.nda
 
 
 def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, margin: float,
-                        timeout_s: float | None = 60.0) -> dict[str, Any]:
+                        timeout_s: float | None, base: dict[str, Any], started: float,
+                        base_output_error: float) -> dict[str, Any]:
     """Exactly check every assert over the domain for a network with an enforcement layer; returns the
-    certificate dict in DeepSaDe's format (verdict, per-assert results, bound components and digest)."""
-    from deepsade.certify import (
-        CERTIFIED,
-        NOT_CERTIFIED,
-        VIOLATED,
-        bound_components,
-        digest_of,
-        float32_error_bound,
-    )
-
-    start = time.perf_counter()
-    base: dict[str, Any] = {
-        "margin": margin,
-        "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert through the "
-                  "enforcement layer (ReLUs exact)",
-        "domain_source": domain.source, "weights_sha256": weights_sha256(model),
-        "bound": bound_components(model, encoding, domain, spec.source.text, margin),
-        "construction": {"kind": model.kind, "upper_rows": int(model.upper_const.shape[0]),
-                         "lower_rows": int(model.lower_const.shape[0]),
-                         "by_construction": [],  # every part of the claim is checked below
-                         "checked": "the rule, for every output the enforcement layer can produce from base "
-                                    "outputs in their exact interval box and mapped inputs in the domain box"},
-    }
-    base["digest"] = digest_of(base["bound"])
-    if list(model.mapped_features.tolist()) != list(spec.mapped_features):
-        return {"verdict": NOT_CERTIFIED, **base,
-                "reason": f"the network's skip features {model.mapped_features.tolist()} differ from the "
-                          f"features the constraint mentions {list(spec.mapped_features)}",
-                "asserts": [], "seconds": round(time.perf_counter() - start, 4)}
+    certificate dict in DeepSaDe's format. ``base`` holds what ``deepsade.certify.certify_model`` binds for
+    every model (margin, hashes, digest); ``base_output_error`` is its float32 error bound of the base output."""
+    start = started
+    base = {**base, "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert "
+                              "through the enforcement layer (ReLUs exact)",
+            "construction": {"kind": model.kind, "upper_rows": int(model.upper_const.shape[0]),
+                             "lower_rows": int(model.lower_const.shape[0]),
+                             "by_construction": [],  # every part of the claim is checked below
+                             "checked": "the rule, for every output the enforcement layer can produce from base "
+                                        "outputs in their exact interval box and mapped inputs in the domain box"}}
     low, high = domain.scaled_exact(encoding)
     f_low, f_high = base_output_box(model, low, high)
     x_size, x_error = _input_error(encoding, domain)
     mapped = model.mapped_features.numpy()
     f_size = np.array([float(max(abs(a), abs(b))) for a, b in zip(f_low, f_high, strict=True)]) * (1 + 1e-9)
-    rounding = enforcement_error_bound(model, float32_error_bound(model, encoding, domain), f_size,
+    rounding = enforcement_error_bound(model, base_output_error, f_size,
                                        x_size[mapped], x_error[mapped])
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
@@ -200,7 +183,6 @@ def find_violation(model, spec: Spec, encoding: Encoding, low: list[Fraction], h
                    assert_index: int, hint: dict[int, Fraction] | None = None, seed: int = 0) -> dict[str, float] | None:
     """A domain input at which the enforced network, evaluated exactly (plain ReLU form), breaks the assert;
     raw units, or None when no candidate does (which proves nothing)."""
-    from deepsade.certify import breaks_exactly
     from deepsade.verification.network import NetworkWeights
 
     plain = NetworkWeights.from_model(model)
@@ -219,6 +201,14 @@ def find_violation(model, spec: Spec, encoding: Encoding, low: list[Fraction], h
     affine = encoding.input_affine()
     for i in dict.fromkeys(order):
         exact_input = [Fraction(float(v)) for v in points[i]]
-        if breaks_exactly(spec, assert_index, exact_input, plain.forward_exact(exact_input)):
+        if _breaks_exactly(spec, assert_index, exact_input, plain.forward_exact(exact_input)):
             return {encoding.input_names[j]: float(off + scale * exact_input[j]) for j, (off, scale) in enumerate(affine)}
     return None
+
+
+def _breaks_exactly(spec: Spec, assert_index: int, scaled_input: list[Fraction], outputs: list[Fraction]) -> bool:
+    """Whether the assert is false at this input and these outputs, decided exactly by z3 (no margin)."""
+    a = spec.asserts[assert_index]
+    pairs = [(input_var(j), z3_rational(scaled_input[j])) for j in a.inputs]
+    pairs += [(output_var(k), z3_rational(outputs[k])) for k in a.outputs]
+    return z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs)))

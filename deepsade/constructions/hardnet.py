@@ -12,7 +12,7 @@ import copy
 import time
 from dataclasses import asdict
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +24,6 @@ from deepsade.losses import data_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepsade.artifact import ModelArtifact
-    from deepsade.methods import TrainingJob
 
 MIXED_NOT_SUPPORTED = ("mixing a construction for some asserts with DeepSaDe for the rest is not supported: use "
                        "--method deepsade for this rule file")
@@ -33,7 +32,7 @@ MIXED_NOT_SUPPORTED = ("mixing a construction for some asserts with DeepSaDe for
 SLACK_FACTOR = 2.0
 
 
-def build_enforced(job: TrainingJob) -> tuple[EnforcedMLP, AffineRule]:
+def build_enforced(job: Any) -> tuple[EnforcedMLP, AffineRule]:
     """The untrained network with its enforcement layer compiled from the rule; exit-2 reasons otherwise."""
     spec, train, settings = job.spec, job.train, job.settings
     low, high = train.domain.scaled_exact(train.encoding)
@@ -56,7 +55,7 @@ def _loss(task: str, model: torch.nn.Module, inputs: torch.Tensor, targets: torc
         return float(data_loss(task, model(inputs), targets))
 
 
-def train_hardnet(job: TrainingJob) -> ModelArtifact:
+def train_hardnet(job: Any) -> ModelArtifact:
     """HardNet-Aff: train through the enforcement layer, then certify the stored float32 network exactly."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
