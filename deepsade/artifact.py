@@ -155,8 +155,19 @@ def load(directory: str | Path) -> ModelArtifact:
         raise UserInputError(f"{directory / MODEL_FILE} is damaged: {type(exc).__name__} {exc}") from None
 
 
+def _network(architecture: dict) -> SkipMLP:
+    """The network an architecture describes (a constructed one when it names an enforcement layer)."""
+    # --- constructions (deepsade.constructions) ---
+    if isinstance(architecture, dict) and architecture.get("enforcement") is not None:
+        from deepsade.constructions.enforced import network_from_architecture
+
+        return network_from_architecture(architecture)
+    # --- end constructions ---
+    return SkipMLP.from_architecture(architecture)
+
+
 def _from_metadata(directory: Path, meta: dict[str, Any]) -> ModelArtifact:
-    model = SkipMLP.from_architecture(meta["architecture"])
+    model = _network(meta["architecture"])
     try:
         tensors = load_file(str(directory / WEIGHTS_FILE))
     except Exception as exc:  # safetensors raises its own error types for damaged files

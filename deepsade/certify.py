@@ -74,6 +74,13 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                 "reason": f"the network's skip features {model.mapped_features.tolist()} differ from the "
                           f"features the constraint mentions {list(spec.mapped_features)}",
                 "asserts": [], "seconds": round(time.perf_counter() - start, 4)}
+    # --- constructions: a network with an enforcement layer has its own exact check ---
+    if hasattr(model, "plain_layers"):
+        from deepsade.constructions.certificate import certify_constructed
+
+        return certify_constructed(model, spec, encoding, domain, margin, timeout_s, base=base, started=start,
+                                   base_output_error=float32_error_bound(model, encoding, domain))
+    # --- end constructions ---
     low, high = domain.scaled_exact(encoding)
     rounding = float32_error_bound(model, encoding, domain)
     base["float32_error_bound"] = rounding

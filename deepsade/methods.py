@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 # Which settings a method reads, in the estimator and in the experiments:
 DEEPSADE = "deepsade"  # the certified trainer: epochs, solver timeout, checkpoints; per-epoch solver counters
 BASELINE = "baseline"  # trained without guarantee: baseline epochs, a lambda grid (options such as on_grid)
-FAMILIES = (DEEPSADE, BASELINE)
+CONSTRUCTION = "construction"  # guaranteed by an output layer (deepsade.constructions); reads the baseline settings
+FAMILIES = (DEEPSADE, BASELINE, CONSTRUCTION)
 
 
 @dataclass
@@ -157,3 +158,16 @@ register(Method("sbr", "data loss + lambda x (1 - fuzzy truth of the rule)", cer
                 train=train_penalty_baseline))
 register(Method("sl", "data loss + lambda x semantic loss over the label events", certifies=False,
                 train=train_penalty_baseline))
+
+
+def train_constructed(job: TrainingJob) -> ModelArtifact:
+    """A guarantee by construction (``deepsade.constructions``): the method's name picks the construction."""
+    from deepsade.constructions.train import train_construction
+
+    return train_construction(job)
+
+
+# --- constructions (deepsade.constructions): one line per method ---
+register(Method("hardnet", "certified by construction: HardNet-Aff enforcement layer (constant A, bounds affine in "
+                "the inputs; clamps as the special case), exact certificate", certifies=True, train=train_constructed,
+                family=CONSTRUCTION))

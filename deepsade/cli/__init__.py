@@ -23,6 +23,8 @@ class LazyCommand(NamedTuple):
 
 COMMANDS: dict[str, LazyCommand] = {
     "adi": LazyCommand("deepsade.cli.verify:adi", "Adversity Index of the model in MODEL_DIR on the rows of DATA.csv."),
+    "advise": LazyCommand("deepsade.cli.advise:advise", "List which methods can guarantee the rules in RULES.smt2 on "
+                          "DATA.csv, with the reason for each."),
     "certify": LazyCommand("deepsade.cli.model:certify", "Re-check MODEL_DIR from first principles; exit 1 on any "
                            "difference, on a failed check or a violation."),
     "check": LazyCommand("deepsade.cli.check:check", "Parse CONSTRAINT against DATA.csv and report bindings, domain, "

@@ -34,6 +34,11 @@ class NetworkWeights:
         """Copy the weights of ``model`` (float32 values, held exactly in float64)."""
         def arr(t: Any) -> np.ndarray:
             return t.detach().cpu().float().numpy().astype(np.float64)
+        # --- constructions: an enforcement layer is verified as the plain ReLU network it equals ---
+        if hasattr(model, "plain_layers"):
+            hidden, last_weight, last_bias, mapped = model.plain_layers()
+            return cls(hidden=hidden, last_weight=last_weight, last_bias=last_bias, mapped=mapped)
+        # --- end constructions ---
         return cls(hidden=[(arr(layer.weight), arr(layer.bias)) for layer in model.hidden],
                    last_weight=arr(model.last.weight), last_bias=arr(model.last.bias),
                    mapped=model.mapped_features.detach().cpu().numpy().astype(np.int64))

@@ -1,0 +1,46 @@
+"""``deepsade advise``: which methods can guarantee the rules of a file on this data, and why not."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from deepsade.cli.common import data_options, parse_features, user_errors
+
+
+@click.command("advise")
+@click.argument("constraint", metavar="RULES.smt2", type=click.Path(dir_okay=False))
+@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (one object per method).")
+@user_errors
+def advise(constraint, data_file, targets, features, task, positive, impute, domain_file, as_json) -> None:
+    """List which methods can guarantee the rules in RULES.smt2 on DATA.csv, with the reason for each.
+
+    Guarantee means: every input of the domain box satisfies every assert. Methods that build the rule
+    into the network (HardNet-Aff, HCR) say whether the rule fits them; DeepSaDe takes any rule z3
+    decides; the baselines give no guarantee.
+    """
+    from deepsade.constructions.advise import advise as advise_methods
+    from deepsade.data import prepare, read_csv
+    from deepsade.smtlib import read_constraint_file
+    from deepsade.spec import parse_spec
+
+    source = read_constraint_file(constraint)
+    data = prepare(read_csv(data_file), list(targets), parse_features(features), task, positive, impute, domain_file)
+    spec = parse_spec(source, data.encoding)
+    answers = advise_methods(spec, data.encoding, data.domain)
+    if as_json:
+        click.echo(json.dumps([{"method": a.method, "guarantees": a.guarantees, "reason": a.reason} for a in answers],
+                              indent=1))
+        return
+    width = max(len(a.method) for a in answers)
+    click.echo(f"{len(spec.asserts)} assert(s), {len(spec.output_names)} output(s), task {data.encoding.task}")
+    for title, group in (("can guarantee the rule", [a for a in answers if a.guarantees]),
+                         ("cannot guarantee it", [a for a in answers if not a.guarantees])):
+        click.echo(f"{title}:")
+        for a in group or []:
+            click.echo(f"  {a.method:<{width}}  {a.reason}")
+        if not group:
+            click.echo("  (none)")

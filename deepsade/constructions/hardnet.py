@@ -1,0 +1,106 @@
+"""Training HardNet-Aff: the base network and its enforcement layer, end to end, then the exact certificate.
+
+The enforcement layer is compiled from the rule (``recognise.compile_affine_rule``) and fixed; the base
+network (the same ``SkipMLP`` as DeepSaDe's, same hidden sizes and skip features) is trained with plain
+mini-batch SGD on the data loss of the *enforced* output, keeping the epoch with the lowest validation
+loss. Every output the network can produce satisfies the rule, so no solver runs during training.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from deepsade.constructions.enforced import EnforcedMLP
+from deepsade.constructions.recognise import HARDNET, AffineRule, NoRoom, NotApplicable, compile_affine_rule
+from deepsade.errors import UserInputError
+from deepsade.losses import data_loss
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepsade.artifact import ModelArtifact
+
+MIXED_NOT_SUPPORTED = ("mixing a construction for some asserts with DeepSaDe for the rest is not supported: use "
+                       "--method deepsade for this rule file")
+# Each bound is tightened by SLACK_FACTOR x margin x |row|_1, so an output moved by up to the margin still
+# satisfies the rule (the certificate checks exactly that); the factor 2 leaves room for float32 storage.
+SLACK_FACTOR = 2.0
+
+
+def build_enforced(job: Any) -> tuple[EnforcedMLP, AffineRule]:
+    """The untrained network with its enforcement layer compiled from the rule; exit-2 reasons otherwise."""
+    spec, train, settings = job.spec, job.train, job.settings
+    low, high = train.domain.scaled_exact(train.encoding)
+    slack = SLACK_FACTOR * settings.output_margin
+    try:
+        rule = compile_affine_rule(spec, low, high, HARDNET, tightening=Fraction(slack))
+    except NoRoom:
+        raise
+    except NotApplicable as exc:
+        raise NotApplicable(f"{exc}; {MIXED_NOT_SUPPORTED}") from None
+    torch.manual_seed(settings.seed)
+    model = EnforcedMLP(len(spec.input_names), settings.hidden, len(spec.output_names), spec.mapped_features,
+                        sum(r.upper is not None for r in rule.rows), sum(r.lower is not None for r in rule.rows))
+    model.set_rule(rule, slack)
+    return model, rule
+
+
+def _loss(task: str, model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(data_loss(task, model(inputs), targets))
+
+
+def train_hardnet(job: Any) -> ModelArtifact:
+    """HardNet-Aff: train through the enforcement layer, then certify the stored float32 network exactly."""
+    from deepsade import artifact as artifact_io
+    from deepsade.certify import certify_model
+
+    spec, train, val, settings = job.spec, job.train, job.val, job.settings
+    start = time.perf_counter()
+    model, rule = build_enforced(job)
+    task = train.encoding.task
+    x = torch.as_tensor(train.inputs, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(train.targets))
+    if not torch.isfinite(x).all():
+        raise UserInputError("the training inputs hold values that are not finite")
+    selection = val if val is not None else train
+    val_x = torch.as_tensor(selection.inputs, dtype=torch.float32)
+    val_y = torch.as_tensor(np.asarray(selection.targets))
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
+    generator = torch.Generator().manual_seed(settings.seed)
+    best_loss, best_state, best_epoch = _loss(task, model, val_x, val_y), copy.deepcopy(model.state_dict()), 0
+    history = []
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for begin in range(0, len(x), settings.batch_size):
+            rows = order[begin:begin + settings.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = data_loss(task, model(x[rows]), y[rows])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+        val_loss = _loss(task, model, val_x, val_y)
+        history.append({"epoch": epoch, "train_loss": total / max(len(x), 1), "val_loss": val_loss,
+                        "seconds": round(time.perf_counter() - t0, 4)})
+        if np.isfinite(val_loss) and val_loss < best_loss:
+            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - start
+    certificate = certify_model(model, spec, train.encoding, train.domain, settings.output_margin)
+    certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
+    training = asdict(settings)
+    training.update({"method": job.method, "seconds": round(seconds, 3), "best_epoch": best_epoch,
+                     "optimizer": "SGD", "construction": rule.describe(), "slack_factor": SLACK_FACTOR,
+                     "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
+    if spec.notes:
+        training["notes"] = list(spec.notes)
+    return artifact_io.ModelArtifact(model=model, encoding=train.encoding, domain=train.domain,
+                                     constraint_text=job.constraint_text, method=job.method, training=training,
+                                     history=history, certificate=certificate)

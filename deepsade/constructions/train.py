@@ -1,0 +1,19 @@
+"""Which construction a method name trains (the registry in ``deepsade.methods`` points here)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deepsade.errors import UserInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepsade.artifact import ModelArtifact
+
+
+def train_construction(job: Any) -> ModelArtifact:
+    """Train the construction named by ``job.method`` (hardnet; HCR is recognised by ``advise`` but not trained yet); ``job`` is a ``deepsade.methods.TrainingJob``."""
+    if job.method == "hardnet":
+        from deepsade.constructions.hardnet import train_hardnet
+
+        return train_hardnet(job)
+    raise UserInputError(f"no construction is called {job.method!r}")
