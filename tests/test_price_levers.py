@@ -3,7 +3,6 @@ refit. Each test fails when its mechanism is removed; the gated model goes end t
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction as F
 
 import numpy as np
@@ -94,7 +93,7 @@ def test_refit_lifts_the_stalled_binary_case():
     """Projected steps alone stall near 'always positive'; the convex refit finds the good certified layer."""
     _, _, paper_loss, paper_accuracy = _train(paper=True)
     _, result, loss, accuracy = _train(region_boxes=False, premise_gates=False)
-    assert any("refit at initialisation: accepted" in note for note in result.notes)
+    assert any("refit at initialisation: accepted" in line for line in result.mechanisms)
     assert accuracy >= 0.95 and accuracy > paper_accuracy + 0.2
     assert loss < paper_loss / 2
 
@@ -132,8 +131,9 @@ def test_gated_model_end_to_end(tmp_path):
                       "--hidden", "8,6", "--epochs", "2", "--batch-size", "10", "--out", str(out), "--quiet")
     assert trained.returncode == 0, trained.stderr
     assert "CERTIFIED" in trained.stdout
-    model_json = json.loads((out / "model.json").read_text())
-    assert any("premise gates" in note for note in model_json["training"].get("notes", []))
+    stored_hidden = [v.shape[0] for k, v in load_file(str(out / "weights.safetensors")).items()
+                     if k.startswith("hidden.") and k.endswith(".weight")]
+    assert stored_hidden == [9, 7]  # one gate: one side unit in the first layer, the gate in the second
     assert run_cli("predict", str(out), str(csv), "--out", str(tmp_path / "p.csv")).returncode == 0
     assert run_cli("certify", str(out)).returncode == 0
     verified = run_cli("verify", str(out))

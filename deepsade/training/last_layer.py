@@ -206,7 +206,7 @@ class LastLayerStep:
         hidden layers (``LastLayerRefit``)."""
         self.first_feasible()
         if self.settings.uses_refit:
-            self.notes.append(self.refit_note("at initialisation", self.refit_last_layer()))
+            self.mechanisms.append(self.refit_note("at initialisation", self.refit_last_layer()))
 
     def first_feasible(self) -> None:
         """Keep He-initialised weights if they already satisfy the constraint, else project them onto it (polyhedral

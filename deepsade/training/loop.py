@@ -55,6 +55,7 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         self.model = SkipMLP(len(enc.input_names), settings.hidden, len(enc.output_names), spec.mapped_features)
         self.domain_low, self.domain_high = train.domain.scaled(enc)
         self.notes: list[str] = []
+        self.mechanisms: list[str] = []
         self.regions = input_regions(spec, self.domain_low, self.domain_high)
         self.gate_layout = self._add_premise_gates()
         self.layout = LatentLayout(self.model.hidden_sizes[-1], tuple(spec.mapped_features), len(enc.output_names))
@@ -75,12 +76,12 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         narrowing = [r for r in self.regions.values() if r.restricts and not r.empty]
         if not self.settings.uses_gates(bool(narrowing)):
             if self.settings.premise_gates and narrowing and len(self.settings.hidden) < 2:
-                self.notes.append("premise gates skipped: they need at least two hidden layers")
+                self.mechanisms.append("premise gates skipped: they need at least two hidden layers")
             return None
         gates = plan_gates(narrowing, self.domain_low, self.domain_high)
         self.model, layout = with_gates(self.model, gates)
         freeze_gate_units(self.model, layout)
-        self.notes.append(f"premise gates: {layout.n_gates} gate unit(s) for asserts "
+        self.mechanisms.append(f"premise gates: {layout.n_gates} gate unit(s) for asserts "
                           f"{', '.join(str(i + 1) for g in gates for i in g.asserts)} (hidden sizes "
                           f"{layout.hidden_sizes}, the gate units frozen)")
         return layout
@@ -114,10 +115,10 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
             self._run(loop, val, interrupted, start)
         self.model.load_state_dict(loop.best_state)
         if self.settings.uses_refit:
-            self.notes.append(self.refit_note("of the final model", self.refit_final(val)))
+            self.mechanisms.append(self.refit_note("of the final model", self.refit_final(val)))
         seconds = loop.seconds + time.perf_counter() - start
         return TrainResult(self.model, loop.history, loop.best_epoch, seconds, loop.init_seconds, self.settings,
-                           self.notes)
+                           self.notes, list(self.mechanisms))
 
     def _run(self, loop: TrainState, val: TabularData | None, interrupted: checkpoint.InterruptFlag,
              start: float) -> None:

@@ -106,7 +106,7 @@ class LastLayerRefit:
         return outcome
 
     def refit_note(self, when: str, outcome: RefitOutcome) -> str:
-        """One line for the train result's notes."""
+        """One line for the train result's ``mechanisms``."""
         state = "accepted" if outcome.accepted else "skipped"
         losses = (f" (train loss {outcome.start_loss:.4g} -> {outcome.loss:.4g})"
                   if np.isfinite(outcome.loss) and np.isfinite(outcome.start_loss) else "")

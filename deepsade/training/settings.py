@@ -85,3 +85,6 @@ class TrainResult:
     init_seconds: float
     settings: TrainSettings
     notes: list[str] = field(default_factory=list)
+    # what the price-of-the-guarantee levers did (gates added, each refit accepted or skipped and why);
+    # kept apart from ``notes``, which the command line prints as warnings
+    mechanisms: list[str] = field(default_factory=list)
