@@ -1,6 +1,8 @@
 """The certificate: an exact re-check of stored float32 weights, independent of how they were trained.
 
-Steps: exact rational latent box from the domain box (``bounds.exact_latent_box``), then for every
+Steps: for every assert, an exact rational latent box (``bounds.exact_latent_box``) over the input
+region its premise implies (``regions.input_region``: the domain box cut by the premise's single-input
+bounds, derived from the rules and the domain, never read from the model directory), then for every
 assert an exact z3 search for a latent point and an output perturbation of at most ``margin`` where
 the premise holds and the conclusion fails. No such point for any assert: *certified*. A latent point
 is an over-approximation (the latent box holds points no input reaches), so a failed check alone says
@@ -37,6 +39,7 @@ from deepsade.errors import UserInputError
 from deepsade.network import SkipMLP
 from deepsade.numbers import z3_rational
 from deepsade.realisable import RealisableInputs
+from deepsade.regions import InputRegion, input_regions
 from deepsade.smtlib import read_constraint_text
 from deepsade.spec import Spec, input_var, output_var, parse_spec_text
 
@@ -89,16 +92,26 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                            f"network by up to {rounding:.3g} per output, more than the margin {margin:g}: predictions "
                            "within that distance of a rule's boundary are not covered (narrow the domain, or train "
                            "with a larger --margin)")
-    latent_low, latent_high = exact_latent_box(model, low, high)
     layout = LatentLayout(model.hidden_sizes[-1], tuple(spec.mapped_features), model.n_outputs)
     weights = model.last.weight.detach().float().numpy().astype(np.float64)
     biases = model.last.bias.detach().float().numpy().astype(np.float64)
     results = []
     verdict = CERTIFIED
+    regions = input_regions(spec, low, high)
+    latent_boxes: dict[tuple, tuple[list[Fraction], list[Fraction]]] = {}  # by input box: one propagation each
     for a in spec.asserts:
         t0 = time.perf_counter()
+        region = regions[a.index]
+        # the premise's input region (the domain cut by its single-input bounds) holds every input the assert
+        # constrains, so exact interval bounds over it are a sound latent box for this assert
+        own_low, own_high = (region.low, region.high) if region.restricts and not region.empty else (low, high)
+        key = (tuple(own_low), tuple(own_high))
+        if key not in latent_boxes:
+            latent_boxes[key] = exact_latent_box(model, own_low, own_high)
+        latent_low, latent_high = latent_boxes[key]
         found = find_counterexample(a, layout, weights, biases, latent_low, latent_high, Fraction(margin), timeout_s)
-        entry: dict[str, Any] = {"assert": a.index + 1, "text": " ".join(a.text.split())}
+        entry: dict[str, Any] = {"assert": a.index + 1, "text": " ".join(a.text.split()),
+                                 "input_region": _region_entry(region, encoding)}
         if found is None:
             entry["result"] = "holds"
         elif found == "unknown":
@@ -108,7 +121,8 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
             entry["result"] = "bound check failed"
             entry["latent_point"] = [float(v) for v in found.latent]
             entry["skip_inputs_raw"] = _skip_inputs_raw(found, layout, encoding)
-            violation = find_concrete_violation(model, spec, encoding, low, high, a.index, found, layout)
+            violation = find_concrete_violation(model, spec, encoding, list(own_low), list(own_high), a.index, found,
+                                                layout)
             if violation is not None:
                 entry["result"] = "violated"
                 entry["violating_input_raw"] = violation
@@ -118,6 +132,22 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - start, 4)}
+
+
+def _region_entry(region: InputRegion, encoding: Encoding) -> dict[str, Any]:
+    """Which input box the assert was checked over: the whole domain, or the inputs its premise narrows,
+    in raw units (the certificate's exact check ran on the scaled, exact bounds)."""
+    if region.empty:
+        return {"kind": "empty (the premise never holds in the domain box)"}
+    if not region.restricts:
+        return {"kind": "domain"}
+    affine = encoding.input_affine()
+    narrowed = {}
+    for j in region.narrowed:
+        offset, scale = affine[j]
+        narrowed[encoding.input_names[j]] = [float(offset + scale * region.low[j]),
+                                             float(offset + scale * region.high[j])]
+    return {"kind": "premise region", "units": "raw", "narrowed_inputs": narrowed}
 
 
 def _skip_inputs_raw(found: Counterexample, layout: LatentLayout, encoding: Encoding) -> dict[str, float]:

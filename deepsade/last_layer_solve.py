@@ -31,6 +31,8 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, minimize
 from scipy.sparse import coo_matrix, csr_matrix
 
+from deepsade.encoding.latent_boxes import LatentBoxes
+
 TASKS = ("regression", "binary", "multilabel", "multiclass")
 SOLVERS = ("auto", "slsqp", "trust-constr", "clarabel", "scs", "osqp", "highs")
 QP_ONLY_SOLVERS = ("osqp", "highs")  # quadratic objectives only: regression
@@ -121,19 +123,22 @@ class WorstCaseRows:
         return worst[self.low != self.high]  # row-major: row by row, moving coordinates in order
 
 
-def polyhedron_from_duals(duals: Sequence, n_out: int, n_latent: int, low: np.ndarray, high: np.ndarray,
-                          margin: float) -> WorstCaseRows:
-    """The rows of closed-form duals (``deepsade.encode.DualAssert``) over the latent box ``[low, high]``,
-    each bound lowered by ``margin`` times its output coefficients' L1 norm (as the exact encoding does).
+def polyhedron_from_duals(duals: Sequence, n_out: int, n_latent: int, low: np.ndarray | LatentBoxes,
+                          high: np.ndarray | None, margin: float) -> WorstCaseRows:
+    """The rows of closed-form duals (``deepsade.encode.DualAssert``) over the latent box ``[low, high]``
+    (or, with ``low`` a ``LatentBoxes`` and ``high`` None, each over its source assert's box), each bound
+    lowered by ``margin`` times its output coefficients' L1 norm (as the exact encoding does).
 
     Raises ``NotPolyhedral`` for a dual whose premise couples several inputs. Premise bounds are applied in
     floats: this is the solver's view, never the certificate's."""
+    boxes = LatentBoxes.coerce(low, high)
     outs, lats, lows, highs, bounds = [], [], [], [], []
     for dual in duals:
         if dual.premise.rows:
             raise NotPolyhedral("a premise couples several inputs (Farkas form): not supported by the refit")
-        box_low = np.array(low, dtype=np.float64)
-        box_high = np.array(high, dtype=np.float64)
+        own_low, own_high = boxes.for_assert(dual.source.index)
+        box_low = np.array(own_low, dtype=np.float64)
+        box_high = np.array(own_high, dtype=np.float64)
         empty = False
         for coord, (lo, hi) in dual.premise.bounds.items():
             if lo is not None:
@@ -162,7 +167,7 @@ def polyhedron_from_duals(duals: Sequence, n_out: int, n_latent: int, low: np.nd
 
 
 def candidate_polyhedra(duals: Sequence, disjunctive: Sequence, sign_pattern, n_out: int, n_latent: int,
-                        low: np.ndarray, high: np.ndarray, margin: float, max_programs: int = 16
+                        low: np.ndarray | LatentBoxes, high: np.ndarray | None, margin: float, max_programs: int = 16
                         ) -> list[WorstCaseRows]:
     """One polyhedron per choice: every plain dual, one alternative per clause of each disjunctive form
     (``DisjunctiveDual``), and one cube of the sign pattern (``SignPattern``, or None). Each polyhedron is

@@ -49,10 +49,11 @@ class OutputRange(Strategy):
             taken.append(a)
         return cls(bounds, taken, layout) if taken else None
 
-    def closed_form(self, weights, biases, low, high, margin: float):
+    def closed_form(self, weights, biases, boxes, margin: float):
         OutputRange.calls["closed_form"] += 1
         verdicts = {}
         for index, rows in self.bounds.items():
+            low, high = boxes.for_assert(index)
             holds = np.ones(weights.shape[0], dtype=bool)
             for k, c, const in rows:
                 worst = max_over_box(float(c) * weights[:, k, :], low, high) + float(c) * biases[:, k] + float(const)
@@ -60,8 +61,9 @@ class OutputRange(Strategy):
             verdicts[index] = ClosedFormVerdict(holds, exact=True)
         return verdicts
 
-    def hard_constraints(self, assert_, weights, biases, low, high, margin: Fraction, qe_timeout_s=None):
+    def hard_constraints(self, assert_, weights, biases, boxes, margin: Fraction, qe_timeout_s=None):
         OutputRange.calls["hard_constraints"] += 1
+        low, high = boxes.for_assert(assert_.index)
         constraints = []
         for r, (k, c, const) in enumerate(self.bounds[assert_.index]):
             worst = []

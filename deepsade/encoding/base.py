@@ -23,10 +23,12 @@ from typing import Any, ClassVar
 import numpy as np
 import z3
 
+from deepsade.encoding.latent_boxes import Box, LatentBoxes
 from deepsade.encoding.layout import LatentLayout
 from deepsade.spec import Assert
 
-Box = tuple[np.ndarray, np.ndarray]
+__all__ = ["Box", "ClosedFormVerdict", "LastLayer", "LatentBoxes", "Margins", "Strategy", "Warmup"]
+
 LastLayer = tuple[np.ndarray, np.ndarray]
 
 
@@ -80,14 +82,15 @@ class Strategy:
         """Why an explicitly chosen strategy cannot take ``assert_`` (a user-facing message)."""
         return f"assert {assert_.index + 1} is outside the {cls.name} strategy's fragment"
 
-    def closed_form(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
+    def closed_form(self, weights: np.ndarray, biases: np.ndarray, boxes: LatentBoxes,
                     margin: float) -> dict[int, ClosedFormVerdict]:
-        """Per assert index it can judge in closed form: the verdict on candidates (C, n_out, n_latent)."""
+        """Per assert index it can judge in closed form: the verdict on candidates (C, n_out, n_latent), each
+        assert over its own latent box (``boxes.for_assert``)."""
         return {}
 
-    def hard_constraints(self, assert_: Assert, weights, biases, low, high, margin: Fraction,
+    def hard_constraints(self, assert_: Assert, weights, biases, boxes: LatentBoxes, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
-        """Constraints on the weight variables equivalent to (or stronger than) ``assert_`` over the box."""
+        """Constraints on the weight variables equivalent to (or stronger than) ``assert_`` over its box."""
         return []
 
     @property
@@ -95,12 +98,13 @@ class Strategy:
         """Whether ``polyhedron`` describes its constraint (then the trainer may project onto it)."""
         return False
 
-    def polyhedron(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+    def polyhedron(self, current: LastLayer, boxes: LatentBoxes, target: LastLayer, margins: Margins,
                    choice: Any = None) -> list:
-        """One-polyhedron rows (``DualAssert``) inside the constraint, chosen near ``current`` / ``target``."""
+        """One-polyhedron rows (``DualAssert``) inside the constraint, chosen near ``current`` / ``target``;
+        each row is meant over the box of its ``source`` assert."""
         return []
 
-    def own_projection(self, target: LastLayer, box: Box, current: LastLayer, margins: Margins,
+    def own_projection(self, target: LastLayer, boxes: LatentBoxes, current: LastLayer, margins: Margins,
                        choice: Any = None) -> LastLayer | None:
         """The projection in a closed form of its own when it is the only strategy; None: use the LP."""
         return None

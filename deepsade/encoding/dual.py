@@ -18,7 +18,7 @@ import numpy as np
 import z3
 
 from deepsade.boxes import max_over_box
-from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy
+from deepsade.encoding.base import ClosedFormVerdict, LastLayer, LatentBoxes, Margins, Strategy
 from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
 from deepsade.linear import LinearAtom, NotLinear, atom_from_comparison
 from deepsade.spec import Assert, conjunction_atoms
@@ -242,18 +242,20 @@ class DualStrategy(Strategy):
         return (f"assert {assert_.index + 1} is outside the dual fragment (needs conjunctions of linear comparisons); "
                 "use --strategy auto, cegis or qe")
 
-    def closed_form(self, weights, biases, low, high, margin: float) -> dict[int, ClosedFormVerdict]:
-        return {index: ClosedFormVerdict(dual_satisfied(dual, weights, biases, low, high, margin), exact=True)
+    def closed_form(self, weights, biases, boxes: LatentBoxes, margin: float) -> dict[int, ClosedFormVerdict]:
+        return {index: ClosedFormVerdict(dual_satisfied(dual, weights, biases, *boxes.for_assert(index), margin),
+                                         exact=True)
                 for index, dual in self.duals.items() if dual.closed_form}
 
-    def hard_constraints(self, assert_: Assert, weights, biases, low, high, margin: Fraction,
+    def hard_constraints(self, assert_: Assert, weights, biases, boxes: LatentBoxes, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
-        return dual_constraints(self.duals[assert_.index], weights, biases, low, high, margin, str(assert_.index))
+        return dual_constraints(self.duals[assert_.index], weights, biases, *boxes.for_assert(assert_.index), margin,
+                                str(assert_.index))
 
     @property
     def projectable(self) -> bool:
         return all(dual.closed_form for dual in self.duals.values())
 
-    def polyhedron(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+    def polyhedron(self, current: LastLayer, boxes: LatentBoxes, target: LastLayer, margins: Margins,
                    choice=None) -> list[DualAssert]:
         return list(self.duals.values())

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy
+from deepsade.encoding.base import ClosedFormVerdict, LastLayer, LatentBoxes, Margins, Strategy
 from deepsade.encoding.dual import (
     DualAssert,
     conclusion_rows,
@@ -113,25 +113,27 @@ class DisjunctiveStrategy(Strategy):
         forms = [f for f in (to_disjunctive_dual(a, layout) for a in asserts) if f is not None]
         return cls(forms, layout) if forms else None
 
-    def closed_form(self, weights, biases, low, high, margin: float) -> dict[int, ClosedFormVerdict]:
-        return {index: ClosedFormVerdict(disjunctive_satisfied(form, weights, biases, low, high, margin), exact=False)
+    def closed_form(self, weights, biases, boxes: LatentBoxes, margin: float) -> dict[int, ClosedFormVerdict]:
+        return {index: ClosedFormVerdict(disjunctive_satisfied(form, weights, biases, *boxes.for_assert(index), margin),
+                                         exact=False)
                 for index, form in self.forms.items() if form.closed_form}
 
-    def hard_constraints(self, assert_: Assert, weights, biases, low, high, margin: Fraction,
+    def hard_constraints(self, assert_: Assert, weights, biases, boxes: LatentBoxes, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
-        return disjunctive_constraints(self.forms[assert_.index], weights, biases, low, high, margin,
-                                       str(assert_.index))
+        return disjunctive_constraints(self.forms[assert_.index], weights, biases, *boxes.for_assert(assert_.index),
+                                       margin, str(assert_.index))
 
     @property
     def projectable(self) -> bool:
         return all(form.closed_form for form in self.forms.values())
 
-    def polyhedron(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+    def polyhedron(self, current: LastLayer, boxes: LatentBoxes, target: LastLayer, margins: Margins,
                    choice=None) -> list[DualAssert]:
         """Per clause the alternative the current weights satisfy, else the one the step breaks least."""
         weights, biases = current
         chosen = []
-        for form in self.forms.values():
+        for index, form in self.forms.items():
+            box = boxes.for_assert(index)
             for clause in form.clauses:
                 holds = [bool(dual_satisfied(alt, weights[None], biases[None], box[0], box[1], margins.check)[0])
                          for alt in clause]

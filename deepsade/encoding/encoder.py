@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import z3
 
-from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy, Warmup
+from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, LatentBoxes, Margins, Strategy, Warmup
 from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
 from deepsade.encoding.projection import project_last_layer
@@ -93,16 +93,19 @@ class Encoder:
         """Whether every strategy describes its constraint as polyhedra (then projection applies)."""
         return all(s.projectable for s in self.strategies)
 
-    def check_candidates(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray, high: np.ndarray,
-                         margin: float, timeout_s: float | None = 5.0, sufficient_only: bool = False) -> np.ndarray:
-        """Which candidate last layers (C, n_out, n_latent) satisfy every assert over the box.
+    def check_candidates(self, weights: np.ndarray, biases: np.ndarray, low: np.ndarray | LatentBoxes,
+                         high: np.ndarray | None, margin: float, timeout_s: float | None = 5.0,
+                         sufficient_only: bool = False) -> np.ndarray:
+        """Which candidate last layers (C, n_out, n_latent) satisfy every assert over its latent box.
 
-        ``sufficient_only``: a strengthened assert (dual-or, sign-pattern) counts as satisfied only where its
+        ``low``/``high``: one box for every assert, or ``low`` a ``LatentBoxes`` (per-assert boxes) and
+        ``high`` None. ``sufficient_only``: a strengthened assert (dual-or, sign-pattern) counts as satisfied only where its
         closed form says so (no z3 call; sound, may reject a candidate the exact check would accept)."""
+        boxes = LatentBoxes.coerce(low, high)
         ok = np.ones(weights.shape[0], dtype=bool)
         verdicts: dict[int, ClosedFormVerdict] = {}
         for strategy in self.strategies:
-            verdicts.update(strategy.closed_form(weights, biases, low, high, margin))
+            verdicts.update(strategy.closed_form(weights, biases, boxes, margin))
         for verdict in verdicts.values():
             if verdict.exact:
                 ok &= verdict.holds
@@ -114,7 +117,7 @@ class Encoder:
                 if verdict is not None and sufficient_only:
                     ok[c] = False
                     break
-                found = find_counterexample(a, self.layout, weights[c], biases[c], low, high,
+                found = find_counterexample(a, self.layout, weights[c], biases[c], *boxes.for_assert(a.index),
                                             Fraction(margin), timeout_s)
                 if found is not None:
                     ok[c] = False
@@ -124,26 +127,28 @@ class Encoder:
     def hard_constraints(self, weights, biases, low, high, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
         """Constraints on the weight variables for every assert not covered by points (CEGIS points come
-        from the trainer)."""
+        from the trainer); ``low``/``high`` as in ``check_candidates``."""
+        boxes = LatentBoxes.coerce(low, high)
         constraints: list[z3.BoolRef] = []
         for a in self.spec.asserts:
-            constraints += self._owner[a.index].hard_constraints(a, weights, biases, low, high, margin,
-                                                                 qe_timeout_s)
+            constraints += self._owner[a.index].hard_constraints(a, weights, biases, boxes, margin, qe_timeout_s)
         return constraints
 
-    def project(self, target: LastLayer, box: Box, current: LastLayer, margins: Margins,
+    def project(self, target: LastLayer, box: Box | LatentBoxes, current: LastLayer, margins: Margins,
                 choices: dict[str, Any] | None = None) -> LastLayer | None:
         """The closest weights (L1) to ``target`` inside one polyhedron of the constraint near ``current``
-        (``choices``: a strategy's piece by name); None when the LP has no solution. Needs ``can_project``."""
+        (``choices``: a strategy's piece by name); None when the LP has no solution. Needs ``can_project``.
+        ``box``: one box for every assert, or per-assert ``LatentBoxes``."""
+        boxes = LatentBoxes.coerce(*box) if isinstance(box, tuple) else LatentBoxes.coerce(box)
         choices = choices or {}
         if len(self.strategies) == 1:
             only = self.strategies[0]
-            found = only.own_projection(target, box, current, margins, choices.get(only.name))
+            found = only.own_projection(target, boxes, current, margins, choices.get(only.name))
             if found is not None:
                 return found
-        rows = [row for s in self.strategies for row in s.polyhedron(current, box, target, margins,
+        rows = [row for s in self.strategies for row in s.polyhedron(current, boxes, target, margins,
                                                                       choices.get(s.name))]
-        return project_last_layer(rows, self.layout, target[0], target[1], box[0], box[1], float(margins.solve))
+        return project_last_layer(rows, self.layout, target[0], target[1], boxes, None, float(margins.solve))
 
     def first_choices(self, warmup: Callable[[], Warmup], margins: Margins) -> dict[str, Any]:
         """Each strategy's piece to project the first weights onto (strategies without pieces omitted)."""

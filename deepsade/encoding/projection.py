@@ -24,6 +24,7 @@ from scipy.sparse import coo_matrix
 from deepsade.boxes import max_over_box
 from deepsade.encoding.dual import ConclusionRow, DualAssert
 from deepsade.encoding.knapsack import fractional_knapsack
+from deepsade.encoding.latent_boxes import LatentBoxes
 from deepsade.encoding.layout import LatentLayout
 
 
@@ -33,12 +34,14 @@ def projectable(duals: Sequence[DualAssert], n_asserts: int) -> bool:
 
 
 def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target_w: np.ndarray,
-                       target_b: np.ndarray, low: np.ndarray, high: np.ndarray, margin: float
+                       target_b: np.ndarray, low: np.ndarray | LatentBoxes, high: np.ndarray | None, margin: float
                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """Weights closest in L1 to ``(target_w, target_b)`` whose worst case over the box satisfies every
-    dual with ``margin`` to spare on each output; None when the LP has no solution."""
+    dual with ``margin`` to spare on each output; None when the LP has no solution. ``low``/``high``: one
+    box, or ``low`` per-assert ``LatentBoxes`` (each dual over its source assert's box) and ``high`` None."""
     n_out, n_lat = layout.n_out, layout.n_latent
-    restricted = [(dual, _restrict(dual, low, high)) for dual in duals]
+    boxes = LatentBoxes.coerce(low, high)
+    restricted = [(dual, _restrict(dual, *boxes.for_assert(dual.source.index))) for dual in duals]
     rows = [(row, box) for dual, box in restricted if box is not None for row in dual.rows]
     if _separable(rows):
         weights, biases = target_w, target_b
@@ -58,8 +61,7 @@ def project_last_layer(duals: Sequence[DualAssert], layout: LatentLayout, target
     vals = [np.concatenate([np.ones(n_theta), -np.ones(n_theta), -np.ones(n_theta), -np.ones(n_theta)])]
     rhs = [target, -target]
     n_rows, n_vars = 2 * n_theta, 2 * n_theta
-    for dual in duals:
-        box = _restrict(dual, low, high)
+    for dual, box in restricted:
         if box is None:
             continue  # the premise never holds on the box
         box_low, box_high = box

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import z3
 
-from deepsade.encoding.base import Strategy
+from deepsade.encoding.base import LatentBoxes, Strategy
 from deepsade.encoding.layout import LatentLayout
 from deepsade.encoding.quantified import quantified_formula
 from deepsade.spec import Assert
@@ -34,7 +34,8 @@ class QeStrategy(Strategy):
     def claim(cls, asserts: Sequence[Assert], layout: LatentLayout) -> QeStrategy | None:
         return cls(asserts, layout) if asserts else None
 
-    def hard_constraints(self, assert_: Assert, weights, biases, low, high, margin: Fraction,
+    def hard_constraints(self, assert_: Assert, weights, biases, boxes: LatentBoxes, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
+        low, high = boxes.for_assert(assert_.index)
         formula = quantified_formula(assert_, self.layout, weights, biases, low, high, margin)
         return [eliminate_quantifiers(formula, qe_timeout_s)]

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import z3
 
-from deepsade.encoding.base import Strategy
+from deepsade.encoding.base import LatentBoxes, Strategy
 from deepsade.encoding.exact import substitute_outputs
 from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
 from deepsade.spec import Assert, input_var, output_var
@@ -41,6 +41,7 @@ class QuantifiedStrategy(Strategy):
     def claim(cls, asserts: Sequence[Assert], layout: LatentLayout) -> QuantifiedStrategy | None:
         return cls(asserts, layout) if asserts else None
 
-    def hard_constraints(self, assert_: Assert, weights, biases, low, high, margin: Fraction,
+    def hard_constraints(self, assert_: Assert, weights, biases, boxes: LatentBoxes, margin: Fraction,
                          qe_timeout_s: float | None = None) -> list[z3.BoolRef]:
+        low, high = boxes.for_assert(assert_.index)
         return [quantified_formula(assert_, self.layout, weights, biases, low, high, margin)]

@@ -31,7 +31,7 @@ import torch
 import z3
 
 from deepsade.boxes import max_over_box, min_over_box
-from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, Margins, Strategy, Warmup
+from deepsade.encoding.base import Box, ClosedFormVerdict, LastLayer, LatentBoxes, Margins, Strategy, Warmup
 from deepsade.encoding.dual import ConclusionRow, DualAssert, Premise
 from deepsade.encoding.knapsack import fractional_knapsack
 from deepsade.encoding.layout import LatentLayout
@@ -261,8 +261,10 @@ class SignPatternStrategy(Strategy):
         pattern = to_sign_pattern(asserts)
         return cls(pattern, layout) if pattern is not None else None
 
-    def closed_form(self, weights, biases, low, high, margin: float) -> dict[int, ClosedFormVerdict]:
-        holds = self.pattern.satisfied(weights, biases, low, high, margin)
+    # sign-pattern asserts mention no input, so their premise never narrows the domain: the whole-domain
+    # box is theirs (and the rows of a cube, tagged with the first of them, are meant over it too)
+    def closed_form(self, weights, biases, boxes: LatentBoxes, margin: float) -> dict[int, ClosedFormVerdict]:
+        holds = self.pattern.satisfied(weights, biases, *boxes.whole, margin)
         return {a.index: ClosedFormVerdict(holds, exact=False) for a in self.pattern.asserts}
 
     @property
@@ -284,15 +286,16 @@ class SignPatternStrategy(Strategy):
             costs = np.where(kept, costs, np.inf)
         return int(np.argmin(costs))
 
-    def polyhedron(self, current: LastLayer, box: Box, target: LastLayer, margins: Margins,
+    def polyhedron(self, current: LastLayer, boxes: LatentBoxes, target: LastLayer, margins: Margins,
                    choice: int | None = None) -> list[DualAssert]:
-        cube = self.cube_near(current, box, target, margins) if choice is None else choice
+        cube = self.cube_near(current, boxes.whole, target, margins) if choice is None else choice
         return self.pattern.rows(cube, self.layout.n_out)
 
-    def own_projection(self, target: LastLayer, box: Box, current: LastLayer, margins: Margins,
+    def own_projection(self, target: LastLayer, boxes: LatentBoxes, current: LastLayer, margins: Margins,
                        choice: int | None = None) -> LastLayer | None:
         """Each fixed bit's output row is its own knapsack (``SignPattern.side_projections``), for boxes
         with ``low >= 0``."""
+        box = boxes.whole
         if not (box[0] >= 0).all():
             return None
         projections = self.pattern.side_projections(*target, box[0], box[1], float(margins.solve))

@@ -14,7 +14,7 @@ import torch
 import z3
 
 from deepsade.bounds import latent_box
-from deepsade.encoding.base import Margins, Warmup
+from deepsade.encoding.base import LatentBoxes, Margins, Warmup
 from deepsade.encoding.exact import UNKNOWN, find_counterexample, point_constraint
 from deepsade.losses import data_loss
 from deepsade.maxsmt import model_values, solve_maxsmt
@@ -43,6 +43,11 @@ def _set_last_layer(model: SkipMLP, weights: np.ndarray, biases: np.ndarray) -> 
 def _as_float32(values: np.ndarray) -> np.ndarray:
     """What the weights will be once stored: the trainer checks exactly these."""
     return np.asarray(values, dtype=np.float32).astype(np.float64)
+
+
+def _pair(box) -> tuple:
+    """Arguments for ``LatentBoxes.coerce``: a ``LatentBoxes`` alone, or a (low, high) box."""
+    return (box,) if isinstance(box, LatentBoxes) else tuple(box)
 
 
 def output_ranges(latent: np.ndarray, theta_low: np.ndarray, theta_high: np.ndarray, n_out: int
@@ -114,20 +119,36 @@ class LastLayerStep:
     def margins(self) -> Margins:
         return Margins(self.solve_margin, self.check_margin)
 
-    def box(self) -> tuple[np.ndarray, np.ndarray]:
-        """The latent box of the current hidden layers over the domain."""
-        return latent_box(self.model, self.domain_low, self.domain_high)
+    def box(self) -> LatentBoxes:
+        """The latent boxes of the current hidden layers: over the domain, and (``region_boxes``) per assert
+        over its premise's input region (one interval propagation per distinct region)."""
+        whole = latent_box(self.model, self.domain_low, self.domain_high)
+        if not self.settings.uses_region_boxes:
+            return LatentBoxes(whole)
+        by_region: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        per_assert = {}
+        for index, region in self.regions.items():
+            if not region.restricts or region.empty:
+                continue  # an empty region: the premise never holds, any box is sound; keep the whole one
+            key = (region.low, region.high)
+            if key not in by_region:
+                by_region[key] = latent_box(self.model, np.array([float(v) for v in region.low]),
+                                            np.array([float(v) for v in region.high]))
+            per_assert[index] = by_region[key]
+        return LatentBoxes(whole, per_assert)
 
     def satisfied(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
-        """Whether these last-layer weights satisfy every assert over ``box`` (exactly, or not proven)."""
-        return bool(self.encoder.check_candidates(weights[None], biases[None], box[0], box[1],
-                                                  self.check_margin, self.settings.solver_timeout)[0])
+        """Whether these last-layer weights satisfy every assert over its box (exactly, or not proven)."""
+        return bool(self.encoder.check_candidates(weights[None], biases[None], LatentBoxes.coerce(*_pair(box)),
+                                                  None, self.check_margin, self.settings.solver_timeout)[0])
 
-    def _cegis_constraints(self, low: np.ndarray, high: np.ndarray) -> list[z3.BoolRef]:
-        """Point constraints, each point clipped into the current box (still a necessary condition there)."""
+    def _cegis_constraints(self, boxes: LatentBoxes) -> list[z3.BoolRef]:
+        """Point constraints, each point clipped into its assert's current box (still a necessary condition
+        there)."""
         constraints = []
         asserts = {a.index: a for a in self.spec.asserts}
         for index, point, perturbation in self.cegis_points:
+            low, high = boxes.for_assert(index)
             clipped = [min(max(p, Fraction(float(lo))), Fraction(float(hi))) for p, lo, hi in zip(point, low, high)]
             constraints.append(point_constraint(asserts[index], self.layout, clipped, perturbation,
                                                 self.weights_vars, self.bias_vars))
@@ -136,9 +157,9 @@ class LastLayerStep:
     def solve_last_layer(self, box, hard_extra: list[z3.BoolRef], soft: list[z3.BoolRef], method: str,
                          stats: EpochStats | None) -> tuple[np.ndarray, np.ndarray] | NoLastLayer:
         """MaxSMT (or SAT) for the last layer with CEGIS rounds: weights that pass the exact check, else why not."""
-        low, high = box
+        boxes = LatentBoxes.coerce(*_pair(box))
         try:
-            base = self.encoder.hard_constraints(self.weights_vars, self.bias_vars, low, high, self.solve_margin,
+            base = self.encoder.hard_constraints(self.weights_vars, self.bias_vars, boxes, None, self.solve_margin,
                                                  self.settings.solver_timeout)
         except z3.Z3Exception:  # e.g. the qe tactic ran out of time: a failed step, never a success
             return NoLastLayer.NOT_FOUND
@@ -149,7 +170,7 @@ class LastLayerStep:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return NoLastLayer.NOT_FOUND
-            hard = base + hard_extra + self._cegis_constraints(low, high)
+            hard = base + hard_extra + self._cegis_constraints(boxes)
             t0 = time.perf_counter()
             result = solve_maxsmt(hard, soft, method=method, timeout_s=remaining)
             if stats is not None:
@@ -166,7 +187,7 @@ class LastLayerStep:
                 return (weights, biases) if self.satisfied(weights, biases, box) else NoLastLayer.NOT_FOUND
             new_points = 0
             for a in cegis_asserts:
-                found = find_counterexample(a, self.layout, weights, biases, low, high,
+                found = find_counterexample(a, self.layout, weights, biases, *boxes.for_assert(a.index),
                                             Fraction(self.check_margin), self.settings.solver_timeout)
                 if found is UNKNOWN:
                     return NoLastLayer.NOT_FOUND
@@ -181,6 +202,13 @@ class LastLayerStep:
         return NoLastLayer.NOT_FOUND
 
     def initialise(self) -> None:
+        """The first last layer: ``first_feasible``, then (``refit``) the best certified one for the initial
+        hidden layers (``LastLayerRefit``)."""
+        self.first_feasible()
+        if self.settings.uses_refit:
+            self.mechanisms.append(self.refit_note("at initialisation", self.refit_last_layer()))
+
+    def first_feasible(self) -> None:
         """Keep He-initialised weights if they already satisfy the constraint, else project them onto it (polyhedral
         rules, sign patterns), else solve for some that do."""
         box = self.box()
@@ -280,7 +308,7 @@ class LastLayerStep:
         candidates_w = _as_float32(weights[None] - s.lr * fractions[:, None, None] * grad_w[None])
         candidates_b = _as_float32(biases[None] - s.lr * fractions[:, None] * grad_b[None])
         # with the projection to fall back on, the line search uses closed forms only (no z3 per candidate)
-        ok = self.encoder.check_candidates(candidates_w, candidates_b, box[0], box[1], self.check_margin,
+        ok = self.encoder.check_candidates(candidates_w, candidates_b, box, None, self.check_margin,
                                            s.solver_timeout, sufficient_only=self.can_project
                                            ) if s.line_search_steps else np.zeros(0, bool)
         stats.check_seconds += time.perf_counter() - t0

@@ -20,15 +20,18 @@ from deepsade.data import TabularData
 from deepsade.encoding.encoder import Encoder
 from deepsade.encoding.layout import LatentLayout, weight_variables
 from deepsade.errors import UserInputError
+from deepsade.gates import GateLayout, freeze_gate_units, plan_gates, with_gates
 from deepsade.losses import data_loss
 from deepsade.network import SkipMLP
+from deepsade.regions import input_regions
 from deepsade.spec import Spec
 from deepsade.training.last_layer import LastLayerStep
+from deepsade.training.refit import LastLayerRefit
 from deepsade.training.settings import EpochStats, NoModelExists, TrainResult, TrainSettings
 from deepsade.training.state import ResumableState, TrainState
 
 
-class DeepSaDeTrainer(LastLayerStep, ResumableState):
+class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
     """Runs the loop; holds the state (model, optimizer, CEGIS points, statistics).
 
     With ``checkpoint_dir`` the loop writes checkpoints there (``checkpoint_policy``: when) and turns
@@ -50,10 +53,14 @@ class DeepSaDeTrainer(LastLayerStep, ResumableState):
         enc = train.encoding
         self.task = enc.task
         self.model = SkipMLP(len(enc.input_names), settings.hidden, len(enc.output_names), spec.mapped_features)
-        self.layout = LatentLayout(settings.hidden[-1], tuple(spec.mapped_features), len(enc.output_names))
+        self.domain_low, self.domain_high = train.domain.scaled(enc)
+        self.notes: list[str] = []
+        self.mechanisms: list[str] = []
+        self.regions = input_regions(spec, self.domain_low, self.domain_high)
+        self.gate_layout = self._add_premise_gates()
+        self.layout = LatentLayout(self.model.hidden_sizes[-1], tuple(spec.mapped_features), len(enc.output_names))
         self.encoder = Encoder(spec, self.layout, settings.strategy)
         self.can_project = settings.projection and self.encoder.can_project
-        self.domain_low, self.domain_high = train.domain.scaled(enc)
         self.optimizer = torch.optim.SGD(self.model.hidden_parameters(), lr=settings.lr)
         self.weights_vars, self.bias_vars = weight_variables(self.layout)
         self.cegis_points: list[tuple[int, list[Fraction], list[Fraction]]] = []
@@ -63,7 +70,21 @@ class DeepSaDeTrainer(LastLayerStep, ResumableState):
         targets = np.asarray(train.targets, dtype=np.float64)
         self.label_scale = np.abs(targets).max(axis=0) if self.task == "regression" else None
         self.restart_next = False
-        self.notes: list[str] = []
+
+    def _add_premise_gates(self) -> GateLayout | None:
+        """Widen the network with frozen premise gates where the settings ask for them (``deepsade.gates``)."""
+        narrowing = [r for r in self.regions.values() if r.restricts and not r.empty]
+        if not self.settings.uses_gates(bool(narrowing)):
+            if self.settings.premise_gates and narrowing and len(self.settings.hidden) < 2:
+                self.mechanisms.append("premise gates skipped: they need at least two hidden layers")
+            return None
+        gates = plan_gates(narrowing, self.domain_low, self.domain_high)
+        self.model, layout = with_gates(self.model, gates)
+        freeze_gate_units(self.model, layout)
+        self.mechanisms.append(f"premise gates: {layout.n_gates} gate unit(s) for asserts "
+                          f"{', '.join(str(i + 1) for g in gates for i in g.asserts)} (hidden sizes "
+                          f"{layout.hidden_sizes}, the gate units frozen)")
+        return layout
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, val: TabularData | None = None, resume: bool = False) -> TrainResult:
@@ -93,9 +114,11 @@ class DeepSaDeTrainer(LastLayerStep, ResumableState):
                              init_seconds=time.perf_counter() - start)
             self._run(loop, val, interrupted, start)
         self.model.load_state_dict(loop.best_state)
+        if self.settings.uses_refit:
+            self.mechanisms.append(self.refit_note("of the final model", self.refit_final(val)))
         seconds = loop.seconds + time.perf_counter() - start
         return TrainResult(self.model, loop.history, loop.best_epoch, seconds, loop.init_seconds, self.settings,
-                           self.notes)
+                           self.notes, list(self.mechanisms))
 
     def _run(self, loop: TrainState, val: TabularData | None, interrupted: checkpoint.InterruptFlag,
              start: float) -> None:

@@ -33,6 +33,25 @@ class TrainSettings:
     cube_warmup_epochs: int = 2  # sign patterns: epochs of an unconstrained copy that picks the first cube
     seed: int = 0
     threads: int = 1
+    # the price of the guarantee (issue 13); ``paper=True`` turns all three off (the paper's trainer)
+    region_boxes: bool = True  # check each assert over the latent box of its premise's input region
+    premise_gates: bool | None = None  # gate units on premise regions; None: when >= 2 hidden layers and a premise narrows the domain
+    refit: bool = True  # solve the last layer as a convex program after the first weights and for the final model
+    paper: bool = False
+
+    @property
+    def uses_region_boxes(self) -> bool:
+        return self.region_boxes and not self.paper
+
+    def uses_gates(self, narrowing_premise: bool) -> bool:
+        """Whether the trainer adds premise gates (``narrowing_premise``: some premise region narrows the domain)."""
+        if self.paper or self.premise_gates is False or not narrowing_premise:
+            return False
+        return len(self.hidden) >= 2
+
+    @property
+    def uses_refit(self) -> bool:
+        return self.refit and not self.paper
 
 
 @dataclass
@@ -66,3 +85,6 @@ class TrainResult:
     init_seconds: float
     settings: TrainSettings
     notes: list[str] = field(default_factory=list)
+    # what the price-of-the-guarantee levers did (gates added, each refit accepted or skipped and why);
+    # kept apart from ``notes``, which the command line prints as warnings
+    mechanisms: list[str] = field(default_factory=list)

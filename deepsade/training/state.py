@@ -104,6 +104,7 @@ class ResumableState:
             "settings": asdict(self.settings),
             "fingerprints": self._run_fingerprints,
             "notes": list(self.notes),
+            "mechanisms": list(self.mechanisms),
         }
         checkpoint.write(self.checkpoint_dir, tensors, payload)
 
@@ -148,6 +149,7 @@ class ResumableState:
             self.cegis_points = [(int(index), [Fraction(v) for v in point], [Fraction(v) for v in perturbation])
                                  for index, point, perturbation in p["cegis_points"]]
             self.notes = list(p["notes"])
+            self.mechanisms = list(p.get("mechanisms", []))
             loop = TrainState(best_state=group("best."), valid_state=group("valid."), epoch=int(p["epoch"]),
                          position=int(p["position"]), order=tensors.get("loop.order"),
                          stats=_epoch_stats(p["stats"]) if p["stats"] is not None else None,
