@@ -26,7 +26,7 @@ EXPECTED_HARDNET = {
 
 
 def _rule_files() -> list[Path]:
-    folders = [REPO / "constraints", REPO / "constraints" / "price"]
+    folders = [REPO / "deepsade" / "constraints"]  # the shipped rule files
     return sorted(p for folder in folders if folder.is_dir() for p in folder.glob("*.smt2"))
 
 

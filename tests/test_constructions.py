@@ -18,8 +18,8 @@ from deepsade.usecases import toy, uc1_expenses
 from deepsade.verification.network import NetworkWeights
 from tests.conftest import REPO, run_cli
 
-UC1_RULES = REPO / "constraints" / "uc1_expenses.smt2"
-BOUNDS_RULES = REPO / "constraints" / "example_bounds.smt2"
+UC1_RULES = REPO / "deepsade" / "constraints" / "uc1_expenses.smt2"
+BOUNDS_RULES = REPO / "deepsade" / "constraints" / "example_bounds.smt2"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def uc1_model():
 def clamp_model():
     frame = toy.generate_regression()
     est = DeepSaDe(BOUNDS_RULES, ["y"], features=["x1", "x2", "x3"], method="hardnet", hidden=(8,), epochs=2,
-                   output_margin=1e-5)
+                   margin=1e-5)
     est.fit(frame)
     return est
 
@@ -115,7 +115,7 @@ def test_z3_engine_proves_the_whole_domain_of_the_plain_network(clamp_model, tmp
 def test_inapplicable_rule_exits_2_with_the_reason(tmp_path: Path):
     csv = tmp_path / "bin.csv"
     toy.generate_binary().to_csv(csv, index=False)
-    result = run_cli("train", str(csv), "--constraint", str(REPO / "constraints" / "example_implication.smt2"),
+    result = run_cli("train", str(csv), "--constraint", str(REPO / "deepsade" / "constraints" / "example_implication.smt2"),
                      "--target", "label", "--positive", "yes", "--method", "hardnet", "--out", str(tmp_path / "m"),
                      "--quiet")
     assert result.returncode == 2
