@@ -88,10 +88,11 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
     rounding = float32_error_bound(model, encoding, domain)
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
-        base["warning"] = (f"on this domain the float32 forward pass of `predict` may differ from the certified "
-                           f"network by up to {rounding:.3g} per output, more than the margin {margin:g}: predictions "
-                           "within that distance of a rule's boundary are not covered (narrow the domain, or train "
-                           "with a larger --margin)")
+        base["warning"] = (f"on this domain a float32 forward pass (an exported float32 ONNX model, a float32 "
+                           f"runtime) may differ from the certified network by up to {rounding:.3g} per output, more "
+                           f"than the margin {margin:g}: its predictions within that distance of a rule's boundary "
+                           "are not covered (deepsade predict evaluates in float64; narrow the domain, or train with a "
+                           "larger --margin)")
     layout = LatentLayout(model.hidden_sizes[-1], tuple(spec.mapped_features), model.n_outputs)
     weights = model.last.weight.detach().float().numpy().astype(np.float64)
     biases = model.last.bias.detach().float().numpy().astype(np.float64)
@@ -165,7 +166,8 @@ _UNIT_ROUNDOFF_64 = 2.0 ** -53
 
 def float32_error_bound(model: SkipMLP, encoding: Encoding, domain: Domain) -> float:
     """A rigorous bound, over the whole domain, on |float32 forward pass - exact network| per output
-    (network units), for inputs scaled in float64 and rounded to float32 as ``predict`` does.
+    (network units), for inputs scaled in float64 and rounded to float32. ``predict`` evaluates in float64,
+    whose error obeys the same analysis with a smaller unit roundoff, so this bounds it too.
 
     Per layer, for any summation order: |fl(W x' + b) - (W x + b)| <= |W| e + g(n+1) (|W| (m + e) + |b|),
     with e the incoming error, m a bound on |x| over the domain and g(n) = n u / (1 - n u); ReLU passes the

@@ -13,6 +13,8 @@ Every class shares its hyper-parameters, and their names, with ``deepsade train`
 
 from __future__ import annotations
 
+import copy
+
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -106,9 +108,16 @@ def _raw_outputs(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> tuple[n
     inputs, and the mask of rows inside the domain box (where the guarantee holds)."""
     enc = art.encoding
     raw = enc.encode_inputs(frame)
+    return enc.outputs_to_raw(forward_float64(art.model, enc.scale_inputs(raw))), art.domain.contains(raw)
+
+
+def forward_float64(model: torch.nn.Module, scaled_inputs: np.ndarray) -> np.ndarray:
+    """The stored float32 network evaluated in float64: much closer to the exact network the certificate
+    covers than a float32 pass (``certify.float32_error_bound`` bounds both), and the same for a row
+    whatever batch it comes in."""
+    wide = copy.deepcopy(model).double()
     with torch.no_grad():
-        out = art.model(torch.as_tensor(enc.scale_inputs(raw), dtype=torch.float32)).double().numpy()
-    return enc.outputs_to_raw(out), art.domain.contains(raw)
+        return wide(torch.as_tensor(np.asarray(scaled_inputs, dtype=np.float64))).numpy()
 
 
 def predictions_frame(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +188,7 @@ class _ConstrainedTraining(BaseEstimator):
             margins=margins, line_search_steps=self.line_search_steps,
             projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
             solver_timeout=self.solver_timeout, output_margin=self.margin, val_fraction=self.val_fraction,
-            seed=self.seed,
+            seed=self.seed, paper=bool(self.paper),
         )
 
     def _constraint_text(self) -> str:
@@ -301,6 +310,10 @@ _SHARED_PARAMETERS = """
     resume : bool or path, default=False
         Continue an interrupted run: ``True`` the checkpoint beside ``out``, a path that checkpoint
         directory (the same data, rule and settings; ``epochs`` may be larger).
+    paper : bool, default=False
+        Train as the DeepSaDe paper does: one latent box over the whole domain for every rule, no premise
+        gates, no convex refit of the last layer (README, "How training works"). Reproduces the results
+        committed under ``results/UC*``.
 """
 
 
@@ -337,7 +350,7 @@ class DeepSaDe(_ConstrainedTraining):
                  margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0, domain: str | Path | None = None,
                  baseline_options: dict[str, Any] | None = None, progress: Callable | None = None,
                  out: str | Path | None = None, checkpoint_every: str | int = "epoch",
-                 resume: bool | str | Path = False):
+                 resume: bool | str | Path = False, paper: bool = False):
         self.constraint = constraint
         self.targets = targets
         self.features = features
@@ -365,6 +378,7 @@ class DeepSaDe(_ConstrainedTraining):
         self.out = out
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.paper = paper
 
     def fit(self, frame: pd.DataFrame, y: None = None) -> DeepSaDe:
         """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""
@@ -542,7 +556,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
                  solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
-                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False):
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -567,6 +581,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
         self.out = out
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.paper = paper
 
     def fit(self, X: Any, y: Any) -> DeepSaDeRegressor:
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets); certify."""
@@ -622,7 +637,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
                  solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
-                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False):
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -648,6 +663,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
         self.out = out
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.paper = paper
 
     def fit(self, X: Any, y: Any) -> DeepSaDeClassifier:
         """Train on X (n_samples, n_features) and class labels y (or a 0/1 matrix, multi-label); certify."""

@@ -1,6 +1,7 @@
 """Fingerprint what the trainer produces, so a restructuring can be shown to change nothing.
 
-Runs seeded trainings through the public CLI (which a restructuring must not change) and writes,
+Runs seeded trainings through the public CLI (which a restructuring must not change) with ``--paper``
+(the trainer as it was before the price-of-the-guarantee levers changed the defaults) and writes,
 per case, the sha256 of every stored ``weights.safetensors`` and the certificate verdict. Cases:
 
 - ``demo``, the two toy rule files on data this script generates itself;
@@ -98,9 +99,9 @@ def main() -> None:
             "toy_bin": [str(bin_csv), "--constraint", "deepsade/constraints/example_implication.smt2",
                         "--target", "label", "--positive", "yes"],
         }
-        small = ["--hidden", "16,16", "--epochs", "10", "--batch-size", "10", "--seed", "0", "--quiet"]
+        small = ["--hidden", "16,16", "--epochs", "10", "--batch-size", "10", "--seed", "0", "--quiet", "--paper"]
 
-        run(["demo", "--out", str(tmp / "demo"), "--quiet"])
+        run(["demo", "--out", str(tmp / "demo"), "--quiet", "--paper"])
         results["hashes"]["demo"] = fingerprint(tmp / "demo")
         for name, args in toys.items():
             run(["train", *args, *small, "--out", str(tmp / name)])
@@ -108,7 +109,7 @@ def main() -> None:
         for uc, epochs in (("UC2", None), ("UC3", 10), ("UC4", 5), ("UC5", 5)):
             out = tmp / uc
             args = ["usecase", "run", uc, "--methods", "deepsade", "--folds", "1", "--adi-sample", "0",
-                    "--out", str(out), "--quiet"]
+                    "--out", str(out), "--quiet", "--paper"]
             if epochs is not None:
                 args += ["--epochs", str(epochs)]
             run(args)
@@ -123,7 +124,8 @@ def main() -> None:
                                      "--target", "Loan_Status", "--positive", "Y"]
             for name, args in cases.items():
                 model = tmp / f"{name}_noproj"
-                extra = ["--hidden", "16,16", "--epochs", "3", "--batch-size", "10", "--seed", "0", "--quiet"]
+                extra = ["--hidden", "16,16", "--epochs", "3", "--batch-size", "10", "--seed", "0", "--quiet",
+                         "--paper"]
                 run(["train", *args, *extra, "--no-projection", "--out", str(model)])
                 csv = Path(args[0])
                 target = args[args.index("--target") + 1]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from deepsade import usecases
 from deepsade.cli import main
+from deepsade.errors import UserInputError
 from deepsade.usecases.experiment import ExperimentConfig, make_folds, result_path, run_experiment
 from deepsade.usecases.report import write_summary
 
@@ -81,7 +82,7 @@ def test_folds_are_seeded_disjoint_and_70_20_10() -> None:
     assert not np.array_equal(make_folds(500, seed=4).test[0], folds.test[0])
 
 
-def test_a_rerun_skips_finished_folds_and_redoes_changed_settings(tmp_path: Path) -> None:
+def test_a_rerun_skips_finished_folds_and_refuses_changed_settings(tmp_path: Path) -> None:
     config = tiny_config("UC2", tmp_path, methods=("deepsade", "ffn"))
     run_experiment(config, log=None)
     kept, removed = result_path(tmp_path, 1, "deepsade"), result_path(tmp_path, 1, "ffn")
@@ -94,13 +95,25 @@ def test_a_rerun_skips_finished_folds_and_redoes_changed_settings(tmp_path: Path
     assert any("deepsade: already finished, skipped" in line for line in lines)
     assert removed.is_file() and len(pd.read_csv(tmp_path / "runs.csv")) == 2
 
+    # other DeepSaDe settings into the same folder would overwrite the stored fold (issue: a committed
+    # 50-epoch result replaced by a 2-epoch one): refused, nothing touched
+    ffn_text = removed.read_text()
+    with pytest.raises(UserInputError, match="holds results made with other settings.*fold 1 deepsade"):
+        run_experiment(tiny_config("UC2", tmp_path, methods=("deepsade", "ffn"), epochs=2), log=None)
+    with pytest.raises(UserInputError, match="other settings"):
+        run_experiment(tiny_config("UC2", tmp_path, methods=("deepsade",), paper=True), log=None)
+    assert kept.read_text() == kept_text and removed.read_text() == ffn_text
+    # a setting only DeepSaDe reads does not clash with a baseline's stored result
     lines.clear()
-    run_experiment(tiny_config("UC2", tmp_path, methods=("deepsade", "ffn"), epochs=2, quiet=False),
-                   log=lines.append)
-    # more DeepSaDe epochs: DeepSaDe is retrained, the baseline (which does not read them) is kept
-    assert not any("deepsade: already finished" in line for line in lines)
+    run_experiment(tiny_config("UC2", tmp_path, methods=("ffn",), epochs=2, quiet=False), log=lines.append)
     assert any("ffn: already finished, skipped" in line for line in lines)
-    assert json.loads(kept.read_text())["settings"]["epochs"] == 2
+
+
+def test_paper_results_keep_the_key_they_had_before_the_levers(tmp_path: Path) -> None:
+    paper = tiny_config("UC2", tmp_path, methods=("deepsade", "ffn"), paper=True)
+    default = tiny_config("UC2", tmp_path, methods=("deepsade", "ffn"))
+    assert paper.result_key("deepsade") != default.result_key("deepsade")
+    assert paper.result_key("ffn") == default.result_key("ffn")  # baselines do not read the trainer
 
 
 def test_a_baseline_that_does_not_apply_is_recorded_not_fatal(tmp_path: Path) -> None:

@@ -118,10 +118,13 @@ class _Progress:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="Continue the run whose checkpoint is in this directory (same data, constraint and flags; "
                    "--epochs may be larger).")
+@click.option("--paper", is_flag=True,
+              help="Train as the DeepSaDe paper does: one latent box over the whole domain, no premise gates, no "
+                   "convex refit of the last layer (reproduces the committed use-case results).")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir) -> None:
+          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir, paper) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
     if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
         raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
@@ -138,7 +141,8 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                          margins=_floats(margins, "--margins"), line_search_steps=line_search_steps,
                          projection=projection, strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
                          margin=output_margin, val_fraction=val_fraction, seed=seed, out=out_dir,
-                         checkpoint_every=checkpoint_every, resume=resume_dir if resume_dir is not None else False)
+                         checkpoint_every=checkpoint_every, resume=resume_dir if resume_dir is not None else False,
+                         paper=paper)
     progress = _Progress(None, quiet)
     estimator.progress = None if quiet else progress  # None silences every method, baselines included
     try:
@@ -179,8 +183,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Training epochs.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the data and of the training.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--paper", is_flag=True, help="Train as the DeepSaDe paper does (see deepsade train --paper).")
 @user_errors
-def demo(out_dir, rows, epochs, seed, quiet) -> None:
+def demo(out_dir, rows, epochs, seed, quiet, paper) -> None:
     """Generate UC2-like loan data, train a certified model on it and print the certificate."""
     from deepsade.usecases import uc2_loan
 
@@ -194,5 +199,5 @@ def demo(out_dir, rows, epochs, seed, quiet) -> None:
     click.echo("  an applicant with income below 5000 and no credit history must be denied")
     train.main(args=[str(csv), "--constraint", str(constraint), "--target", "Loan_Status", "--positive", "Y",
                      "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--force",  # the demo's own folder
-                     *(["--quiet"] if quiet else [])],
+                     *(["--quiet"] if quiet else []), *(["--paper"] if paper else [])],
                standalone_mode=False)

@@ -74,9 +74,12 @@ def list_cases() -> None:
               help="Seed of the split and of the models (see --seeds for several).")
 @click.option("--no-models", is_flag=True, help="Do not save the trained models under OUT/models.")
 @click.option("--quiet", is_flag=True, help="No line per finished fold x method and no progress bars.")
+@click.option("--paper", is_flag=True,
+              help="Train DeepSaDe as the paper does (one whole-domain latent box, no premise gates, no refit): "
+                   "the trainer behind the committed results under results/UC*.")
 @user_errors
 def run(name, data_dir, folds, methods, out, jobs, backend, scheduler, address, seeds, grid, rows, epochs,
-        baseline_epochs, adi_sample, adi_timeout, solver_timeout, seed, no_models, quiet) -> None:
+        baseline_epochs, adi_sample, adi_timeout, solver_timeout, seed, no_models, quiet, paper) -> None:
     """Cross-validate every method on use case UC (same folds for all) and write OUT/runs.csv, report.md, plots.
 
     Each finished fold x method is stored at once under OUT/folds; a rerun with the same settings
@@ -103,6 +106,7 @@ def run(name, data_dir, folds, methods, out, jobs, backend, scheduler, address, 
         methods=parse_methods(split_list(methods)),
         data_dir=data_dir, rows=rows, epochs=epochs, baseline_epochs=baseline_epochs, adi_sample=adi_sample,
         adi_timeout=adi_timeout, solver_timeout=solver_timeout, seed=seed, jobs=jobs, save_models=not no_models,
+        paper=paper,
         quiet=quiet)
     if seeds or grid:
         configs = sweep_configs(config, seeds or (seed,), parse_grid(grid, case.name))

@@ -49,6 +49,9 @@ class ExperimentConfig:
     quiet: bool = False
     # hyper-parameters set by a sweep (``usecase run --grid``): keys of the use case's settings
     params: dict[str, Any] = field(default_factory=dict)
+    # DeepSaDe as the paper trains it (one whole-domain latent box, no gates, no refit): the trainer that
+    # produced every result stored before the price-of-the-guarantee levers existed
+    paper: bool = False
 
     def __post_init__(self) -> None:
         self.usecase = get_usecase(self.usecase).name
@@ -95,6 +98,10 @@ class ExperimentConfig:
         values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
         if self.params:  # absent when empty, so results stored before sweeps existed keep their key
             values["params"] = self.params
+        if get_method(method).family == DEEPSADE and not self.paper:
+            # results stored before the levers came from the paper's trainer and keep their key (absent
+            # field); today's default trainer differs, so its results get a key of their own
+            values["trainer"] = "regions+gates+refit"
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

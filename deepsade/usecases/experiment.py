@@ -174,6 +174,8 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
     options: dict[str, Any] = {}
     if config.solver_timeout is not None:
         options["solver_timeout"] = config.solver_timeout
+    if config.paper and deepsade_family:
+        options["paper"] = True
     estimator = DeepSaDe(constraint, targets, task=case.task, positive=case.positive, method=method,
                          hidden=hidden, epochs=epochs, batch_size=settings["batch_size"], lr=settings["lr"],
                          max_step=settings["max_step"], margins=settings["margins"], seed=model_seed,
@@ -285,6 +287,28 @@ def finished(config: ExperimentConfig, fold: int, method: str) -> dict[str, Any]
     return stored if stored.get("result_key") == config.result_key(method) else None
 
 
+def refuse_other_settings(config: ExperimentConfig) -> None:
+    """Refuse to run into a folder whose stored fold results were made with other settings: they would be
+    overwritten, or averaged with this run's under one header."""
+    clashes = []
+    for fold, method in planned_tasks(config):
+        path = result_path(config.out, fold, method)
+        if not path.is_file():
+            continue
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a damaged file is simply redone
+        if stored.get("result_key") != config.result_key(method):
+            clashes.append(f"fold {fold} {method}")
+    if clashes:
+        shown = ", ".join(clashes[:4]) + (f" and {len(clashes) - 4} more" if len(clashes) > 4 else "")
+        raise UserInputError(
+            f"{config.out} holds results made with other settings ({shown}); this run would overwrite them or "
+            "mix two settings in one report: choose another --out (or --paper, if they came from the paper's "
+            "trainer)")
+
+
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] | None = print,
                    write_report: bool = True, backend: Backend | None = None) -> list[dict[str, Any]]:
     """Run every planned fold x method not already finished; rebuild runs.csv after each; then the report.
@@ -307,6 +331,8 @@ def run_experiments(configs: Sequence[ExperimentConfig], log: Callable[[str], No
     say = log if (log is not None and not quiet) else (lambda _line: None)
     tasks = []
     by_out: dict[str, ExperimentConfig] = {}
+    for config in configs:
+        refuse_other_settings(config)
     for config in configs:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
