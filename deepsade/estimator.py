@@ -14,7 +14,6 @@ Every class shares its hyper-parameters, and their names, with ``deepsade train`
 from __future__ import annotations
 
 import copy
-
 import math
 import time
 from collections.abc import Callable, Sequence

@@ -7,7 +7,6 @@ report puts our numbers beside the published ones.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
