@@ -34,7 +34,8 @@ import z3
 from deepsade.artifact import ModelArtifact, text_sha256, weights_sha256
 from deepsade.bounds import exact_latent_box
 from deepsade.data import TASKS, Domain, Encoding
-from deepsade.encode import Counterexample, LatentLayout, find_counterexample
+from deepsade.encoding.exact import Counterexample, find_counterexample
+from deepsade.encoding.layout import LatentLayout
 from deepsade.errors import UserInputError
 from deepsade.network import SkipMLP
 from deepsade.numbers import z3_rational

@@ -36,8 +36,8 @@ from deepsade.errors import UserInputError
 from deepsade.methods import TrainingJob, get_method
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
-from deepsade.trainer import TrainSettings
 from deepsade.training.lifecycle import run_with_checkpoints
+from deepsade.training.settings import TrainSettings
 
 
 def maxsmt_choices() -> tuple[str, ...]:

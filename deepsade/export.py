@@ -16,10 +16,10 @@ multiplied by the range in float64, then rounded once to the graph's precision).
 Each ``.vnnlib`` file states where the rule is *broken* (the VNN-LIB convention: ``sat`` is a
 counterexample, ``unsat`` a proof): the domain box on ``X_i`` in raw units, then ``premise and not
 conclusion`` as a disjunction of conjunctions of linear atoms, built exactly (rationals) from the
-assert as written in raw units (``deepsade.verify.violation_disjuncts``).
+assert as written in raw units (``deepsade.verification.violation_disjuncts``).
 
 VNN-LIB has no strict inequalities and solvers compute in floating point. Every atom of the violation
-is widened by ``tolerance`` (default ``deepsade.verify.STRICT_MARGIN``) on its normalised form (largest
+is widened by ``tolerance`` (default ``deepsade.verification.STRICT_MARGIN``) on its normalised form (largest
 coefficient magnitude 1, raw units): ``a.v > b`` and ``a.v >= b`` both become ``a.v >= b - tolerance``,
 ``a.v == b`` becomes ``b - tolerance <= a.v <= b + tolerance``, and every bound is rounded outwards to a
 float64. The written region therefore *contains* every violation: ``unsat`` proves the rule holds on the
@@ -44,7 +44,7 @@ import z3
 from deepsade.atomic import write_bytes_atomically, write_text_atomically
 from deepsade.errors import UserInputError
 from deepsade.spec import Assert, Spec, parse_spec_text, split_implication
-from deepsade.verify import STRICT_MARGIN, Atom, NetworkWeights, violation_disjuncts
+from deepsade.verification import STRICT_MARGIN, Atom, NetworkWeights, violation_disjuncts
 
 if TYPE_CHECKING:
     from deepsade.artifact import ModelArtifact

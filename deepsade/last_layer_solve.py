@@ -1,13 +1,13 @@
 """The best certified last layer for fixed hidden layers, as one convex program.
 
 With the hidden layers fixed, the latent box ``B`` and the training rows' latent vectors ``z`` are fixed
-too. For rules in the closed-form dual fragment (``deepsade.encode.DualAssert``) the last layers
+too. For rules in the closed-form dual fragment (``deepsade.encoding.dual.DualAssert``) the last layers
 ``(W, b)`` that satisfy the translated rule over ``B`` form a polyhedron: every conclusion row reads
 
     sum_l max(a_l lo_l, a_l hi_l) + out . b <= bound,    a = out W + lat,
 
 over the box cut by the premise's single-coordinate bounds. Each ``max`` becomes an auxiliary variable
-above both of its terms (as in ``deepsade.projection``), so the rule is a set of linear inequalities in
+above both of its terms (as in ``deepsade.encoding.projection``), so the rule is a set of linear inequalities in
 ``(W, b, t)``. Minimising the data loss over that set (MSE, logistic, softmax cross-entropy, plus a small
 L2 term on ``W``) is a convex program whose optimum is the best certified last layer for these hidden
 layers: projected SGD can stall far from it (issue 13, failure mode 1).
@@ -125,7 +125,7 @@ class WorstCaseRows:
 
 def polyhedron_from_duals(duals: Sequence, n_out: int, n_latent: int, low: np.ndarray | LatentBoxes,
                           high: np.ndarray | None, margin: float) -> WorstCaseRows:
-    """The rows of closed-form duals (``deepsade.encode.DualAssert``) over the latent box ``[low, high]``
+    """The rows of closed-form duals (``deepsade.encoding.dual.DualAssert``) over the latent box ``[low, high]``
     (or, with ``low`` a ``LatentBoxes`` and ``high`` None, each over its source assert's box), each bound
     lowered by ``margin`` times its output coefficients' L1 norm (as the exact encoding does).
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from deepsade.artifact import ModelArtifact
     from deepsade.data import TabularData
     from deepsade.spec import Spec
-    from deepsade.trainer import TrainSettings
+    from deepsade.training.settings import TrainSettings
 
 # Which settings a method reads, in the estimator and in the experiments:
 DEEPSADE = "deepsade"  # the certified trainer: epochs, solver timeout, checkpoints; per-epoch solver counters
@@ -108,7 +108,7 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
     from deepsade.certify import certify_model
     from deepsade.checkpoint import CheckpointPolicy
     from deepsade.spec import vacuous_asserts
-    from deepsade.trainer import DeepSaDeTrainer
+    from deepsade.training.loop import DeepSaDeTrainer
 
     spec, train, val, settings = job.spec, job.train, job.val, job.settings
     vacuous = vacuous_asserts(spec, *train.domain.scaled_exact(train.encoding))

@@ -36,7 +36,7 @@ from deepsade import usecases  # noqa: E402
 from deepsade.data import prepare  # noqa: E402
 from deepsade.estimator import split_validation  # noqa: E402
 from deepsade.spec import parse_spec  # noqa: E402
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings  # noqa: E402
+from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -42,20 +42,16 @@ sys.path.insert(0, str(REPO))
 
 from deepsade import usecases  # noqa: E402
 from deepsade.data import prepare  # noqa: E402
-from deepsade.encode import STRATEGIES, to_dual  # noqa: E402
+from deepsade.encoding.dual import to_dual  # noqa: E402
+from deepsade.encoding.registry import user_choices  # noqa: E402
 from deepsade.estimator import DeepSaDe  # noqa: E402
 from deepsade.losses import data_loss  # noqa: E402
 from deepsade.metrics import evaluate_model  # noqa: E402
 from deepsade.smtlib import read_constraint_file  # noqa: E402
 from deepsade.spec import parse_spec  # noqa: E402
-from deepsade.trainer import (  # noqa: E402
-    DeepSaDeTrainer,
-    EpochStats,
-    TrainSettings,
-    _as_float32,
-    _last_layer,
-    soft_clauses,
-)
+from deepsade.training.last_layer import _as_float32, _last_layer, soft_clauses  # noqa: E402
+from deepsade.training.loop import DeepSaDeTrainer  # noqa: E402
+from deepsade.training.settings import EpochStats, TrainSettings  # noqa: E402
 from deepsade.usecases.report import METRIC_LABELS  # noqa: E402
 
 METRIC = {"UC1": "mse", "UC2": "accuracy", "UC3": "accuracy", "UC4": "jaccard", "UC5": "jaccard"}
@@ -145,7 +141,7 @@ def run_method(case, name, method, variant, train, test, val, epochs, seed) -> t
 def applicable_strategies(spec, layout) -> list[str]:
     every_dual = all(to_dual(a, layout) is not None for a in spec.asserts)
     # auto = dual where every assert is dual; listed on its own where it means dual-or / cegis
-    return [s for s in STRATEGIES if (s != "dual" or every_dual) and (s != "auto" or not every_dual)]
+    return [s for s in user_choices() if (s != "dual" or every_dual) and (s != "auto" or not every_dual)]
 
 
 def probe_strategies(case, name, train, art, batches: int, cap: float, seed: int) -> list[dict]:

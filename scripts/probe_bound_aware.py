@@ -48,7 +48,7 @@ from deepsade.estimator import DeepSaDe  # noqa: E402
 from deepsade.last_layer_solve import NotPolyhedral  # noqa: E402
 from deepsade.losses import data_loss  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings  # noqa: E402
+from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402
 
 # the benchmark's problem definitions (scripts/price_problems.py + constraints/price/), in this checkout once
 # merged, else in the bench engineer's worktree

@@ -39,7 +39,7 @@ from deepsade.last_layer_solve import polyhedron_from_duals, solve_last_layer  #
 from deepsade.linear_bounds import exact_check, linear_bounds, rows_from_duals  # noqa: E402
 from deepsade.metrics import compute_metrics, predict_outputs  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings  # noqa: E402
+from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402
 
 
 def splits(name: str, seed: int):

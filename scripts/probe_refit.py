@@ -46,7 +46,7 @@ from deepsade.last_layer_solve import (
 )
 from deepsade.metrics import compute_metrics, predict_outputs
 from deepsade.spec import parse_spec_text
-from deepsade.trainer import DeepSaDeTrainer, TrainSettings
+from deepsade.training import DeepSaDeTrainer, TrainSettings
 
 REFITTABLE_KINDS = {"dual", "dual-or", "sign-pattern"}
 

@@ -323,11 +323,11 @@ def test_damaged_model_directory(model_dir):
 
 def test_unknown_from_the_solver_is_a_failed_step_and_an_unknown_certificate(tmp_path, monkeypatch):
     import deepsade.certify
-    import deepsade.trainer
+    import deepsade.encoding.encoder
     import deepsade.training.last_layer
 
     csv, constraint, out = _files(tmp_path)
-    check = deepsade.trainer.Encoder.check_candidates
+    check = deepsade.encoding.encoder.Encoder.check_candidates
 
     def line_search_unknown(self, weights, biases, *args, **kwargs):
         # the line search's candidates come back "not proven" (as after a timeout); single checks stay real
@@ -339,7 +339,7 @@ def test_unknown_from_the_solver_is_a_failed_step_and_an_unknown_certificate(tmp
         return solve(hard, soft, method=method, **kwargs) if method == "first-model" else MaxSMTResult("unknown", None)
 
     monkeypatch.setattr(deepsade.training.last_layer, "solve_maxsmt", maxsmt_unknown)
-    monkeypatch.setattr(deepsade.trainer.Encoder, "check_candidates", line_search_unknown)
+    monkeypatch.setattr(deepsade.encoding.encoder.Encoder, "check_candidates", line_search_unknown)
     monkeypatch.setattr(deepsade.certify, "find_counterexample", lambda *a, **k: "unknown")
     extra = ["--no-projection"] if "--no-projection" in _invoke("train", "--help").output else []
     result = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, *extra, "--out", str(out))
@@ -352,12 +352,12 @@ def test_unknown_from_the_solver_is_a_failed_step_and_an_unknown_certificate(tmp
 
 
 def test_unknown_when_initialising_is_not_taken_for_a_model(tmp_path, monkeypatch):
-    import deepsade.trainer
+    import deepsade.encoding.encoder
     import deepsade.training.last_layer
 
     csv, constraint, out = _files(tmp_path)
     monkeypatch.setattr(deepsade.training.last_layer, "solve_maxsmt", lambda *a, **k: MaxSMTResult("unknown", None))
-    monkeypatch.setattr(deepsade.trainer.Encoder, "check_candidates",
+    monkeypatch.setattr(deepsade.encoding.encoder.Encoder, "check_candidates",
                         lambda self, weights, *a, **k: np.zeros(len(weights), bool))
     _assert_clean_failure(_invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--out", str(out)),
                           "within the time limit", out)

@@ -26,7 +26,7 @@ from deepsade.export import (
     widen,
 )
 from deepsade.spec import parse_spec_text
-from deepsade.verify import Atom
+from deepsade.verification import Atom
 from tests.conftest import run_cli
 
 BOUNDS_RULE = "(declare-const x1 Real)\n(declare-const y Real)\n(assert (and (>= y 0.0) (<= y x1)))\n"

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from deepsade.encode import LatentLayout, dual_satisfied, find_counterexample, to_disjunctive_dual, to_dual
+from deepsade.encoding.dual import dual_satisfied, to_dual
+from deepsade.encoding.dual_or import to_disjunctive_dual
+from deepsade.encoding.exact import find_counterexample
+from deepsade.encoding.layout import LatentLayout
+from deepsade.encoding.projection import project_last_layer
 from deepsade.last_layer_solve import (
     NotPolyhedral,
     candidate_polyhedra,
@@ -17,7 +21,6 @@ from deepsade.last_layer_solve import (
     solve_last_layer,
 )
 from deepsade.losses import data_loss
-from deepsade.projection import project_last_layer
 from deepsade.spec import parse_spec_text
 
 DECLS = "(declare-const x1 Real)(declare-const x2 Real)(declare-const y1 Real)(declare-const y2 Real)"

@@ -29,7 +29,7 @@ def export(model_dir, out_dir, tolerance, precision) -> None:
     except ImportError as exc:
         raise UsageError(f"export needs the onnx package ({exc.name} is missing): pip install 'deepsade[onnx]'") from None
     from deepsade.artifact import load
-    from deepsade.verify import STRICT_MARGIN
+    from deepsade.verification import STRICT_MARGIN
 
     artifact = load(model_dir)
     warn_if_altered(artifact)

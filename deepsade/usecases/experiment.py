@@ -251,7 +251,7 @@ def _test_metrics(spec, test, outputs: np.ndarray) -> dict[str, Any]:
 
 def _adi(config: ExperimentConfig, art, test, fold: int) -> dict[str, Any]:
     """AdI on a fixed seeded sample of test rows (the same rows for every method of the fold)."""
-    from deepsade.adi import adversity_index
+    from deepsade.verification.adi import adversity_index
 
     n = min(config.adi_sample, test.n_rows)
     rows = np.sort(np.random.default_rng([config.seed, fold, 7]).choice(test.n_rows, size=n, replace=False))
