@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from deepsade import artifact as artifact_io
+from deepsade.certify import MIN_MARGIN
 from deepsade.checkpoint import CheckpointPolicy
 from deepsade.checkpoint import default_directory as default_checkpoint_directory
 from deepsade.data import TabularData, prepare
@@ -168,6 +169,9 @@ class _ConstrainedTraining(BaseEstimator):
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value < float("inf"):
                 raise UserInputError(f"{name} must be a positive number, got {value!r}")
+        if self.margin < MIN_MARGIN:  # certify would refuse the model afterwards
+            raise UserInputError(f"margin must be at least {MIN_MARGIN:g}, the certificate's policy minimum; "
+                                 f"got {self.margin!r}")
         margins = _numbers(self.margins, "margins")
         if not _is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
             raise UserInputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")

@@ -102,6 +102,26 @@ def test_contradictory_constraints_exit_2(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_rules_that_leave_less_room_than_the_margin_say_so(tmp_path):
+    # 0 <= y <= x1 holds exactly, but where x1 is near 0 it leaves y less room than the certificate's margin
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 10.0, size=(60, 3))
+    x[0, 0] = 1e-3
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "y": 0.4 * x[:, 0]})
+    csv, rule = tmp_path / "d.csv", tmp_path / "c.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text("(declare-const x1 Real)(declare-const y Real)(assert (and (>= y 0.0) (<= y x1)))")
+    args = ["train", str(csv), "--constraint", str(rule), "--target", "y", "--epochs", "1", "--hidden", "4",
+            "--quiet"]
+    result = run_cli(*args, "--out", str(tmp_path / "m"))
+    assert result.returncode == 2, result.stderr
+    assert "less room than that" in result.stderr and "lower --margin" in result.stderr
+    assert "contradict" not in result.stderr
+    assert run_cli(*args, "--margin", "1e-6", "--out", str(tmp_path / "m2")).returncode == 0  # the advice works
+    below = run_cli(*args, "--margin", "1e-7", "--out", str(tmp_path / "m3"))
+    assert below.returncode == 2 and "policy minimum" in below.stderr  # certify would refuse such a model
+
+
 def test_train_predict_certify_and_altered_weight(tmp_path):
     frame, text, targets, kwargs = _frame("binary", n=120)
     csv, rule, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "model"

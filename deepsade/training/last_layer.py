@@ -221,6 +221,12 @@ class LastLayerStep:
         if self.can_project and self.project_initial(weights, biases, box):
             return
         found = self.solve_last_layer(box, [], [], "first-model", None)
+        if found is NoLastLayer.INFEASIBLE and self.room_without_margin(box):
+            raise NoModelExists(
+                f"no last-layer weights satisfy the constraints over the domain box with the certificate's margin "
+                f"(--margin {self.settings.output_margin:g}, network units): somewhere in the domain the rules leave an "
+                "output less room than that (e.g. 0 <= y <= x1 where x1 is near 0); lower --margin, or narrow the "
+                "domain with --domain")
         if isinstance(found, NoLastLayer):
             raise NoModelExists(
                 "no last-layer weights satisfy the constraints over the domain box: the constraints cannot all "
@@ -229,6 +235,17 @@ class LastLayerStep:
                 "raise --solver-timeout"
             )
         _set_last_layer(self.model, *found)
+
+    def room_without_margin(self, box) -> bool:
+        """Whether some last layer satisfies the translated rules with no output margin at all: then an
+        infeasible first solve is the margin's doing, not a contradiction between the rules."""
+        boxes = LatentBoxes.coerce(*_pair(box))
+        try:
+            hard = self.encoder.hard_constraints(self.weights_vars, self.bias_vars, boxes, None, Fraction(0),
+                                                 self.settings.solver_timeout)
+        except z3.Z3Exception:
+            return False
+        return solve_maxsmt(hard, [], method="first-model", timeout_s=self.settings.solver_timeout).has_model
 
     def project_initial(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
         """First weights by projection of the random ones, onto the pieces each strategy picks for a start
