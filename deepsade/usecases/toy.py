@@ -34,7 +34,8 @@ def generate_regression(n_rows: int = 500, seed: int = 0) -> pd.DataFrame:
     """``y`` is a share of ``x1`` that grows with ``x2`` and shrinks with ``x3``; 5% of rows exceed ``x1``."""
     n = check_n_rows(n_rows)
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 10.0, size=(n, 3))
+    # x1 from 0.5: near x1 = 0 the rule 0 <= y <= x1 leaves y less room than the certificate's margin
+    x = rng.uniform(np.array([0.5, 0.0, 0.0]), 10.0, size=(n, 3))
     share = 0.2 + 0.06 * x[:, 1] - 0.02 * x[:, 2] + 0.03 * rng.standard_normal(n)
     y = x[:, 0] * np.clip(share, 0.0, 0.95)
     # A few rows over the bound, so the training data itself breaks the rule as real data does.
