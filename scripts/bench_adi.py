@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deepsade.artifact import ModelArtifact, load  # noqa: E402
-from deepsade.data import prepare, read_csv  # noqa: E402
+from deepsade.ingest import prepare, read_csv  # noqa: E402
 from deepsade.network import SkipMLP  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
 from deepsade.verification.adi import adversity_index  # noqa: E402

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deepsade.baselines import CONSTRAINT_LOSSES, train_baseline  # noqa: E402
-from deepsade.data import prepare  # noqa: E402
+from deepsade.ingest import prepare  # noqa: E402
 from deepsade.metrics import evaluate_model  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
 from deepsade.usecases import uc2_loan  # noqa: E402

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deepsade import usecases  # noqa: E402
-from deepsade.data import prepare  # noqa: E402
 from deepsade.estimator import split_validation  # noqa: E402
+from deepsade.ingest import prepare  # noqa: E402
 from deepsade.spec import parse_spec  # noqa: E402
 from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402
 
@@ -115,7 +115,7 @@ def train_memory(iterations: int, every: int, seed: int, config: str, overrides:
 _LOADER = """
 import resource, sys, time
 sys.path.insert(0, {repo!r})
-from deepsade.data import prepare, read_csv
+from deepsade.ingest import prepare, read_csv
 t0 = time.perf_counter()
 frame = read_csv({path!r})
 data = prepare(frame, {targets!r})
@@ -137,7 +137,7 @@ def csv_memory(n_rows: int, seed: int) -> dict:
                 base.to_csv(handle, index=False, header=False)
         size_mb = path.stat().st_size / 2**20
         baseline = subprocess.run([sys.executable, "-c", f"import resource, sys; sys.path.insert(0, {str(REPO)!r}); "
-                                   "import deepsade.data; print(resource.getrusage(resource.RUSAGE_SELF)"
+                                   "import deepsade.ingest; print(resource.getrusage(resource.RUSAGE_SELF)"
                                    ".ru_maxrss / 1024)"], capture_output=True, text=True, check=True)
         out = subprocess.run([sys.executable, "-c", _LOADER.format(repo=str(REPO), path=str(path),
                                                                    targets=list(case.targets))],
@@ -189,7 +189,7 @@ def write_report(runs: list[tuple[list[dict], dict]], csv_info: dict | None, out
         lines += ["## Loading a large CSV", "",
                   f"`read_csv` + `prepare` on a {csv_info['rows']:,}-row UC1-like CSV ({csv_info['file_mib']} MiB "
                   f"on disk), in a fresh interpreter: **peak RSS {csv_info['peak_rss_mib']} MiB** "
-                  f"(the interpreter with deepsade.data imported: {csv_info['import_peak_rss_mib']} MiB), "
+                  f"(the interpreter with deepsade.ingest imported: {csv_info['import_peak_rss_mib']} MiB), "
                   f"{csv_info['seconds']} s; {csv_info['rows_used']:,} rows used."]
     (out_dir / "bench_memory.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

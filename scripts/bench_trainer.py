@@ -41,10 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deepsade import usecases  # noqa: E402
-from deepsade.data import prepare  # noqa: E402
 from deepsade.encoding.dual import to_dual  # noqa: E402
 from deepsade.encoding.registry import user_choices  # noqa: E402
 from deepsade.estimator import DeepSaDe  # noqa: E402
+from deepsade.ingest import prepare  # noqa: E402
 from deepsade.losses import data_loss  # noqa: E402
 from deepsade.metrics import evaluate_model  # noqa: E402
 from deepsade.smtlib import read_constraint_file  # noqa: E402

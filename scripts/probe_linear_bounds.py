@@ -33,8 +33,8 @@ from price_problems import PROBLEMS  # noqa: E402
 
 from deepsade.bounds import latent_box  # noqa: E402
 from deepsade.certify import certify_model  # noqa: E402
-from deepsade.data import prepare  # noqa: E402
 from deepsade.estimator import DeepSaDe, split_validation  # noqa: E402
+from deepsade.ingest import prepare  # noqa: E402
 from deepsade.last_layer_solve import polyhedron_from_duals, solve_last_layer  # noqa: E402
 from deepsade.linear_bounds import exact_check, linear_bounds, rows_from_duals  # noqa: E402
 from deepsade.metrics import compute_metrics, predict_outputs  # noqa: E402

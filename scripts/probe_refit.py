@@ -33,8 +33,9 @@ from sklearn import datasets
 
 from deepsade.bounds import latent_box
 from deepsade.certify import certify_model
-from deepsade.data import TabularData, prepare
+from deepsade.data import TabularData
 from deepsade.estimator import DeepSaDe, split_validation
+from deepsade.ingest import prepare
 from deepsade.last_layer_solve import (
     QP_ONLY_SOLVERS,
     SOLVERS,

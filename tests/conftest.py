@@ -25,7 +25,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 def encoding():
     """Inputs x1..x3 and regression targets y1, y2, each spanning exactly [0, 1]: scaled units equal raw
     units, so hand-written constraints read the same on both sides."""
-    from deepsade.data import prepare
+    from deepsade.ingest import prepare
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x1": rng.random(20), "x2": rng.random(20), "x3": rng.random(20),

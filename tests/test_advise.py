@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepsade.constructions.advise import advise
-from deepsade.data import prepare
+from deepsade.ingest import prepare
 from deepsade.spec import parse_spec
 from deepsade.usecases import ALL_CASES
 from tests.conftest import REPO, run_cli

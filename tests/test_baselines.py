@@ -19,8 +19,8 @@ from deepsade.baselines.fuzzy import FuzzyLoss
 from deepsade.baselines.penalty import PenaltyLoss
 from deepsade.baselines.semantic import SemanticLoss
 from deepsade.baselines.stacked import StackedSkipMLP
-from deepsade.data import prepare
 from deepsade.errors import UserInputError
+from deepsade.ingest import prepare
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text
 from tests.conftest import run_cli

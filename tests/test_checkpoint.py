@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from deepsade import checkpoint
 from deepsade.cli import main
-from deepsade.data import prepare
 from deepsade.errors import UserInputError
 from deepsade.estimator import split_validation
+from deepsade.ingest import prepare
 from deepsade.spec import parse_spec_text
 from deepsade.training import DeepSaDeTrainer, TrainSettings
 from tests.conftest import REPO, run_cli

@@ -125,7 +125,7 @@ def test_inapplicable_rule_exits_2_with_the_reason(tmp_path: Path):
 
 
 def _spec(text: str, frame, targets):
-    from deepsade.data import prepare
+    from deepsade.ingest import prepare
 
     data = prepare(frame, targets)
     return parse_spec_text(text, data.encoding), data.domain.scaled_exact(data.encoding)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepsade.data import infer_task, prepare, read_csv
 from deepsade.errors import UserInputError
+from deepsade.ingest import infer_task, prepare, read_csv
 
 
 def test_encoding_roles_scaling_and_missing(loan_frame):

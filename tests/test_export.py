@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from deepsade.artifact import load
-from deepsade.estimator import DeepSaDe, predictions_frame
+from deepsade.estimator import DeepSaDe
 from deepsade.export import (
     Comparison,
     comparison_text,
@@ -25,6 +25,7 @@ from deepsade.export import (
     recheck_counterexample,
     widen,
 )
+from deepsade.prediction import predictions_frame
 from deepsade.spec import parse_spec_text
 from deepsade.verification import Atom
 from tests.conftest import run_cli

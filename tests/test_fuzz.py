@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepsade.data import prepare, read_csv
 from deepsade.encoding.encoder import Encoder
 from deepsade.encoding.layout import LatentLayout, weight_variables
 from deepsade.errors import UserInputError
+from deepsade.ingest import prepare, read_csv
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import parse_spec, vacuous_asserts
 

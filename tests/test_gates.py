@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from deepsade.bounds import exact_latent_box, latent_box
-from deepsade.data import fit_encoding
 from deepsade.gates import Gate, GateSide, freeze_gate_units, plan_gates, with_gates
+from deepsade.ingest import fit_encoding
 from deepsade.network import SkipMLP
 from deepsade.regions import input_regions
 from deepsade.spec import parse_spec_text

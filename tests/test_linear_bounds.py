@@ -11,9 +11,9 @@ import torch
 from scipy.optimize import linprog
 
 from deepsade.bounds import exact_latent_box, latent_box
-from deepsade.data import prepare
 from deepsade.encoding.dual import to_dual
 from deepsade.encoding.layout import LatentLayout
+from deepsade.ingest import prepare
 from deepsade.last_layer_solve import solve_last_layer
 from deepsade.linear_bounds import (
     LinearBoundRows,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepsade.artifact import ModelArtifact
-from deepsade.data import prepare
+from deepsade.ingest import prepare
 from deepsade.metrics import compute_metrics, evaluate_model
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text

@@ -13,10 +13,11 @@ from safetensors.torch import load_file
 
 from deepsade.bounds import exact_latent_box
 from deepsade.certify import CERTIFIED, certify_model
-from deepsade.data import Domain, prepare
+from deepsade.data import Domain
 from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
 from deepsade.gates import plan_gates, with_gates
+from deepsade.ingest import prepare
 from deepsade.losses import data_loss
 from deepsade.network import SkipMLP
 from deepsade.regions import input_regions

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from deepsade.certify import certify_model
-from deepsade.data import prepare
 from deepsade.encoding.dual import dual_satisfied
 from deepsade.encoding.encoder import Encoder
 from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
 from deepsade.encoding.projection import project_last_layer
 from deepsade.encoding.sign_pattern import ABOVE, BELOW, FREE, prime_implicants, to_sign_pattern
+from deepsade.ingest import prepare
 from deepsade.spec import parse_spec, parse_spec_text
 from deepsade.training import DeepSaDeTrainer, TrainSettings
 from deepsade.usecases import uc4_digits, uc5_sushi

@@ -22,7 +22,8 @@ from deepsade import artifact as artifact_io
 from deepsade import checkpoint
 from deepsade.cli.train import train as train_command
 from deepsade.errors import UserInputError
-from deepsade.estimator import DeepSaDe, DeepSaDeClassifier, DeepSaDeRegressor
+from deepsade.estimator import DeepSaDe
+from deepsade.sklearn_api import DeepSaDeClassifier, DeepSaDeRegressor
 from deepsade.usecases.toy import generate_binary, generate_regression
 
 PACKAGE = Path(__file__).resolve().parents[1] / "deepsade"

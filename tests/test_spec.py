@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import z3
 
-from deepsade.data import prepare
 from deepsade.errors import UserInputError
+from deepsade.ingest import prepare
 from deepsade.spec import conjunction_atoms, input_var, output_var, parse_spec_text
 
 DECLS = "(declare-const a Real)(declare-const b Real)(declare-const y1 Real)(declare-const y2 Real)\n"

@@ -13,10 +13,10 @@ import z3
 
 from deepsade.boxes import max_over_box
 from deepsade.certify import certify_model
-from deepsade.data import prepare
 from deepsade.encoding import ClosedFormVerdict, Encoder, LatentLayout, Strategy, registered, user_choices
 from deepsade.encoding.layout import exact_term, sum_terms
 from deepsade.encoding.registry import register_strategy, unregister_strategy
+from deepsade.ingest import prepare
 from deepsade.linear import NotLinear, atom_from_comparison
 from deepsade.spec import Assert, conjunction_atoms, parse_spec_text
 from deepsade.training import DeepSaDeTrainer, TrainSettings

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from deepsade import artifact
-from deepsade.data import prepare
 from deepsade.estimator import DeepSaDe
+from deepsade.ingest import prepare
 from deepsade.losses import data_loss
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text

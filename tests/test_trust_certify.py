@@ -8,7 +8,8 @@ import torch
 
 from deepsade.artifact import ModelArtifact
 from deepsade.certify import CERTIFIED, NOT_CERTIFIED, VIOLATED, Verdict, certify_model, recheck_artifact
-from deepsade.data import default_domain, prepare
+from deepsade.data import default_domain
+from deepsade.ingest import prepare
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text
 

@@ -12,8 +12,8 @@ import z3
 from click.testing import CliRunner
 
 from deepsade.cli import main
-from deepsade.data import prepare
 from deepsade.errors import UserInputError
+from deepsade.ingest import prepare
 from deepsade.spec import parse_spec_text
 
 DECLARE = "(declare-const x1 Real)\n(declare-const y Real)\n"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deepsade.cli.verify import adi, verify
-from deepsade.data import prepare
 from deepsade.errors import UserInputError
+from deepsade.ingest import prepare
 from deepsade.verification import (
     ENGINES,
     Answer,

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 import deepsade.verification.marabou_engine as marabou_engine
 from deepsade.artifact import ModelArtifact, save
 from deepsade.cli import main
-from deepsade.data import default_domain, fit_encoding, prepare
+from deepsade.data import default_domain
+from deepsade.ingest import fit_encoding, prepare
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text
 from deepsade.verification import (

@@ -23,7 +23,7 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
     decides; the baselines give no guarantee.
     """
     from deepsade.constructions.advise import advise as advise_methods
-    from deepsade.data import prepare, read_csv
+    from deepsade.ingest import prepare, read_csv
     from deepsade.smtlib import read_constraint_file
     from deepsade.spec import parse_spec
 

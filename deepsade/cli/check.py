@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deepsade.cli.common import data_options, parse_features, user_errors
-from deepsade.data import prepare, read_csv
+from deepsade.ingest import prepare, read_csv
 from deepsade.spec import Spec, parse_spec, vacuous_asserts
 
 

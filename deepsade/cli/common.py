@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import click
 
-from deepsade.data import IMPUTE_CHOICES, TASKS
+from deepsade.data import TASKS
 from deepsade.errors import UserInputError
 from deepsade.extras import install_hint
+from deepsade.ingest import IMPUTE_CHOICES
 from deepsade.methods import method_names
 
 

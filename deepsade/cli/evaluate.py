@@ -10,8 +10,8 @@ import click
 
 from deepsade.artifact import load
 from deepsade.cli.common import user_errors, warn_if_altered
-from deepsade.data import IMPUTE_CHOICES, prepare, read_csv
 from deepsade.errors import UserInputError
+from deepsade.ingest import IMPUTE_CHOICES, prepare, read_csv
 from deepsade.metrics import evaluate_model
 
 _LABELS = {

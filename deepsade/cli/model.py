@@ -9,9 +9,9 @@ import click
 
 from deepsade.artifact import load as load_artifact
 from deepsade.cli.common import UsageError, user_errors, warn_if_altered
-from deepsade.data import read_csv
 from deepsade.errors import UserInputError
-from deepsade.estimator import predictions_frame
+from deepsade.ingest import read_csv
+from deepsade.prediction import predictions_frame
 
 
 def print_certificate(certificate: dict) -> None:

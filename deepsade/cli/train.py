@@ -19,8 +19,8 @@ from deepsade.cli.common import (
     user_errors,
 )
 from deepsade.cli.model import print_certificate
-from deepsade.data import read_csv
 from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
+from deepsade.ingest import read_csv
 from deepsade.methods import get_method
 from deepsade.training.lifecycle import checkpoint_directory
 

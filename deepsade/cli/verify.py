@@ -60,7 +60,7 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
     For each row and radius eps, searches the inputs within eps of the row (scaled units, inside the
     domain box) for one where the model breaks the constraint. AdI is the fraction of rows with one."""
     from deepsade.artifact import load
-    from deepsade.data import read_csv
+    from deepsade.ingest import read_csv
     from deepsade.verification.adi import adversity_index, instances_from_frame
 
     where = make_backend(backend, jobs, scheduler, address)

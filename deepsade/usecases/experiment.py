@@ -111,8 +111,8 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
 
     from deepsade.artifact import save as save_artifact
     from deepsade.certify import certify_model
-    from deepsade.data import prepare
     from deepsade.estimator import DeepSaDe
+    from deepsade.ingest import prepare
     from deepsade.losses import data_loss
     from deepsade.metrics import evaluate_model
     from deepsade.spec import parse_spec_text
