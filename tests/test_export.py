@@ -17,17 +17,11 @@ import pytest
 
 from deepsade.artifact import load
 from deepsade.estimator import DeepSaDe
-from deepsade.export import (
-    Comparison,
-    comparison_text,
-    export_model,
-    raw_violation,
-    recheck_counterexample,
-    widen,
-)
+from deepsade.export import export_model, recheck_counterexample
 from deepsade.prediction import predictions_frame
 from deepsade.spec import parse_spec_text
 from deepsade.verification import Atom
+from deepsade.vnnlib import Comparison, comparison_text, raw_violation, widen
 from tests.conftest import run_cli
 
 BOUNDS_RULE = "(declare-const x1 Real)\n(declare-const y Real)\n(assert (and (>= y 0.0) (<= y x1)))\n"
