@@ -88,13 +88,11 @@ def run(name, data_dir, folds, methods, out, jobs, backend, scheduler, address, 
     from deepsade.usecases import get as get_usecase
     from deepsade.usecases.experiment import (
         ExperimentConfig,
-        parse_grid,
         parse_methods,
         run_experiment,
         run_experiments,
-        sweep_configs,
-        write_sweep_table,
     )
+    from deepsade.usecases.sweep import parse_grid, sweep_configs, write_sweep_table
 
     try:
         case = get_usecase(name)
