@@ -199,7 +199,7 @@ def recheck_counterexample(artifact: ModelArtifact, raw_inputs: np.ndarray) -> R
     if point.shape[0] != len(enc.input_names):
         raise UserInputError(f"a witness needs {len(enc.input_names)} inputs, got {point.shape[0]}")
     inside = np.clip(point, artifact.domain.lower, artifact.domain.upper)
-    with torch.no_grad():  # the same steps as estimator.predictions_frame after encode_inputs
+    with torch.no_grad():  # the same steps as prediction.predictions_frame after encode_inputs
         network = artifact.model(torch.as_tensor(enc.scale_inputs(inside[None, :]), dtype=torch.float32))
     outputs = enc.outputs_to_raw(network.double().numpy())
     spec = parse_spec_text(artifact.constraint_text, enc)
