@@ -130,6 +130,8 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
                                 "nothing there" for i in vacuous] + list(result.notes)
     if notes:
         training["notes"] = notes
+    if result.mechanisms:  # what the price-of-the-guarantee levers did: gates added, refits kept or skipped
+        training["mechanisms"] = list(result.mechanisms)
     return artifact_io.ModelArtifact(
         model=result.model, encoding=train.encoding, domain=train.domain, constraint_text=job.constraint_text,
         method=job.method, training=training, history=[asdict(h) for h in result.history],
