@@ -17,7 +17,7 @@ def train_construction(job: Any) -> ModelArtifact:
 
         return train_hardnet(job)
     if job.method == "hcr":
-        from deepsade.constructions.hcr import train_hcr
+        from deepsade.constructions.hcr_train import train_hcr
 
         return train_hcr(job)
     raise UserInputError(f"no construction is called {job.method!r}")
