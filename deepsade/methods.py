@@ -173,3 +173,6 @@ def train_constructed(job: TrainingJob) -> ModelArtifact:
 register(Method("hardnet", "certified by construction: HardNet-Aff enforcement layer (constant A, bounds affine in "
                 "the inputs; clamps as the special case), exact certificate", certifies=True, train=train_constructed,
                 family=CONSTRUCTION))
+register(Method("hcr", "guaranteed by construction: HCR layer (direction + radius around an interior point of a bounded "
+                "polytope free of the inputs); region checked exactly, layer not piecewise linear", certifies=True,
+                train=train_constructed, family=CONSTRUCTION))

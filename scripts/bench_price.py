@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ TIME_RATIO_LIMIT = 3.0  # at most 3x ffn's training time
 GENERAL_PATH_TIME_RATIO_LIMIT = 10.0  # the general-path problems: within 10x
 SINGLE_CLASS_SHARE = 0.99  # a model predicting one class on >= 99% of test rows predicts "a single class"
 QUICK_ROWS = 150
+CONSTRUCTIONS = ("hardnet", "hcr")  # guarantees by construction (deepsade.constructions); exit 2: not applicable
 QUICK_ARGS = ["--epochs", "2"]  # smoke test only: recorded in the report, never in a real run
 
 
@@ -64,10 +65,12 @@ class Settings:
     adi_timeout: float
     timeout: float
     python: str
+    methods: list[str] = field(default_factory=lambda: ["deepsade"])  # guaranteed methods; ffn always runs
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a finished result must share to be reused."""
-        return {"extra_args": self.extra_args, "quick": self.quick, "adi": self.adi}
+        extra = {} if self.methods == ["deepsade"] else {"methods": self.methods}
+        return {"extra_args": self.extra_args, "quick": self.quick, "adi": self.adi, **extra}
 
 
 # ---------------------------------------------------------------- running the CLI
@@ -180,10 +183,14 @@ def run_one(problem: Problem, seed: int, settings: Settings, work_root: Path) ->
     row: dict[str, Any] = {"problem": problem.name, "seed": seed, "task": problem.task, "metric": problem.metric,
                            "general_path": problem.general_path, "train_rows": len(train), "test_rows": len(test),
                            "true_majority_share": true_label_share(test, problem)}
-    for method, flags in (("deepsade", settings.extra_args), ("ffn", ["--method", "ffn"])):
+    runs = [(m, settings.extra_args if m == "deepsade" else ["--method", m]) for m in settings.methods]
+    for method, flags in [*runs, ("ffn", ["--method", "ffn"])]:
         model = work / f"model_{method}"
         code, wall, text = cli(settings, [*base, *flags, "--out", str(model)], settings.timeout)
         row[f"{method}_train_exit"] = code
+        if method in CONSTRUCTIONS and code == 2:  # the construction does not fit the rule: its one-line reason
+            row[f"{method}_not_applicable"] = (text.strip().splitlines() or ["exit 2"])[-1].removeprefix("Error: ")
+            continue
         row[f"{method}_wall_s"] = round(wall, 2)
         row[f"{method}_train_s"] = training_seconds(model) if code == 0 else None
         if code != 0:
@@ -233,6 +240,35 @@ def run_one(problem: Problem, seed: int, settings: Settings, work_root: Path) ->
     if row.get("deepsade_train_s") and row.get("ffn_train_s"):
         row["time_ratio"] = row["deepsade_train_s"] / row["ffn_train_s"]
     return row
+
+
+def constructions_section(runs: pd.DataFrame, methods: list[str]) -> list[str]:
+    """Report lines: each construction beside DeepSaDe and ffn, or why it does not apply."""
+    shown = [m for m in methods if m in CONSTRUCTIONS]
+    if not shown:
+        return []
+    lines = ["", "## Guarantees by construction", "",
+             "Same split and seed, `deepsade train --method M` with defaults (the baseline settings: plain SGD "
+             "through the fixed enforcement layer); quality = corrected metric on the held-out rows. HardNet-Aff "
+             "is certified exactly; HCR's verdict is `by construction` (region checked exactly, layer not "
+             "piecewise linear).", "",
+             "| problem | seed | method | quality | DeepSaDe | ffn | certificate | viol. | train s | or why not |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in runs.iterrows():
+        for m in shown:
+            if f"{m}_train_exit" not in r or pd.isna(r.get(f"{m}_train_exit")):
+                continue
+            why = r.get(f"{m}_not_applicable")
+            if isinstance(why, str):
+                lines.append(f"| {r['problem']} | {r['seed']} | {m} | - | {fmt(r.get('deepsade_quality'))} | "
+                             f"{fmt(r.get('ffn_quality'))} | - | - | - | not applicable: {why} |")
+                continue
+            failed = "" if r.get(f"{m}_train_exit") == 0 else f"exit {r.get(f'{m}_train_exit')}: {r.get(f'{m}_error', '')}"
+            lines.append(f"| {r['problem']} | {r['seed']} | {m} | {fmt(r.get(f'{m}_quality'))} | "
+                         f"{fmt(r.get('deepsade_quality'))} | {fmt(r.get('ffn_quality'))} | "
+                         f"{r.get(f'{m}_certificate', '-')} | {fmt(r.get(f'{m}_violations'), 0)} | "
+                         f"{fmt(r.get(f'{m}_train_s'), 1)} | {failed} |")
+    return lines
 
 
 def adi_fields(summary: dict[str, Any]) -> dict[str, Any]:
@@ -465,6 +501,7 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
                                          if k.startswith(f"{method}_timeout_") and pd.notna(r[k]))
                     lines.append(f"- {r['problem']} seed {r['seed']} {method}: exit {r.get(f'{method}_train_exit')}: "
                                  f"{r.get(f'{method}_error', '')}" + (f" (at the timeout: {progress})" if progress else ""))
+    lines += constructions_section(runs, list(meta.get("methods", ["deepsade"])))
     lines += ["", "## Every run", "", "See `runs.csv` (one row per problem and seed; `_quality` = corrected metric)."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return summary
@@ -502,6 +539,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=None, help="where models and splits go "
                                                                 "(default: runs/price/LABEL, not committed)")
     parser.add_argument("--note", action="append", default=[], help="a line added to the report (repeatable)")
+    parser.add_argument("--methods", default="deepsade",
+                        help="comma-separated guaranteed methods, each beside ffn (always run): deepsade and the "
+                             f"constructions {', '.join(CONSTRUCTIONS)} (a construction that does not fit the rule "
+                             "gets a 'not applicable: reason' row); default deepsade")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from stored results")
     return parser.parse_args(argv)
 
@@ -517,7 +558,14 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
     settings = Settings(label=label, seeds=seeds, problems=names, extra_args=shlex.split(args.extra_args),
                         quick=args.quick, adi=args.adi, adi_sample=args.adi_sample, adi_timeout=args.adi_timeout,
-                        timeout=args.timeout, python=sys.executable)
+                        timeout=args.timeout, python=sys.executable,
+                        methods=[m.strip() for m in args.methods.split(",") if m.strip()])
+    if settings.methods != ["deepsade"] and "deepsade" not in settings.methods:
+        print("--methods must include deepsade (the report compares every method with it)", file=sys.stderr)
+        return 2
+    if any(m not in ("deepsade", *CONSTRUCTIONS) for m in settings.methods):
+        print(f"--methods takes deepsade and {', '.join(CONSTRUCTIONS)}", file=sys.stderr)
+        return 2
     out = args.out / label
     (out / "runs").mkdir(parents=True, exist_ok=True)
     work_root = args.work or REPO / "runs" / "price" / label
@@ -531,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
         commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
         meta = {"command": command, "commands": [*[c for c in commands if c != command], command], **git_state(), "extra_args": settings.extra_args, "quick": settings.quick,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                "methods": settings.methods, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

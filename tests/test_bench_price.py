@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_price import split_rows, summarise  # noqa: E402
+from bench_price import constructions_section, parse_args, split_rows, summarise  # noqa: E402
 from price_problems import PROBLEMS  # noqa: E402
 
 DECLARED = re.compile(r"\(declare-const\s+(\|[^|]+\||\S+)\s+Real\)")
@@ -83,3 +83,16 @@ def test_done_means_thresholds() -> None:
     assert not summary.loc["one_class", "ok_not_single_class"] and not summary.loc["one_class", "done"]
     assert not summary.loc["slow", "ok_time"]
     assert not summary.loc["breaks", "ok_certified"]
+
+
+def test_constructions_get_a_row_or_the_reason_they_do_not_apply() -> None:
+    runs = pd.DataFrame([
+        {"problem": "solar_plant", "seed": 1, "deepsade_quality": 22000.0, "ffn_quality": 520.0,
+         "hardnet_train_exit": 2, "hardnet_not_applicable": "HardNet-Aff needs the rows of A to be linearly independent",
+         "hcr_train_exit": 0, "hcr_quality": 900.0, "hcr_certificate": "by construction", "hcr_violations": 0,
+         "hcr_train_s": 3.0}])
+    lines = "\n".join(constructions_section(runs, ["deepsade", "hardnet", "hcr"]))
+    assert "| solar_plant | 1 | hardnet | - |" in lines and "not applicable: HardNet-Aff needs the rows" in lines
+    assert "| solar_plant | 1 | hcr | 900 |" in lines.replace("900.000", "900") and "by construction" in lines
+    assert constructions_section(runs, ["deepsade"]) == []  # DeepSaDe-only runs keep their report unchanged
+    assert parse_args(["--methods", "deepsade,hcr"]).methods == "deepsade,hcr"

@@ -117,7 +117,14 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
                         base_output_error: float) -> dict[str, Any]:
     """Exactly check every assert over the domain for a network with an enforcement layer; returns the
     certificate dict in DeepSaDe's format. ``base`` holds what ``deepsade.certify.certify_model`` binds for
-    every model (margin, hashes, digest); ``base_output_error`` is its float32 error bound of the base output."""
+    every model (margin, hashes, digest); ``base_output_error`` is its float32 error bound of the base output.
+    An HCR network goes to ``deepsade.constructions.hcr_certificate`` (its layer is not piecewise linear)."""
+    from deepsade.constructions.hcr import is_hcr
+
+    if is_hcr(model):
+        from deepsade.constructions.hcr_certificate import certify_hcr
+
+        return certify_hcr(model, spec, encoding, domain, margin, timeout_s, base, started)
     start = started
     base = {**base, "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert "
                               "through the enforcement layer (ReLUs exact)",

@@ -184,9 +184,15 @@ def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def network_from_architecture(arch: dict) -> SkipMLP:
     """The constructed network an architecture describes (``arch['enforcement']`` says which)."""
+    from deepsade.constructions.hcr import HCR_KIND, HyperSphericalMLP
+
+    if arch["enforcement"].get("kind") == HCR_KIND:
+        return HyperSphericalMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
 def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
-    return isinstance(model, EnforcedMLP)
+    from deepsade.constructions.hcr import HyperSphericalMLP
+
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP)

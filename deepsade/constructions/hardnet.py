@@ -57,12 +57,18 @@ def _loss(task: str, model: torch.nn.Module, inputs: torch.Tensor, targets: torc
 
 def train_hardnet(job: Any) -> ModelArtifact:
     """HardNet-Aff: train through the enforcement layer, then certify the stored float32 network exactly."""
+    start = time.perf_counter()
+    model, rule = build_enforced(job)
+    return fit_constructed(job, model, start, {"construction": rule.describe(), "slack_factor": SLACK_FACTOR})
+
+
+def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any]) -> ModelArtifact:
+    """Train a constructed network (its layer fixed) end to end with mini-batch SGD on the data loss of its
+    output, keep the epoch with the lowest validation loss, certify it; ``details`` go into ``training``."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
 
     spec, train, val, settings = job.spec, job.train, job.val, job.settings
-    start = time.perf_counter()
-    model, rule = build_enforced(job)
     task = train.encoding.task
     x = torch.as_tensor(train.inputs, dtype=torch.float32)
     y = torch.as_tensor(np.asarray(train.targets))
@@ -97,8 +103,7 @@ def train_hardnet(job: Any) -> ModelArtifact:
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
     training = asdict(settings)
     training.update({"method": job.method, "seconds": round(seconds, 3), "best_epoch": best_epoch,
-                     "optimizer": "SGD", "construction": rule.describe(), "slack_factor": SLACK_FACTOR,
-                     "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
+                     "optimizer": "SGD", **details, "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
     if spec.notes:
         training["notes"] = list(spec.notes)
     return artifact_io.ModelArtifact(model=model, encoding=train.encoding, domain=train.domain,

@@ -11,9 +11,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def train_construction(job: Any) -> ModelArtifact:
-    """Train the construction named by ``job.method`` (hardnet; HCR is recognised by ``advise`` but not trained yet); ``job`` is a ``deepsade.methods.TrainingJob``."""
+    """Train the construction named by ``job.method`` (hardnet, hcr); ``job`` is a ``deepsade.methods.TrainingJob``."""
     if job.method == "hardnet":
         from deepsade.constructions.hardnet import train_hardnet
 
         return train_hardnet(job)
+    if job.method == "hcr":
+        from deepsade.constructions.hcr_train import train_hcr
+
+        return train_hcr(job)
     raise UserInputError(f"no construction is called {job.method!r}")
