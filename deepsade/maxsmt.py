@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
 
 import z3
@@ -46,6 +47,15 @@ METHODS = ("fu-malik", "z3-opt", "first-model")
 # within noise), and z3's core minimisation ignores the timeout: calls overran a 10 s + 1 s budget
 # to 13-15 s, and a 60 s + 1 s budget to 71 s.  SolverFor("QF_LRA") was slower (median 0.58 s).
 DEFAULT_CORE_MINIMIZE = False
+
+
+class MaxSMTStatus(str, Enum):
+    """How a MaxSMT call ended (a ``str`` enum: equal to its value, and written as it)."""
+
+    OPTIMAL = "optimal"
+    SATISFIABLE = "satisfiable"
+    UNSAT = "unsat"
+    UNKNOWN = "unknown"
 
 
 @dataclass
@@ -70,11 +80,14 @@ class MaxSMTResult:
     ``seconds`` is the wall time of the whole call.
     """
 
-    status: str
+    status: MaxSMTStatus
     model: z3.ModelRef | None
     satisfied: list[bool] = field(default_factory=list)
     n_solver_calls: int = 0
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.status = MaxSMTStatus(self.status)  # the solvers below return the plain strings
 
     @property
     def has_model(self) -> bool:
