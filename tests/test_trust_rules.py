@@ -40,7 +40,8 @@ def _check(tmp_path, frame, rule: str):
     return CliRunner().invoke(main, ["check", str(constraint), str(csv), "--target", "y"])
 
 
-@pytest.mark.parametrize("token, plain", [("1.5e3", "1500.0"), ("5e-2", "0.05"), (".5", "0.5"), ("2E+1", "20.0")])
+@pytest.mark.parametrize("token, plain", [("1.5e3", "1500.0"), ("5e-2", "0.05"), (".5", "0.5"), ("5.", "5.0"),
+                                         ("2E+1", "20.0")])
 def test_scientific_notation_is_refused_with_the_plain_decimal(tmp_path, frame, token, plain):
     rule = DECLARE + "(declare-const e3 Real)\n" + f"(assert (> y {token}))\n"
     result = _check(tmp_path, frame, rule)
