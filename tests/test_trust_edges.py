@@ -91,3 +91,29 @@ def test_train_refuses_to_replace_an_existing_model_unless_forced(trained):
     forced = CliRunner().invoke(main, [*args, "--force"])
     assert forced.exit_code == 0, forced.stderr
     assert (out / "weights.safetensors").read_bytes() != before
+
+
+def test_predict_returns_the_stored_network_evaluated_in_float64(trained, tmp_path):
+    """Finding 9: predict computed in float32, so its numbers could leave the certified margin on a wide domain;
+    it now evaluates the stored float32 weights in float64, within float64 rounding of the exact network the
+    certificate covers (a float32 pass is about a million times further off)."""
+    from fractions import Fraction
+
+    import torch
+
+    from deepsade import artifact
+    from deepsade.certify import exact_outputs
+
+    csv, _, out = trained
+    result = CliRunner().invoke(main, ["predict", str(out), str(csv), "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.stderr
+    predicted = pd.read_csv(tmp_path / "p.csv")["predicted_y"].to_numpy()[:8]
+    art = artifact.load(out)
+    scaled = art.encoding.scale_inputs(art.encoding.encode_inputs(pd.read_csv(csv).head(8)))
+    exact = np.array([[float(v) for v in exact_outputs(art.model, [Fraction(float(x)) for x in row])]
+                      for row in scaled])
+    exact_raw = art.encoding.outputs_to_raw(exact)[:, 0]
+    with torch.no_grad():
+        single = art.encoding.outputs_to_raw(art.model(torch.as_tensor(scaled, dtype=torch.float32)).double().numpy())
+    assert np.abs(predicted - exact_raw).max() <= 1e-12 * max(1.0, np.abs(exact_raw).max())
+    assert np.abs(single[:, 0] - exact_raw).max() > np.abs(predicted - exact_raw).max()

@@ -40,7 +40,8 @@ def _check(tmp_path, frame, rule: str):
     return CliRunner().invoke(main, ["check", str(constraint), str(csv), "--target", "y"])
 
 
-@pytest.mark.parametrize("token, plain", [("1.5e3", "1500.0"), ("5e-2", "0.05"), (".5", "0.5"), ("2E+1", "20.0")])
+@pytest.mark.parametrize("token, plain", [("1.5e3", "1500.0"), ("5e-2", "0.05"), (".5", "0.5"), ("5.", "5.0"),
+                                         ("2E+1", "20.0")])
 def test_scientific_notation_is_refused_with_the_plain_decimal(tmp_path, frame, token, plain):
     rule = DECLARE + "(declare-const e3 Real)\n" + f"(assert (> y {token}))\n"
     result = _check(tmp_path, frame, rule)
@@ -98,3 +99,18 @@ def test_a_disequality_rule_trains_and_certifies_quickly(tmp_path, frame):
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "certificate: CERTIFIED" in result.output
     assert time.perf_counter() - start < 120
+
+
+def test_quantified_strategy_trains_a_rule_that_compares_the_output_with_an_input(tmp_path, frame):
+    """Finding 7: ``--strategy quantified`` failed on ``(and (>= y 0.0) (<= y x1))``: z3 cannot decide the bilinear
+    exists-forall problem for the first weights at any real width; it now starts from weights on the skip
+    coordinates alone and trains to a certified model."""
+    csv, constraint, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "m"
+    frame.assign(x1=frame["x1"] + 1.0).to_csv(csv, index=False)  # x1 >= 1: room for y in [0, x1] with the margin
+    constraint.write_text(DECLARE + "(assert (and (>= y 0.0) (<= y x1)))\n")
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(constraint), "--target", "y",
+                                       "--features", "x1", "--strategy", "quantified", "--hidden", "10",
+                                       "--epochs", "1", "--batch-size", "30", "--solver-timeout", "3",
+                                       "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "certificate: CERTIFIED" in result.output

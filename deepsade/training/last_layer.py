@@ -210,7 +210,7 @@ class LastLayerStep:
 
     def first_feasible(self) -> None:
         """Keep He-initialised weights if they already satisfy the constraint, else project them onto it (polyhedral
-        rules, sign patterns), else solve for some that do."""
+        rules, sign patterns), else solve for some that do (if z3 cannot decide, for some on the skip coordinates)."""
         box = self.box()
         weights, biases = _last_layer(self.model)
         weights, biases = _as_float32(weights), _as_float32(biases)
@@ -221,6 +221,12 @@ class LastLayerStep:
         if self.can_project and self.project_initial(weights, biases, box):
             return
         found = self.solve_last_layer(box, [], [], "first-model", None)
+        if found is NoLastLayer.NOT_FOUND and self.layout.n_hidden:
+            # z3 often cannot decide the whole bilinear problem (the quantified strategy at any real width), but
+            # weights that ignore the hidden units leave it only the skip coordinates: a valid first model
+            found = self.solve_last_layer(box, self._hidden_weights_zero(), [], "first-model", None)
+            if found is NoLastLayer.INFEASIBLE:  # infeasible on that subspace only: says nothing of the whole
+                found = NoLastLayer.NOT_FOUND
         if found is NoLastLayer.INFEASIBLE and self.room_without_margin(box):
             raise NoModelExists(
                 f"no last-layer weights satisfy the constraints over the domain box with the certificate's margin "
@@ -236,6 +242,9 @@ class LastLayerStep:
             )
         _set_last_layer(self.model, *found)
 
+    def _hidden_weights_zero(self) -> list[z3.BoolRef]:
+        """Constraints fixing the last layer's weights on the hidden units to 0 (only skip weights and biases free)."""
+        return [row[l] == 0 for row in self.weights_vars for l in range(self.layout.n_hidden)]
     def room_without_margin(self, box) -> bool:
         """Whether some last layer satisfies the translated rules with no output margin at all: then an
         infeasible first solve is the margin's doing, not a contradiction between the rules."""
