@@ -107,6 +107,7 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
     from deepsade.checkpoint import CheckpointPolicy
+    from deepsade.diagnostics import diagnose
     from deepsade.spec import vacuous_asserts
     from deepsade.training.loop import DeepSaDeTrainer
 
@@ -132,6 +133,9 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
         training["notes"] = notes
     if result.mechanisms:  # what the price-of-the-guarantee levers did: gates added, refits kept or skipped
         training["mechanisms"] = list(result.mechanisms)
+    # why the model is as good as it is: which asserts bind, how wide the latent box is against the data's
+    diagnosis = diagnose(result.model, spec, train.inputs, *train.domain.scaled(train.encoding), settings.output_margin)
+    training["diagnosis"] = {**diagnosis.to_dict(), "lines": diagnosis.lines()}
     return artifact_io.ModelArtifact(
         model=result.model, encoding=train.encoding, domain=train.domain, constraint_text=job.constraint_text,
         method=job.method, training=training, history=[asdict(h) for h in result.history],

@@ -169,6 +169,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     for note in art.training.get("notes", []):
         click.echo(f"note: {note}", err=True)
     click.echo(f"model written to {out_dir}")
+    if not quiet:
+        for line in art.training.get("mechanisms", []) + art.training.get("diagnosis", {}).get("lines", []):
+            click.echo(f"  {line}")
     if estimator.checkpoint_kept_ is not None:  # e.g. the check was cut short: --resume repeats it, no training
         click.echo(f"checkpoint kept in {estimator.checkpoint_kept_}", err=True)
     print_certificate(art.certificate)
