@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from deepsade.atomic import fsync_directory
 from deepsade.errors import UserInputError
 
 FORMAT = "deepsade-checkpoint/1"
@@ -195,19 +196,6 @@ def _payload_text(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open a directory; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _replace_atomically(directory: Path, name: str, write) -> None:
     """Write via ``write(path)`` to a temporary file in ``directory``, fsync it, rename it to ``name``."""
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
@@ -222,7 +210,7 @@ def _replace_atomically(directory: Path, name: str, write) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(directory)
+    fsync_directory(directory)
 
 
 def _state_files(directory: Path) -> list[tuple[int, Path]]:
