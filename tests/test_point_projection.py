@@ -12,8 +12,14 @@ import pytest
 import torch
 
 from deepsade.encoding.base import LatentBoxes
+from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
-from deepsade.encoding.point_projection import NotLinearAtPoint, pinned_dual, project_l2
+from deepsade.encoding.point_projection import (
+    NotLinearAtPoint,
+    pinned_dual,
+    project_l2,
+    reduced_counterexample,
+)
 from deepsade.estimator import DeepSaDe
 from deepsade.ingest import prepare
 from deepsade.spec import parse_spec_text
@@ -122,3 +128,31 @@ def test_a_nonlinear_rule_trains_by_lp_without_maxsmt_and_is_certified(problem):
     data = prepare(frame, [target], **kwargs)
     spec = parse_spec_text(text, data.encoding)
     assert _violations(estimator.artifact_.model, spec, data) == 0
+
+
+@pytest.mark.parametrize("text,target,kwargs", [(DOSING, "d", {}), (SCREENING, "r", {"positive": "yes"})])
+def test_the_reduced_check_gives_the_full_checks_verdict_and_real_counterexamples(text, target, kwargs):
+    frame = _dosing_frame() if target == "d" else _screening_frame()
+    data, spec, _ = _spec(text, frame, target, **kwargs)
+    layout = LatentLayout(3, tuple(spec.mapped_features), 1)
+    low, high = data.domain.scaled(data.encoding)
+    latent_low = np.concatenate([[0.0, -1.0, 0.5], [low[j] for j in spec.mapped_features]])
+    latent_high = np.concatenate([[2.0, 1.0, 0.5], [high[j] for j in spec.mapped_features]])
+    rng = np.random.default_rng(0)
+    verdicts = []
+    for _ in range(30):
+        weights = rng.normal(0, 0.3, (1, layout.n_latent))
+        biases = rng.normal(0.4, 0.5, 1)
+        for a in spec.asserts:
+            if a.linear:
+                continue
+            margin = Fraction(1, 10_000)
+            full = find_counterexample(a, layout, weights, biases, latent_low, latent_high, margin, 10.0)
+            reduced = reduced_counterexample(a, layout, weights, biases, latent_low, latent_high, margin, 10.0)
+            assert (full is None) == (reduced is None)
+            verdicts.append(reduced is None)
+            if reduced is not None:  # a real point of the box where the rule fails
+                point = reduced.latent
+                assert all(lo <= p <= hi for p, lo, hi in zip(point, latent_low, latent_high))
+                assert find_counterexample(a, layout, weights, biases, point, point, margin, 10.0) is not None
+    assert any(verdicts) and not all(verdicts)  # both verdicts occur: the comparison can fail

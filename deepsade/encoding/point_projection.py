@@ -38,11 +38,18 @@ from scipy.sparse import csc_matrix
 from deepsade.encoding.base import LastLayer, LatentBoxes, Margins
 from deepsade.encoding.dual import DualAssert, Premise, conclusion_rows
 from deepsade.encoding.encoder import Encoder
-from deepsade.encoding.exact import UNKNOWN, find_counterexample
-from deepsade.encoding.layout import LatentLayout, exact_term
+from deepsade.encoding.exact import (
+    UNKNOWN,
+    Counterexample,
+    Undecided,
+    find_counterexample,
+    substitute_outputs,
+)
+from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
 from deepsade.last_layer_solve import polyhedron_from_duals
 from deepsade.linear import NotLinear, atom_from_comparison
-from deepsade.spec import Assert, conjunction_atoms, input_var
+from deepsade.numbers import z3_fraction
+from deepsade.spec import Assert, conjunction_atoms, input_var, output_var
 
 CegisPoint = tuple[int, list[Fraction], list[Fraction]]  # (assert index, latent point, output perturbation)
 
@@ -120,6 +127,68 @@ def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequenc
         if dual is not None:
             duals.append(dual)
     return duals
+
+
+def reduced_counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray,
+                           low: Sequence, high: Sequence, margin: Fraction, timeout_s: float | None
+                           ) -> Counterexample | Undecided | None:
+    """``find_counterexample`` for an assert on one output, with every latent coordinate but the assert's own
+    inputs folded into one variable: the same verdict, from a far smaller z3 problem.
+
+    The output is ``y = sum_pinned W_l s_l + b + v`` with ``v = sum_free W_l z_l``. Over the box, ``v`` takes
+    exactly the values of ``[min_over_box, max_over_box]`` (a linear form over a box is onto that interval),
+    and the assert sees the free coordinates only through ``y``: so some latent point violates the assert
+    iff some ``(s, v)`` with ``v`` in that interval does. A found ``v`` is mapped back to the latent point on
+    the segment between the minimising and the maximising corner. Exact in rationals throughout."""
+    (k,) = assert_.outputs
+    pinned = [layout.coordinate(j) for j in assert_.inputs]
+    free = np.array([l for l in range(layout.n_latent) if l not in pinned], dtype=int)
+    row = np.array([Fraction(float(w)) for w in weights[k]], dtype=object)
+    box_low = np.array([Fraction(v) for v in low], dtype=object)
+    box_high = np.array([Fraction(v) for v in high], dtype=object)
+    at_min = np.where(row[free] >= 0, box_low[free], box_high[free])
+    at_max = np.where(row[free] >= 0, box_high[free], box_low[free])
+    v_min = Fraction(sum(row[free] * at_min, Fraction(0)))
+    v_max = Fraction(sum(row[free] * at_max, Fraction(0)))
+    s = {j: z3.Real(f"s!{j}") for j in assert_.inputs}
+    v, e = z3.Real("v"), z3.Real("e")
+    solver = z3.SolverFor("QF_LRA") if assert_.linear else z3.Solver()
+    if timeout_s:
+        solver.set("timeout", max(1, int(timeout_s * 1000)))
+    for j, c in zip(assert_.inputs, pinned):
+        solver.add(s[j] >= exact_term(box_low[c]), s[j] <= exact_term(box_high[c]))
+    solver.add(v >= exact_term(v_min), v <= exact_term(v_max), e >= -exact_term(margin), e <= exact_term(margin))
+    exact = sum_terms([exact_term(row[c]) * s[j] for j, c in zip(assert_.inputs, pinned) if row[c] != 0])
+    exact = exact + exact_term(Fraction(float(biases[k]))) + v
+    inputs = [(input_var(j), s[j]) for j in assert_.inputs]
+    formula = substitute_outputs(assert_.scaled, inputs + [(output_var(k), exact + e)], inputs + [(output_var(k), exact)])
+    solver.add(z3.Not(formula))
+    verdict = solver.check()
+    if verdict == z3.unsat:
+        return None
+    if verdict != z3.sat:
+        return UNKNOWN
+    model = solver.model()
+    value = lambda term: z3_fraction(model.eval(term, model_completion=True))  # noqa: E731
+    found_v = value(v)
+    share = (found_v - v_min) / (v_max - v_min) if v_max != v_min else Fraction(0)
+    latent = list(box_low)
+    for l, lo_corner, hi_corner in zip(free, at_min, at_max):
+        latent[l] = lo_corner + share * (hi_corner - lo_corner)
+    for j, c in zip(assert_.inputs, pinned):
+        latent[c] = value(s[j])
+    perturbation = [Fraction(0)] * layout.n_out
+    perturbation[k] = value(e)
+    return Counterexample(assert_.index, [Fraction(x) for x in latent], perturbation)
+
+
+def counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray, low: Sequence,
+                   high: Sequence, margin: Fraction, timeout_s: float | None) -> Counterexample | Undecided | None:
+    """The exact check of one CEGIS assert: ``reduced_counterexample`` where the assert names one output,
+    else ``find_counterexample``."""
+    if len(assert_.outputs) == 1:
+        return reduced_counterexample(assert_, layout, weights, biases, low, high, margin, timeout_s)
+    return find_counterexample(assert_, layout, weights, biases, low, high, margin, timeout_s)
 
 
 def project_l2(rows: Sequence[DualAssert], layout: LatentLayout, target: LastLayer, boxes: LatentBoxes,
@@ -207,8 +276,8 @@ def project_by_points(encoder: Encoder, target: LastLayer, current: LastLayer, b
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return None
-            cex = find_counterexample(a, layout, weights, biases, *boxes.for_assert(a.index),
-                                      Fraction(margins.check), remaining)
+            cex = counterexample(a, layout, weights, biases, *boxes.for_assert(a.index), Fraction(margins.check),
+                                 remaining)
             if cex is UNKNOWN:
                 return None
             if cex is not None:
