@@ -3,7 +3,8 @@
 One entry point, :func:`solve_maxsmt`, with three methods:
 
 ``"fu-malik"``
-    Core-guided Fu & Malik (2006) on a single incremental ``z3.Solver``.  Every soft
+    Core-guided Fu & Malik (2006) on a single incremental ``z3.Solver`` (the loop and its greedy
+    fallback live in ``deepsade.fu_malik``).  Every soft
     constraint ``c_i`` gets an indicator Boolean ``a_i`` with ``a_i => c_i'`` (``c_i'`` is
     ``c_i`` disjoined with its relaxation variables so far) and the solver is called with
     the indicators as assumptions.  On ``unsat`` the core is read: no indicator in the core
@@ -30,13 +31,14 @@ timeout, when the best model so far is checked to satisfy every hard constraint)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
 
 import z3
+
+from deepsade.fu_malik import Clock, fu_malik, holds, new_solver, satisfied, set_timeout
 
 __all__ = ["METHODS", "MaxSMTResult", "model_values", "solve_maxsmt"]
 
@@ -123,41 +125,6 @@ def model_values(model: z3.ModelRef, variables: Sequence[z3.ArithRef]) -> list[F
     return out
 
 
-class _Clock:
-    """Countdown over an optional budget in seconds."""
-
-    def __init__(self, budget_s: float | None) -> None:
-        self.start = time.perf_counter()
-        self.budget_s = budget_s
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def remaining_ms(self) -> int | None:
-        """Milliseconds left (None: unlimited); 0 means the budget is spent."""
-        if self.budget_s is None:
-            return None
-        return max(0, int((self.budget_s - self.elapsed()) * 1000))
-
-
-def _set_timeout(obj: z3.Solver | z3.Optimize, ms: int | None) -> None:
-    # z3's default (UINT_MAX) is "no timeout"; the value must be re-set before each call
-    # because the budget counts down.
-    obj.set("timeout", 4294967295 if ms is None else max(1, ms))
-
-
-def _holds(model: z3.ModelRef, formula: z3.BoolRef) -> bool:
-    # A formula whose evaluation is not a Boolean constant (e.g. a quantifier the model
-    # evaluator cannot decide) is conservatively reported as not satisfied.
-    return z3.is_true(model.eval(formula, model_completion=True))
-
-
-def _satisfied(model: z3.ModelRef | None, soft: Sequence[z3.BoolRef]) -> list[bool]:
-    if model is None:
-        return [False] * len(soft)
-    return [_holds(model, c) for c in soft]
-
-
 def _context(hard: Sequence[z3.BoolRef], soft: Sequence[z3.BoolRef]) -> z3.Context:
     for f in (*hard, *soft):
         return f.ctx
@@ -175,10 +142,6 @@ def _check_weights(weights: Sequence[int] | None, n: int) -> list[int]:
             raise ValueError(f"soft weights must be non-negative integers, got {w!r}")
         out.append(int(w))
     return out
-
-
-def _new_solver(ctx: z3.Context, logic: str | None) -> z3.Solver:
-    return z3.Solver(ctx=ctx) if logic is None else z3.SolverFor(logic, ctx=ctx)
 
 
 def solve_maxsmt(
@@ -222,10 +185,10 @@ def solve_maxsmt(
     w = _check_weights(weights, len(soft))
     if timeout_s is not None and timeout_s < 0:
         raise ValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-    clock = _Clock(timeout_s)
+    clock = Clock(timeout_s)
     ctx = _context(hard, soft)
     if method == "fu-malik":
-        status, model, calls = _fu_malik(
+        status, model, calls = fu_malik(
             hard, soft, w, clock, ctx, logic, fallback, fallback_timeout_s, core_minimize
         )
     elif method == "z3-opt":
@@ -234,19 +197,19 @@ def solve_maxsmt(
         status, model, calls = _first_model(hard, soft, clock, ctx, logic)
     else:
         raise ValueError(f"unknown MaxSMT method {method!r}; choose one of {METHODS}")
-    return MaxSMTResult(status, model, _satisfied(model, soft), calls, clock.elapsed())
+    return MaxSMTResult(status, model, satisfied(model, soft), calls, clock.elapsed())
 
 
 def _first_model(
     hard: list[z3.BoolRef],
     soft: list[z3.BoolRef],
-    clock: _Clock,
+    clock: Clock,
     ctx: z3.Context,
     logic: str | None,
 ) -> tuple[str, z3.ModelRef | None, int]:
-    s = _new_solver(ctx, logic)
+    s = new_solver(ctx, logic)
     s.add(*hard)
-    _set_timeout(s, clock.remaining_ms())
+    set_timeout(s, clock.remaining_ms())
     r = s.check()
     if r == z3.sat:
         # Soft constraints are not looked at, so the model is only optimal if there are none.
@@ -258,7 +221,7 @@ def _z3_opt(
     hard: list[z3.BoolRef],
     soft: list[z3.BoolRef],
     w: list[int],
-    clock: _Clock,
+    clock: Clock,
     ctx: z3.Context,
 ) -> tuple[str, z3.ModelRef | None, int]:
     opt = z3.Optimize(ctx=ctx)
@@ -266,7 +229,7 @@ def _z3_opt(
     for c, wi in zip(soft, w, strict=True):
         if wi > 0:
             opt.add_soft(c, wi)
-    _set_timeout(opt, clock.remaining_ms())
+    set_timeout(opt, clock.remaining_ms())
     r = opt.check()
     if r == z3.sat:
         return "optimal", opt.model(), 1
@@ -278,162 +241,6 @@ def _z3_opt(
         model = opt.model()
     except z3.Z3Exception:
         return "unknown", None, 1
-    if model is not None and all(_holds(model, h) for h in hard):
+    if model is not None and all(holds(model, h) for h in hard):
         return "satisfiable", model, 1
     return "unknown", None, 1
-
-
-class _Names:
-    """Auxiliary Booleans named ``prefix!N`` with a counter per call.
-
-    Not ``z3.FreshBool``: z3 keeps every symbol name it ever saw for the life of the process, and fresh
-    names are new each call, so a long training run (thousands of calls) grew by about 1 MiB per 1,000
-    calls (scripts/bench_memory.py). Names reused across calls cost nothing: each call has its own solver."""
-
-    def __init__(self, ctx: z3.Context) -> None:
-        self.ctx = ctx
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, prefix: str) -> z3.BoolRef:
-        n = self.counts.get(prefix, 0)
-        self.counts[prefix] = n + 1
-        return z3.Bool(f"{prefix}!{n}", self.ctx)
-
-
-def _exactly_one(literals: list[z3.BoolRef]) -> z3.BoolRef:
-    """Pseudo-Boolean exactly-one over the relaxation variables of one core."""
-    return z3.PbEq([(lit, 1) for lit in literals], 1)
-
-
-@dataclass
-class _Soft:
-    """One (possibly split) copy of a soft constraint inside the WPM1 loop."""
-
-    formula: z3.BoolRef  # original constraint disjoined with its relaxation variables
-    weight: int
-    indicator: z3.BoolRef
-
-
-def _fu_malik(
-    hard: list[z3.BoolRef],
-    soft: list[z3.BoolRef],
-    w: list[int],
-    clock: _Clock,
-    ctx: z3.Context,
-    logic: str | None,
-    fallback: bool,
-    fallback_timeout_s: float | None,
-    core_minimize: bool,
-) -> tuple[str, z3.ModelRef | None, int]:
-    s = _new_solver(ctx, logic)
-    if core_minimize:
-        s.set("core.minimize", True)
-    s.add(*hard)
-    fresh = _Names(ctx)
-
-    def guarded(formula: z3.BoolRef, weight: int) -> _Soft:
-        a = fresh("soft")
-        s.add(z3.Implies(a, formula))
-        return _Soft(formula, weight, a)
-
-    # Keyed by the indicator's AST id; zero-weight constraints never matter.
-    active: dict[int, _Soft] = {}
-    for c, wi in zip(soft, w, strict=True):
-        if wi > 0:
-            e = guarded(c, wi)
-            active[e.indicator.get_id()] = e
-
-    calls = 0
-    while True:
-        ms = clock.remaining_ms()
-        if ms == 0:
-            break
-        _set_timeout(s, ms)
-        r = s.check(*[e.indicator for e in active.values()])
-        calls += 1
-        if r == z3.sat:
-            return "optimal", s.model(), calls
-        if r != z3.unsat:
-            break
-        core = [active[k] for k in (lit.get_id() for lit in s.unsat_core()) if k in active]
-        if not core:
-            # Relaxation constraints are always satisfiable on their own, so a core without
-            # soft indicators means the hard part alone is unsatisfiable.
-            return "unsat", None, calls
-        w_min = min(e.weight for e in core)
-        if len(core) == 1 and core[0].weight == w_min:
-            # exactly-one over a single relaxation variable forces it true: just drop the copy.
-            del active[core[0].indicator.get_id()]
-            continue
-        relax = []
-        for e in core:
-            r_var = fresh("relax")
-            relax.append(r_var)
-            relaxed = guarded(z3.Or(e.formula, r_var), w_min)
-            if e.weight > w_min:
-                # WPM1 split: the unrelaxed copy keeps the weight not yet paid for.
-                e.weight -= w_min
-            else:
-                del active[e.indicator.get_id()]
-            active[relaxed.indicator.get_id()] = relaxed
-        # The exactly-one is what makes this Fu-Malik: without it every constraint of the
-        # core could be relaxed at once and the answer would not be maximal.
-        s.add(_exactly_one(relax))
-
-    # Out of time (or z3 unknown): every answer so far was unsat, so there is no model yet.
-    if fallback:
-        status, model, extra = _greedy(hard, soft, w, ctx, logic, _Clock(fallback_timeout_s))
-        calls += extra
-        if status != "unknown":
-            return status, model, calls
-    return "unknown", None, calls
-
-
-def _greedy(
-    hard: list[z3.BoolRef],
-    soft: list[z3.BoolRef],
-    w: list[int],
-    ctx: z3.Context,
-    logic: str | None,
-    clock: _Clock,
-) -> tuple[str, z3.ModelRef | None, int]:
-    """Anytime fallback: a model of ``hard``, then soft constraints added greedily.
-
-    Soft constraints are tried in decreasing weight; each one the current model already
-    satisfies is kept without a call, any other is kept when ``hard`` + kept + it is ``sat``
-    within the remaining budget.  Returns ``"satisfiable"`` with the last model (a maximal
-    set if the budget sufficed, not a maximum one), ``"unsat"`` or ``"unknown"``.
-    """
-    # A fresh solver: measured on the tests' hard_problem, the incremental Fu-Malik solver
-    # that had just timed out after 10 s could not find a model of the hard part in 5 s; a
-    # fresh one found it in 6 ms.
-    s = _new_solver(ctx, logic)
-    s.add(*hard)
-    _set_timeout(s, clock.remaining_ms())
-    r = s.check()
-    calls = 1
-    if r != z3.sat:
-        return ("unsat" if r == z3.unsat else "unknown"), None, calls
-    model = s.model()
-    fresh = _Names(ctx)
-    kept: list[z3.BoolRef] = []
-    for i in sorted(range(len(soft)), key=lambda i: -w[i]):
-        if w[i] == 0:
-            continue
-        a = fresh("keep")
-        s.add(z3.Implies(a, soft[i]))
-        if _holds(model, soft[i]):
-            kept.append(a)
-            continue
-        ms = clock.remaining_ms()
-        if ms == 0:
-            break
-        _set_timeout(s, ms)
-        calls += 1
-        r = s.check(*kept, a)
-        if r == z3.sat:
-            model = s.model()
-            kept.append(a)
-        elif r != z3.unsat:
-            break
-    return "satisfiable", model, calls

@@ -3,6 +3,9 @@
 The trainer checks each candidate over the whole box with the exact checker and adds each
 counterexample as a point constraint (``deepsade.encoding.exact.point_constraint``) to the next solver
 call. It takes every assert it is offered, so ``auto`` ends with it.
+
+Where each of its asserts is linear in the outputs once the inputs are fixed, the trainer replaces that
+MaxSMT call by a quadratic program over the points' pinned rows (``deepsade.encoding.point_projection``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import z3
 from deepsade.bounds import latent_box
 from deepsade.encoding.base import LatentBoxes, Margins, Warmup
 from deepsade.encoding.exact import UNKNOWN, find_counterexample, point_constraint
+from deepsade.encoding.point_projection import NotLinearAtPoint, project_by_points
 from deepsade.losses import data_loss
 from deepsade.maxsmt import model_values, solve_maxsmt
 from deepsade.network import SkipMLP
@@ -220,6 +221,8 @@ class LastLayerStep:
         # the solver's first model (which depends on z3's state in the process), and no CEGIS for sign patterns
         if self.can_project and self.project_initial(weights, biases, box):
             return
+        if self.points_by_lp and self.project_points_step(weights, biases, box, None, (weights, biases)):
+            return
         found = self.solve_last_layer(box, [], [], "first-model", None)
         if found is NoLastLayer.NOT_FOUND and self.layout.n_hidden:
             # z3 often cannot decide the whole bilinear problem (the quantified strategy at any real width), but
@@ -302,6 +305,32 @@ class LastLayerStep:
             stats.check_seconds += time.perf_counter() - t0
         return accepted
 
+    def project_points_step(self, target_w: np.ndarray, target_b: np.ndarray, box, stats: EpochStats | None,
+                            current: tuple[np.ndarray, np.ndarray]) -> bool:
+        """CEGIS with an LP instead of MaxSMT (``deepsade.encoding.point_projection``): the gradient step
+        projected onto the rows of the CEGIS points, refined until the exact check passes. Turned off for the
+        run the first time a point leaves an assert no LP can express."""
+        t0 = time.perf_counter()
+
+        def counted() -> None:
+            if stats is not None:
+                stats.cegis_points += 1
+
+        try:
+            found = project_by_points(self.encoder, (target_w, target_b), current, LatentBoxes.coerce(*_pair(box)),
+                                      self.margins, self.cegis_points, self.settings.cegis_rounds,
+                                      self.settings.solver_timeout, counted)
+        except NotLinearAtPoint:
+            self.points_by_lp = False
+            found = None
+        del self.cegis_points[:-self.max_cegis_points]
+        if found is not None:
+            _set_last_layer(self.model, *found)
+        if stats is not None:
+            stats.projection_hits += found is not None
+            stats.check_seconds += time.perf_counter() - t0
+        return found is not None
+
     def gradient_bounds(self, weights: np.ndarray, biases: np.ndarray, grad_w: np.ndarray, grad_b: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
         """Box of side max_step around the weights (flattened W then b), on the side the negative gradient
@@ -333,10 +362,11 @@ class LastLayerStep:
         fractions = np.arange(s.line_search_steps, 0, -1) / max(1, s.line_search_steps)
         candidates_w = _as_float32(weights[None] - s.lr * fractions[:, None, None] * grad_w[None])
         candidates_b = _as_float32(biases[None] - s.lr * fractions[:, None] * grad_b[None])
-        # with the projection to fall back on, the line search uses closed forms only (no z3 per candidate)
+        # with the projection to fall back on, the line search uses closed forms only (no z3 per candidate);
+        # the LP of the CEGIS points returns the whole step itself when it is feasible: no line search then
         ok = self.encoder.check_candidates(candidates_w, candidates_b, box, None, self.check_margin,
                                            s.solver_timeout, sufficient_only=self.can_project
-                                           ) if s.line_search_steps else np.zeros(0, bool)
+                                           ) if s.line_search_steps and not self.points_by_lp else np.zeros(0, bool)
         stats.check_seconds += time.perf_counter() - t0
         if ok.any():
             first = int(np.argmax(ok))
@@ -345,6 +375,9 @@ class LastLayerStep:
             return True
         if self.can_project and self.project_step(candidates_w[0], candidates_b[0], box, stats,
                                                   (_as_float32(weights), _as_float32(biases))):
+            return True
+        if self.points_by_lp and self.project_points_step(candidates_w[0], candidates_b[0], box, stats,
+                                                          (_as_float32(weights), _as_float32(biases))):
             return True
         stats.maxsmt_calls += 1
         with torch.no_grad():

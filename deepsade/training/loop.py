@@ -17,6 +17,7 @@ import z3
 
 from deepsade import checkpoint
 from deepsade.data import TabularData
+from deepsade.encoding import point_projection
 from deepsade.encoding.encoder import Encoder
 from deepsade.encoding.layout import LatentLayout, weight_variables
 from deepsade.errors import UserInputError
@@ -61,6 +62,8 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         self.layout = LatentLayout(self.model.hidden_sizes[-1], tuple(spec.mapped_features), len(enc.output_names))
         self.encoder = Encoder(spec, self.layout, settings.strategy)
         self.can_project = settings.projection and self.encoder.can_project
+        # CEGIS asserts linear in the outputs at fixed inputs: an LP replaces MaxSMT (off under --paper)
+        self.points_by_lp = settings.projection and not settings.paper and point_projection.applies(self.encoder)
         self.optimizer = torch.optim.SGD(self.model.hidden_parameters(), lr=settings.lr)
         self.weights_vars, self.bias_vars = weight_variables(self.layout)
         self.cegis_points: list[tuple[int, list[Fraction], list[Fraction]]] = []
