@@ -14,8 +14,8 @@ the rules parsed by ``deepsade.spec.parse_spec_text`` from the text the model st
    per assert, on ``rho``, a formula's signed robustness (``b - a`` for ``a <= b``, min for ``and``, max for
    ``or``, negation for ``not``): outside the premise region a step reduces the hinge
    ``relu(depth - rho(premise))`` (into the region), inside it reduces ``rho(conclusion)`` (against the
-   conclusion). Signed-gradient steps
-   projected onto the box; the iterates are snapped onto realisable inputs at the end and re-evaluated.
+   conclusion). Signed-gradient steps projected onto the box; every iterate is snapped onto a realisable
+   input and scored there.
 3. **Exact re-check** of the candidates (every float64 violation, and the lowest-robustness points even
    when float64 says the rule holds): the network evaluated in exact rationals on the stored float32
    weights and the assert decided by z3 (``deepsade.certify.exact_outputs`` / ``breaks_exactly``).
@@ -39,6 +39,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -228,39 +229,39 @@ class AssertObjective:
         return torch.where(premise >= PREMISE_DEPTH, conclusion, PREMISE_DEPTH - premise)
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """For ranking points: the conclusion's robustness inside the premise (tolerance), after every inside
-        point the distance to the premise outside it. Lower is more promising."""
+        """For ranking points: inside the premise (exactly as written) the conclusion's robustness, outside it
+        the distance to the premise after every inside point. Lower is more promising."""
         premise, conclusion = self.parts(x, y)
-        if not self.has_premise:
-            return conclusion
-        return torch.where(premise >= 0, conclusion, BIG - premise)
+        return torch.where(torch.as_tensor(self.inside(x, y)), conclusion, BIG - premise)
 
 
 def pgd(network: torch.nn.Module, objective: AssertObjective, starts: np.ndarray, low: np.ndarray,
-        high: np.ndarray, steps: int, step_share: float = 0.05) -> np.ndarray:
+        high: np.ndarray, steps: int, snap: Callable[[np.ndarray], np.ndarray], step_share: float = 0.05) -> np.ndarray:
     """Projected signed-gradient descent on the objective's loss from every start (scaled float64 points),
-    steps shrinking linearly from ``step_share`` of each input's range; returns each start's best iterate
-    by the objective's score."""
+    steps shrinking linearly from ``step_share`` of each input's range. Every iterate is snapped onto a
+    realisable input (``snap``) and scored there; returns each start's best snapped iterate, so that a point
+    the search found just inside a premise is not lost to rounding (a whole number at the premise's edge)."""
     low_t, high_t = torch.as_tensor(low), torch.as_tensor(high)
     width = (high_t - low_t).clamp(min=1e-12)
     x = torch.as_tensor(starts, dtype=torch.float64).clone()
-    best = x.clone()
+    best = np.array(snap(starts), dtype=np.float64)
     best_score = torch.full((len(x),), float("inf"), dtype=torch.float64)
     for step in range(steps + 1):
-        x.requires_grad_(True)
-        y = network(x)
-        loss = objective.loss(x, y)
         with torch.no_grad():
-            score = objective.score(x, y)
+            snapped = snap(x.numpy())
+            snapped_t = torch.as_tensor(snapped)
+            score = objective.score(snapped_t, network(snapped_t))
             better = score < best_score
-            best[better], best_score[better] = x.detach()[better], score[better]
+            best[better.numpy()], best_score[better] = snapped[better.numpy()], score[better]
         if step == steps:
             break
+        x.requires_grad_(True)
+        loss = objective.loss(x, network(x))
         (gradient,) = torch.autograd.grad(loss.sum(), x)
         with torch.no_grad():
             size = step_share * (1 - step / steps) + 1e-4
             x = torch.minimum(torch.maximum(x - size * width * torch.sign(gradient), low_t), high_t)
-    return best.numpy()
+    return best
 
 
 # ---------------------------------------------------------------- 3. exact re-check
@@ -310,9 +311,8 @@ def attack(target: Target, settings: AttackSettings) -> list[dict[str, Any]]:
         n_seeded = settings.starts // 4
         ranked = np.argsort(objective.score(x, sample_outputs).numpy(), kind="stable")[:n_seeded]
         uniform = target.low + (target.high - target.low) * rng.random((settings.starts - n_seeded, len(target.low)))
-        found = pgd(target.network, objective, np.vstack([points[ranked], uniform]), target.low, target.high,
-                    settings.steps)
-        snapped = target.snap(found)
+        snapped = pgd(target.network, objective, np.vstack([points[ranked], uniform]), target.low, target.high,
+                      settings.steps, target.snap)
         y = torch.as_tensor(target.outputs(snapped))
         c_pgd = objective.parts(torch.as_tensor(snapped), y)[1].numpy()
         pgd_scaled, pgd_raw = target.truth(snapped)
@@ -332,7 +332,7 @@ def attack(target: Target, settings: AttackSettings) -> list[dict[str, Any]]:
             "sample_violations_scaled": int((~scaled_truth[:, index]).sum()),
             "sample_violations_raw": int((~raw_truth[:, index]).sum()),
             "sample_best_violation": sample_worst,
-            "pgd_starts": len(found), "pgd_steps": settings.steps, "pgd_in_premise": int(inside.sum()),
+            "pgd_starts": len(snapped), "pgd_steps": settings.steps, "pgd_in_premise": int(inside.sum()),
             "pgd_violations_scaled": int((~pgd_scaled[:, index]).sum()),
             "pgd_violations_raw": int((~pgd_raw[:, index]).sum()),
             "pgd_best_violation": pgd_worst,
