@@ -373,7 +373,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def write_report(rows: pd.DataFrame, out: Path, command: str, settings: AttackSettings, runs: Path | None) -> None:
+def write_report(rows: pd.DataFrame, out: Path, command: str, settings: AttackSettings, runs: Path | None,
+                 notes: list[str]) -> None:
+    """Write attacks.csv (one row per model and assert) and report.md (per model)."""
     rows.to_csv(out / "attacks.csv", index=False)
     per_model = rows.groupby(["run", "model"], sort=False).agg(
         problem=("problem", "first"), seed=("seed", "first"), verdict=("verdict", "first"),
@@ -398,6 +400,11 @@ def write_report(rows: pd.DataFrame, out: Path, command: str, settings: AttackSe
         "certified model should stay at about `-margin` or below. ffn models (no guarantee) on the same "
         "problems are the control that the attack finds violations where they exist.",
         "",
+        "Units: `best violation` is in the units of the assert as the network sees it (`rho` of the scaled "
+        "formula: scores for classifiers, scaled targets for regression, inputs scaled to [0, 1]), the units "
+        "of the certificate's margin when the conclusion compares one output with a constant; for a relation "
+        "between outputs and inputs it is that relation's own slack.",
+        "",
         f"- Command: `{command}`",
         f"- Code: commit {git_commit()}; {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, torch {torch.__version__}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
@@ -410,6 +417,7 @@ def write_report(rows: pd.DataFrame, out: Path, command: str, settings: AttackSe
         "",
         "## Summary",
         "",
+        *[f"- {note}" for note in notes],
         f"- Certified models attacked: {len(certified)}; with a float64 violation (sampling or PGD, raw units): "
         f"{int(((certified.sample_violations + certified.pgd_violations) > 0).sum())}; with a violation confirmed "
         f"exactly: {int((certified.exact_violations > 0).sum())}; largest best violation: "
@@ -447,6 +455,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="candidates re-checked exactly per assert")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling and the starts")
     parser.add_argument("--out", type=Path, default=None, help="write report.md and attacks.csv here")
+    parser.add_argument("--note", action="append", default=[], help="a line added to the report's summary (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -477,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         command = "OMP_NUM_THREADS=1 python scripts/attack_certified.py " + " ".join(
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        write_report(frame, args.out, command, settings, args.runs)
+        write_report(frame, args.out, command, settings, args.runs, args.note)
         print(f"report: {args.out / 'report.md'}")
     broken = frame[(frame.verdict == "certified") & (frame.exact_violations > 0)]
     return 1 if len(broken) else 0
