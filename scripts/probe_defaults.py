@@ -253,6 +253,7 @@ def write_report(out: Path, meta: dict[str, Any]) -> pd.DataFrame | None:
         f"- Code: commit {meta.get('commit')}{' (dirty)' if meta.get('dirty') else ''}; {meta.get('machine')}; "
         f"OMP_NUM_THREADS={meta.get('omp_threads')}; started {meta.get('started')}",
         "",
+        *(["## Reading", "", *[f"- {note}" for note in meta.get("notes", [])], ""] if meta.get("notes") else []),
         "## What can be probed, and what cannot",
         "",
         "- **Scaling: no option exists.** `deepsade train` scales every input min-max to [0, 1] over the training "
@@ -323,6 +324,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "defaults_probe",
                         help="models and splits (default runs/defaults_probe, not committed)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from stored results")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's reading of the results (repeatable; kept in meta.json)")
     return parser.parse_args(argv)
 
 
@@ -345,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        meta_file.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    if args.note:
+        meta["notes"] = args.note
         meta_file.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if not args.report_only:
         env_path = os.environ.get("PYTHONPATH", "")
