@@ -11,7 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from deepsade.constructions.recognise import HARDNET, NotApplicable, compile_affine_rule, compile_polytope
+from deepsade.constructions.recognise import (
+    HARDNET,
+    InputDependent,
+    NotApplicable,
+    compile_affine_rule,
+    compile_polytope,
+)
 from deepsade.data import Domain, Encoding
 from deepsade.methods import get_method, method_names
 from deepsade.spec import Spec, vacuous_asserts
@@ -42,6 +48,15 @@ def _deepsade(spec: Spec, box: Box) -> tuple[bool, str]:
 def _hardnet(spec: Spec, box: Box) -> tuple[bool, str]:
     try:
         rule = compile_affine_rule(spec, *box, HARDNET)
+    except InputDependent:
+        from deepsade.constructions.input_rule import compile_input_dependent_rule
+
+        try:
+            input_rule = compile_input_dependent_rule(spec, *box)
+        except NotApplicable as exc:
+            return False, str(exc)
+        return True, (f"by construction, not certified: {input_rule.describe()}; rank and the exact-arithmetic layer "
+                      "checked exactly, its rounding not bounded")
     except NotApplicable as exc:
         return False, str(exc)
     return True, f"by construction, exactly certified: {rule.describe()}"

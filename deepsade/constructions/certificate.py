@@ -125,6 +125,10 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
         from deepsade.constructions.hcr_certificate import certify_hcr
 
         return certify_hcr(model, spec, encoding, domain, margin, timeout_s, base, started)
+    if getattr(model, "kind", None) == "hardnet-aff-x":  # A(x): not piecewise linear either
+        from deepsade.constructions.input_certificate import certify_input_dependent
+
+        return certify_input_dependent(model, spec, encoding, domain, margin, timeout_s, base, started)
     start = started
     base = {**base, "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert "
                               "through the enforcement layer (ReLUs exact)",

@@ -226,14 +226,18 @@ def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def network_from_architecture(arch: dict) -> SkipMLP:
     """The constructed network an architecture describes (``arch['enforcement']`` says which)."""
     from deepsade.constructions.hcr import HCR_KIND, HyperSphericalMLP
+    from deepsade.constructions.input_enforced import HARDNET_AFF_X, InputEnforcedMLP
 
     if arch["enforcement"].get("kind") == HCR_KIND:
         return HyperSphericalMLP.from_architecture(arch)
+    if arch["enforcement"].get("kind") == HARDNET_AFF_X:
+        return InputEnforcedMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
 def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
     from deepsade.constructions.hcr import HyperSphericalMLP
+    from deepsade.constructions.input_enforced import InputEnforcedMLP
 
-    return isinstance(model, EnforcedMLP | HyperSphericalMLP)
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP)
