@@ -34,6 +34,10 @@ class InputDependent(NotApplicable):
     """An assert multiplies an output by an input: ``A`` depends on ``x`` (``compile_input_dependent_rule``)."""
 
 
+class OverDetermined(NotApplicable):
+    """A has more rows than outputs: no projection of HardNet-Aff's form exists (another construction may apply)."""
+
+
 class NoRoom(NotApplicable):
     """The rule fits, but leaves (almost) no output between two bounds somewhere in the domain box."""
 
@@ -188,7 +192,7 @@ def compile_affine_rule(spec: Spec, low: Sequence[Fraction], high: Sequence[Frac
     rule = AffineRule(tuple(AffineRow(k, v.get("upper"), v.get("lower")) for k, v in rows.items()),
                       n_inputs, n_outputs)
     if method == HARDNET and _rank(rule.matrix) < len(rule.rows):
-        raise NotApplicable(f"{method} needs the rows of A to be linearly independent (full row rank): the rule "
+        raise (OverDetermined if len(rule.rows) > n_outputs else NotApplicable)(f"{method} needs the rows of A to be linearly independent (full row rank): the rule "
                             f"has {len(rule.rows)} output combinations over {n_outputs} output(s) of rank "
                             f"{_rank(rule.matrix)}")
     low_a = np.array([Fraction(v) for v in low], dtype=object)
