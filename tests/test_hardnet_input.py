@@ -155,8 +155,17 @@ def test_cli_certify_advise_and_verify_say_what_they_can(rules, tmp_path):
     certified = run_cli("certify", str(out))
     assert certified.returncode == 0 and "OK, BY CONSTRUCTION" in certified.stdout
     assert "CERTIFIED" not in certified.stdout.replace("NOT CERTIFIED", "")
-    verified = run_cli("verify", str(out))
-    assert verified.returncode == 2 and "not piecewise linear" in verified.stderr
+    verified = run_cli("verify", str(out), "--presample", "128")
+    assert verified.returncode == 4, verified.stdout + verified.stderr
+    assert "proven exactly (z3 nonlinear real arithmetic" in verified.stdout
+    assert "by construction, not machine-checked" in verified.stdout and "by construction, not verified" in verified.stdout
+    lowered = verified.stdout.lower().replace("not verified", "").replace("not certified", "")
+    assert "verified" not in lowered and "certified" not in lowered
+    adi = run_cli("adi", str(out), str(csv), "--sample", "10", "--epsilon", "0.05", "--out", str(tmp_path / "adi.csv"),
+                  "--quiet")
+    assert adi.returncode == 0 and "AdI 0.000 by construction, not verified" in adi.stdout, adi.stdout + adi.stderr
+    exported = run_cli("export", str(out), "--out", str(tmp_path / "ex"))
+    assert exported.returncode == 2 and "not piecewise linear" in exported.stderr
     advice = run_cli("advise", str(rules["product"]), str(csv), "--target", "y")
     line = next(x for x in advice.stdout.splitlines() if "hardnet" in x)
     assert "by construction, not certified" in line, advice.stdout

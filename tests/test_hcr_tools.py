@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from deepsade.artifact import load, save
-from deepsade.constructions.hcr_verify import BY_CONSTRUCTION, COUNTEREXAMPLE, NOT_PROVEN, verify_hcr
+from deepsade.constructions.constructed_verify import (
+    BY_CONSTRUCTION,
+    COUNTEREXAMPLE,
+    NOT_PROVEN,
+    verify_constructed,
+)
 from deepsade.prediction import forward_float64
 from deepsade.verification.adi import adversity_index
 from tests.conftest import run_cli
@@ -53,16 +58,16 @@ def test_verify_says_not_proven_when_the_region_leaves_the_rule(trained, tmp_pat
     art = load(trained / "m")
     with torch.no_grad():
         art.model.region_bound.add_(0.5)  # the stored region no longer fits inside the rule
-    report = verify_hcr(art, presample=256)
+    report = verify_constructed(art, presample=256)
     assert report.status in (NOT_PROVEN, COUNTEREXAMPLE)
     assert any(a.region_proven is False for a in report.asserts)
     # and a region far outside the rule gives sampled outputs that break it exactly: a counterexample
     with torch.no_grad():
         art.model.region_bound.add_(50.0)
         art.model.last.bias.add_(20.0)  # push the radius logit up: outputs go to the (widened) region's edge
-    report = verify_hcr(art, presample=512)
+    report = verify_constructed(art, presample=512)
     assert report.status == COUNTEREXAMPLE
-    assert verify_hcr(load(trained / "m"), presample=64).status == BY_CONSTRUCTION
+    assert verify_constructed(load(trained / "m"), presample=64).status == BY_CONSTRUCTION
 
 
 def test_adi_is_zero_by_construction_and_counts_sampled_counterexamples(trained):
@@ -113,4 +118,4 @@ def test_export_writes_the_hcr_graph_and_says_no_vnnlib_proof_applies(trained):
 def test_saved_and_reloaded_hcr_model_keeps_the_same_report(trained, tmp_path):
     art = load(trained / "m")
     save(art, tmp_path / "copy")
-    assert verify_hcr(load(tmp_path / "copy"), presample=64).status == BY_CONSTRUCTION
+    assert verify_constructed(load(tmp_path / "copy"), presample=64).status == BY_CONSTRUCTION

@@ -1,7 +1,7 @@
 """``deepsade adi`` and ``deepsade verify``: search a trained model for counterexamples to its constraint.
 
 Exit codes of ``verify``: 0 verified, 1 counterexample, 3 unknown (timeout), 4 holds by construction only
-(an HCR model: the region is proven exactly, the layer keeping its outputs in it is not machine-checked);
+(HCR, HardNet-Aff with A(x): the exactly provable part is proven, the rest is not machine-checked);
 2 for bad input.
 """
 
@@ -83,10 +83,10 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
          f"{report.summary['seconds_per_instance']:.3f} s of search per instance")
     for part in report.summary["epsilons"]:
         adi_text = "n/a (nothing decided)" if part["adi"] is None else f"{part['adi']:.3f}"
-        if part.get("basis") == "by construction":  # HCR: nothing searched, nothing called verified
+        if part.get("basis") == "by construction":  # HCR, A(x): nothing searched, nothing called verified
             line = (f"eps={part['epsilon']:g}: AdI {adi_text} by construction, not verified  ({part['counterexample']} "
                     f"with a counterexample found by sampling, {part['by_construction']} safe by construction, "
-                    f"{part['unknown']} unknown (region not proven)")
+                    f"{part['unknown']} unknown (exact part not proven)")
         else:
             line = (f"eps={part['epsilon']:g}: AdI {adi_text}  ({part['counterexample']} with a counterexample, "
                     f"{part['verified']} verified safe, {part['unknown']} unknown (timeout)")
@@ -110,16 +110,18 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
            quiet) -> None:
     """Search the whole domain box of the model in MODEL_DIR for an input that breaks its constraint.
 
-    Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown; 4: an HCR
-    model, whose rule holds by construction (region proven exactly, layer not machine-checked), never "verified"."""
+    Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown; 4: a model
+    whose rule holds by construction (HCR, A(x): exact part proven, layer not machine-checked), never "verified"."""
     from deepsade.artifact import load
     from deepsade.verification.per_assert import verify_domain_per_assert
 
     where = make_backend(backend, jobs, scheduler, address)
     artifact = load(model_dir)
     warn_if_altered(artifact)
-    if getattr(artifact.model, "kind", None) == "hcr":
-        _verify_hcr(artifact, timeout, presample, seed, not relaxed, quiet)
+    from deepsade.constructions.constructed_verify import is_checked_by_construction
+
+    if is_checked_by_construction(artifact.model):  # HCR, HardNet-Aff with A(x): not piecewise linear
+        _verify_constructed(artifact, timeout, presample, seed, not relaxed, quiet)
     outcome, verifier = verify_domain_per_assert(artifact, engine=engine, timeout=timeout, presample=presample,
                                                  bound_check=not no_bounds, seed=seed, realisable=not relaxed,
                                                  backend=where)
@@ -138,11 +140,16 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
     ctx.exit(EXIT_UNKNOWN)
 
 
-def _verify_hcr(artifact, timeout: float, presample: int, seed: int, realisable: bool, quiet: bool) -> None:
-    """Report, per assert, what is proven exactly and what rests on construction for an HCR model; exits."""
-    from deepsade.constructions.hcr_verify import BY_CONSTRUCTION, COUNTEREXAMPLE, describe_assert, verify_hcr
+def _verify_constructed(artifact, timeout: float, presample: int, seed: int, realisable: bool, quiet: bool) -> None:
+    """Report, per assert, what is proven exactly and what rests on construction (HCR, A(x)); exits."""
+    from deepsade.constructions.constructed_verify import (
+        BY_CONSTRUCTION,
+        COUNTEREXAMPLE,
+        describe_assert,
+        verify_constructed,
+    )
 
-    result = verify_hcr(artifact, timeout=timeout, presample=presample, seed=seed, realisable=realisable)
+    result = verify_constructed(artifact, timeout=timeout, presample=presample, seed=seed, realisable=realisable)
     ctx = click.get_current_context()
     for note in [] if quiet else result.notes:
         click.echo(f"note: {note}")
@@ -159,12 +166,11 @@ def _verify_hcr(artifact, timeout: float, presample: int, seed: int, realisable:
                        + ", ".join(f"{n} = {v:.10g}" for n, v in zip(enc.input_names, raw, strict=True)))
         ctx.exit(EXIT_COUNTEREXAMPLE)
     if result.status == BY_CONSTRUCTION:
-        click.echo(f"by construction, not verified: the region is proven exactly to satisfy every assert; that "
-                   f"every output lies in it rests on the HCR construction and a hand-derived rounding analysis, "
-                   f"which no engine checked ({result.sampled_inputs} sampled inputs broke nothing; "
-                   f"{result.seconds:.2f} s)")
+        click.echo(f"by construction, not verified: the exactly provable part holds for every assert (above); the "
+                   f"rest rests on the construction, which no engine checked ({result.sampled_inputs} sampled inputs "
+                   f"broke nothing; {result.seconds:.2f} s)")
         ctx.exit(EXIT_BY_CONSTRUCTION)
-    click.echo("not proven: the region check failed or timed out for some assert (see above); nothing is verified")
+    click.echo("not proven: the exact check failed or timed out for some assert (see above); nothing is verified")
     ctx.exit(EXIT_UNKNOWN)
 
 

@@ -82,6 +82,36 @@ def _breaks(spec: Spec, index: int, scaled_input: np.ndarray, output: np.ndarray
     return z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs)))
 
 
+def exact_layer_check(model: InputEnforcedMLP, spec: Spec, low: list[Fraction], high: list[Fraction], margin: float,
+                      timeout_s: float | None) -> tuple[str | None, list[dict[str, Any]]]:
+    """(a rank problem or None, per assert ``assert``, ``text``, ``proven`` (True / False / None: timeout),
+    ``seconds``): z3 proves that the stored ``A(x)`` has full row rank on the box and that the layer in exact
+    arithmetic, on base outputs in their exact interval box, moved by up to ``margin``, satisfies each assert."""
+    problem = rank_problem(model.stored_rows(), low, high,
+                           timeout_ms=int((timeout_s if timeout_s is not None else 60) * 1000))
+    if problem is not None:
+        return problem, []
+    outputs, layer = layer_constraints(model, low, high)
+    es = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
+    exact_margin = z3_rational(Fraction(margin))
+    box = [v for j in range(len(low)) for v in (input_var(j) >= z3_rational(low[j]), input_var(j) <= z3_rational(high[j]))]
+    box += [v for e in es for v in (e >= -exact_margin, e <= exact_margin)]
+    entries = []
+    for assertion in spec.asserts:
+        t0 = time.perf_counter()
+        solver = z3.Solver()
+        if timeout_s is not None:
+            solver.set("timeout", int(timeout_s * 1000))
+        solver.add(*box, *layer)
+        solver.add(z3.Not(z3.substitute(assertion.scaled, *[(output_var(k), outputs[k] + es[k])
+                                                             for k in range(len(outputs))])))
+        answer = solver.check()
+        entries.append({"assert": assertion.index + 1, "text": " ".join(assertion.text.split()),
+                        "proven": True if answer == z3.unsat else (None if answer == z3.unknown else False),
+                        "seconds": round(time.perf_counter() - t0, 4)})
+    return None, entries
+
+
 def certify_input_dependent(model: InputEnforcedMLP, spec: Spec, encoding: Encoding, domain: Domain, margin: float,
                             timeout_s: float | None, base: dict[str, Any], started: float) -> dict[str, Any]:
     """The certificate of a HardNet-Aff network with ``A(x)`` (see the module's docstring)."""
@@ -97,33 +127,18 @@ def certify_input_dependent(model: InputEnforcedMLP, spec: Spec, encoding: Encod
                                         "the margin) satisfies each assert; by sampling: float32 and float64 forward "
                                         "passes in the box"}}
     results: list[dict[str, Any]] = []
-    problem = rank_problem(model.stored_rows(), low, high,
-                           timeout_ms=int((timeout_s if timeout_s is not None else 60) * 1000))
+    problem, entries = exact_layer_check(model, spec, low, high, margin, timeout_s)
     if problem is not None:
         return {"verdict": NOT_CERTIFIED, **base, "reason": f"the stored A(x): {problem}", "asserts": results,
                 "seconds": round(time.perf_counter() - started, 4)}
-    outputs, layer = layer_constraints(model, low, high)
-    es = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
-    exact_margin = z3_rational(Fraction(margin))
-    box = [v for j in range(len(low)) for v in (input_var(j) >= z3_rational(low[j]), input_var(j) <= z3_rational(high[j]))]
-    box += [v for e in es for v in (e >= -exact_margin, e <= exact_margin)]
     verdict = BY_CONSTRUCTION
-    for assertion in spec.asserts:
-        t0 = time.perf_counter()
-        solver = z3.Solver()
-        if timeout_s is not None:
-            solver.set("timeout", int(timeout_s * 1000))
-        solver.add(*box, *layer)
-        solver.add(z3.Not(z3.substitute(assertion.scaled, *[(output_var(k), outputs[k] + es[k])
-                                                             for k in range(len(outputs))])))
-        answer = solver.check()
-        entry: dict[str, Any] = {"assert": assertion.index + 1, "text": " ".join(assertion.text.split())}
-        if answer == z3.unsat:
+    for entry in entries:
+        proven = entry.pop("proven")
+        if proven is True:
             entry["result"] = "holds by construction (exact layer checked)"
         else:
-            entry["result"] = "unknown (solver timeout)" if answer == z3.unknown else "layer check failed"
+            entry["result"] = "unknown (solver timeout)" if proven is None else "layer check failed"
             verdict = NOT_CERTIFIED
-        entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     inside, _ = sample_inputs(np.array([float(v) for v in low]), np.array([float(v) for v in high]))
     inside = inside.astype(np.float32).astype(np.float64)

@@ -1,13 +1,17 @@
-"""``verify`` and ``adi`` on an HCR model: what is proven exactly, what rests on the construction, what was sampled.
+"""``verify`` and ``adi`` on a constructed model that is not piecewise linear (HCR, HardNet-Aff with ``A(x)``):
+what is proven exactly, what rests on the construction, what was sampled.
 
-HCR's layer (normalisation, division, sigmoid) is not piecewise linear, so neither Marabou nor z3 on ReLUs
-can search it. Instead of refusing, both commands report, per assert:
+Neither Marabou nor z3 on ReLUs can search these layers. Instead of refusing, both commands report, per assert
+(everything re-run here, nothing read from certificate.json):
 
-- **proven exactly** (z3 QF_LRA on the stored rationals, re-run here, nothing read from certificate.json):
-  every point of the stored region, widened by the layer's float32 rounding bound and moved by the margin,
-  satisfies the assert at every input of the box (``hcr_certificate.region_check``);
-- **by construction** (not machine-checked): every output of the layer lies in that widened region (the
-  gauge identity and the hand-derived rounding analysis of ``hcr.rounding_bound``);
+- **proven exactly**: HCR: every point of the stored region, widened by the layer's float32 rounding bound and
+  moved by the margin, satisfies the assert at every input of the box (z3 QF_LRA,
+  ``hcr_certificate.region_check``); ``A(x)``: the stored ``A(x)`` has full row rank on the box and the layer in
+  exact arithmetic, on base outputs in their exact interval box, satisfies the assert (z3 nonlinear,
+  ``input_certificate.exact_layer_check``);
+- **by construction** (not machine-checked): HCR: every output of the layer lies in that widened region (the
+  gauge identity and the hand-derived rounding analysis of ``hcr.rounding_bound``); ``A(x)``: the layer as
+  computed rounds like the exact one (no rounding analysis);
 - **sampled**: random inputs (the box's corners, its faces, its inside; for AdI, each ball), float32 and
   float64 forward passes, every output checked against the rule exactly; a failure is a concrete
   counterexample, reported as such.
@@ -40,29 +44,59 @@ if TYPE_CHECKING:  # pragma: no cover
     from deepsade.verification.adi import AdiReport
 
 BY_CONSTRUCTION, COUNTEREXAMPLE, NOT_PROVEN = "by construction", "counterexample", "not proven"
+HCR_KIND, INPUT_KIND = "hcr", "hardnet-aff-x"
+KINDS = (HCR_KIND, INPUT_KIND)
 LAYER_CLAIM = ("every output of the HCR layer lies in the stored region, widened by its float32 rounding bound: by "
                "construction (gauge identity + hand-derived rounding analysis), not machine-checked")
 REGION_CLAIM = "the stored region, widened by the rounding bound and moved by the margin, satisfies the assert"
-ADI_BASIS = ("by construction: the HCR layer is not piecewise linear, so no ball is searched by an exact engine; "
-             "the region is proven exactly (z3) to satisfy every assert, the layer keeps every output in it by "
-             "construction (not machine-checked), and sampled points of each ball are checked exactly")
+CLAIMS = {  # kind: (what is proven exactly, what rests on the construction), per assert
+    HCR_KIND: (REGION_CLAIM, LAYER_CLAIM),
+    INPUT_KIND: ("A(x) has full row rank on the box, and the layer in exact arithmetic, on base outputs in their exact "
+                 "interval box and moved by the margin, satisfies the assert",
+                 "the layer as computed (a float64 solve per input) matches the exact one up to a rounding no "
+                 "analysis here bounds: by construction, not machine-checked"),
+}
+ADI_BASIS = ("by construction: the layer is not piecewise linear, so no ball is searched by an exact engine; the "
+             "exactly provable part is proven by z3 (see verify), the rest holds by construction (not "
+             "machine-checked), and sampled points of each ball are checked exactly")
+
+
+def is_checked_by_construction(model: object) -> bool:
+    """Whether ``model`` is a constructed network that verify / adi report on as "by construction"."""
+    return getattr(model, "kind", None) in KINDS
+
+
+def exact_part(model, spec: Spec, low: list, high: list, margin: float, timeout: float | None
+               ) -> list[dict[str, Any]]:
+    """Per assert ``assert``, ``text``, ``proven`` (True / False / None), ``seconds``: the exactly provable part
+    of the claim for this kind of layer (a rank problem of ``A(x)`` makes every assert unproven)."""
+    if model.kind == HCR_KIND:
+        return region_check(model, spec, low, high, margin, timeout)
+    from deepsade.constructions.input_certificate import exact_layer_check
+
+    problem, entries = exact_layer_check(model, spec, low, high, margin, timeout)
+    if problem is not None:
+        return [{"assert": a.index + 1, "text": " ".join(a.text.split()), "proven": False, "seconds": 0.0}
+                for a in spec.asserts]
+    return entries
 
 
 @dataclass
 class AssertReport:
-    """One assert: the exact region check (True proven, False failed, None timeout) and the sampling."""
+    """One assert: the exact check (True proven, False failed, None timeout) and the sampling."""
 
     index: int
     text: str
     region_proven: bool | None
     seconds: float
+    kind: str = HCR_KIND
     sampled: int = 0
     counterexample: np.ndarray | None = None  # scaled input where a sampled output breaks the assert exactly
 
 
 @dataclass
-class HcrVerification:
-    """What ``verify`` could and could not prove about an HCR model over its domain box."""
+class ConstructedVerification:
+    """What ``verify`` could and could not prove about a constructed, not piecewise-linear model over its box."""
 
     asserts: list[AssertReport]
     sampled_inputs: int
@@ -118,17 +152,16 @@ def _box_samples(low: np.ndarray, high: np.ndarray, count: int, rng: np.random.G
     return np.vstack([corners, faces, inside]).astype(np.float32).astype(np.float64)
 
 
-def verify_hcr(artifact: ModelArtifact, timeout: float | None = 60.0, presample: int = 1024, seed: int = 0,
-               realisable: bool = True) -> HcrVerification:
-    """Re-prove the region of ``artifact``'s HCR model against its rule (z3), then sample the domain box."""
+def verify_constructed(artifact: ModelArtifact, timeout: float | None = 60.0, presample: int = 1024, seed: int = 0,
+                       realisable: bool = True) -> ConstructedVerification:
+    """Re-prove the exactly provable part of ``artifact``'s claim (z3), then sample the domain box."""
     start = time.perf_counter()
     model, encoding = artifact.model, artifact.encoding
     spec = parse_spec_text(artifact.constraint_text, encoding)
     low, high = artifact.domain.scaled_exact(encoding)
     margin = float(artifact.certificate.get("margin", artifact.training.get("output_margin", 1e-4)))
-    excess = rounding_bound(model)
-    reports = [AssertReport(e["assert"] - 1, e["text"], e["proven"], e["seconds"])
-               for e in region_check(model, spec, low, high, margin, timeout, excess)]
+    reports = [AssertReport(e["assert"] - 1, e["text"], e["proven"], e["seconds"], model.kind)
+               for e in exact_part(model, spec, low, high, margin, timeout)]
     low_f, high_f = np.array([float(v) for v in low]), np.array([float(v) for v in high])
     points = _box_samples(low_f, high_f, presample, np.random.default_rng(seed)) if presample else np.zeros((0, len(low)))
     if realisable and len(points):
@@ -137,31 +170,39 @@ def verify_hcr(artifact: ModelArtifact, timeout: float | None = 60.0, presample:
         reports[index].counterexample = point
     for report in reports:
         report.sampled = len(points)
-    notes = [f"the HCR layer is not piecewise linear: no exact engine searches it; the region check is z3 QF_LRA "
-             f"on the stored rationals (margin {margin:g}, rounding bound up to {float(np.max(excess)):.3g})"]
-    return HcrVerification(reports, len(points), time.perf_counter() - start, notes)
+    if model.kind == HCR_KIND:
+        notes = [f"the HCR layer is not piecewise linear: no exact engine searches it; the region check is z3 QF_LRA "
+                 f"on the stored rationals (margin {margin:g}, rounding bound up to "
+                 f"{float(np.max(rounding_bound(model))):.3g})"]
+    else:
+        notes = [f"the HardNet-Aff layer with A(x) is not piecewise linear: no exact engine searches the network as "
+                 f"computed; z3 (nonlinear real arithmetic) checks the layer in exact arithmetic (margin {margin:g})"]
+    return ConstructedVerification(reports, len(points), time.perf_counter() - start, notes)
 
 
 def describe_assert(report: AssertReport) -> list[str]:
     """The lines ``verify`` prints for one assert: proven, by construction, sampled."""
     text = report.text if len(report.text) <= 100 else report.text[:100] + "..."
-    region = {True: f"proven exactly (z3 QF_LRA, {report.seconds:.2f} s)",
-              False: "NOT proven: a point of the stored region breaks it",
+    proven_claim, construction_claim = CLAIMS[report.kind]
+    engine = "z3 QF_LRA" if report.kind == HCR_KIND else "z3 nonlinear real arithmetic"
+    region = {True: f"proven exactly ({engine}, {report.seconds:.2f} s)",
+              False: "NOT proven: the exact check failed",
               None: "not proven (solver timeout)"}[report.region_proven]
     sampled = (f"{report.sampled} sampled inputs of the box: " +
                ("no output breaks it (checked exactly)" if report.counterexample is None
                 else "an output breaks it (checked exactly): counterexample below"))
     return [f"assert {report.index + 1}: {text}",
-            f"    region: {REGION_CLAIM}: {region}",
-            f"    layer: {LAYER_CLAIM}",
+            f"    exact: {proven_claim}: {region}",
+            f"    layer: {construction_claim}",
             f"    sampling: {sampled}"]
 
 
-def hcr_adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: list[float], presample: int = 64,
+def constructed_adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: list[float], presample: int = 64,
                         seed: int = 0, row_ids: list[int] | None = None, realisable: bool = True,
                         timeout: float | None = 60.0) -> AdiReport:
-    """AdI of an HCR model: 0 by construction wherever the region is proven; each ball (cut to the domain box)
-    sampled with ``presample`` points, checked exactly, so a concrete counterexample still counts."""
+    """AdI of a constructed, not piecewise-linear model: 0 by construction wherever the exact part is proven; each
+    ball (cut to the domain box) sampled with ``presample`` points, checked exactly, so a concrete counterexample
+    still counts."""
     from deepsade.verification.adi import ADI_RULE, AdiReport
 
     start = time.perf_counter()
@@ -169,7 +210,7 @@ def hcr_adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: l
     spec = parse_spec_text(artifact.constraint_text, encoding)
     low, high = artifact.domain.scaled_exact(encoding)
     margin = float(artifact.certificate.get("margin", artifact.training.get("output_margin", 1e-4)))
-    proven = [e["proven"] for e in region_check(model, spec, low, high, margin, timeout)]
+    proven = [e["proven"] for e in exact_part(model, spec, low, high, margin, timeout)]
     low_f, high_f = np.array([float(v) for v in low]), np.array([float(v) for v in high])
     snap = RealisableInputs.from_encoding(encoding)
     rng = np.random.default_rng(seed)
@@ -192,9 +233,9 @@ def hcr_adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: l
             if broken:
                 status, by, note = "counterexample", "sampling (checked exactly)", ""
             elif all(p is True for p in proven):
-                status, by, note = "by construction", "construction (region proven by z3)", ""
+                status, by, note = "by construction", "construction (exact part proven by z3)", ""
             else:
-                status, by, note = "unknown", "", "the region is not proven for every assert"
+                status, by, note = "unknown", "", "the exact part is not proven for every assert"
             records.append({"row": row, "epsilon": eps, "status": status, "decided_by": by,
                             "seconds": round(time.perf_counter() - t0, 6),
                             "broken_asserts": ";".join(str(i + 1) for i in sorted(broken)), "note": note})
@@ -216,7 +257,7 @@ def hcr_adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: l
             "basis": BY_CONSTRUCTION,
         })
     summary: dict[str, Any] = {
-        "rule": ADI_RULE + "; for an HCR model 'by construction' takes the place of 'verified'",
+        "rule": ADI_RULE + "; for this model 'by construction' takes the place of 'verified'",
         "basis": ADI_BASIS, "engine": "none (by construction; z3 for the region)", "presample": presample,
         "instances": len(inputs), "realisable_only": realisable,
         "region_proven": [p is True for p in proven],
