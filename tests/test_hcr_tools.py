@@ -119,3 +119,12 @@ def test_saved_and_reloaded_hcr_model_keeps_the_same_report(trained, tmp_path):
     art = load(trained / "m")
     save(art, tmp_path / "copy")
     assert verify_constructed(load(tmp_path / "copy"), presample=64).status == BY_CONSTRUCTION
+
+
+def test_a_centre_outside_its_region_is_not_proven_and_does_not_crash(trained):
+    art = load(trained / "m")
+    with torch.no_grad():
+        art.model.region_bound.sub_(1e4)  # every bound below the centre: no interior point, no rounding bound
+    report = verify_constructed(art, presample=32)
+    assert report.status in (NOT_PROVEN, COUNTEREXAMPLE)
+    assert all(a.region_proven is False for a in report.asserts)

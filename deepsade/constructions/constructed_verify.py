@@ -70,15 +70,18 @@ def exact_part(model, spec: Spec, low: list, high: list, margin: float, timeout:
                ) -> list[dict[str, Any]]:
     """Per assert ``assert``, ``text``, ``proven`` (True / False / None), ``seconds``: the exactly provable part
     of the claim for this kind of layer (a rank problem of ``A(x)`` makes every assert unproven)."""
+    unproven = [{"assert": a.index + 1, "text": " ".join(a.text.split()), "proven": False, "seconds": 0.0}
+                for a in spec.asserts]
     if model.kind == HCR_KIND:
-        return region_check(model, spec, low, high, margin, timeout)
+        a, b, c = model.stored()
+        excess = rounding_bound(model)
+        if not (np.all(np.isfinite(excess)) and np.all(b - a @ c > 0)):  # no interior point or no rounding bound
+            return unproven
+        return region_check(model, spec, low, high, margin, timeout, excess)
     from deepsade.constructions.input_certificate import exact_layer_check
 
     problem, entries = exact_layer_check(model, spec, low, high, margin, timeout)
-    if problem is not None:
-        return [{"assert": a.index + 1, "text": " ".join(a.text.split()), "proven": False, "seconds": 0.0}
-                for a in spec.asserts]
-    return entries
+    return unproven if problem is not None else entries
 
 
 @dataclass
