@@ -180,3 +180,13 @@ def test_a_product_of_two_outputs_is_refused(rules):
                            data.encoding)
     with pytest.raises(NotApplicable, match="a product of two outputs"):
         compile_input_dependent_rule(spec, *data.domain.scaled_exact(data.encoding))
+
+
+def test_inputs_where_a_vanishes_outside_the_box_still_predict(product_model):
+    art = product_model.artifact_
+    raw = np.array([[0.0, 0.5], [5.0, 0.5]])  # x1 = 0: A(x) = 0, outside the box (the data has x1 >= 1)
+    with torch.no_grad():
+        outputs = art.model(torch.as_tensor(art.encoding.scale_inputs(raw), dtype=torch.float32)).numpy()
+    assert np.all(np.isfinite(outputs))
+    assert product_model.predict(pd.DataFrame({"x1": raw[:, 0], "x2": raw[:, 1]}))["in_domain"].tolist() == [False,
+                                                                                                              True]

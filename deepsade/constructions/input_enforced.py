@@ -69,7 +69,11 @@ class InputEnforcedMLP(SkipMLP):
         lower = skip @ self.lower_inputs.double().T + self.lower_const.double()
         over = torch.relu(af - upper) * self.upper_mask.double()
         under = torch.relu(lower - af) * self.lower_mask.double()
-        weights = torch.linalg.solve(a @ a.transpose(1, 2), (over - under).unsqueeze(-1))
+        gram, rhs = a @ a.transpose(1, 2), (over - under).unsqueeze(-1)
+        weights, info = torch.linalg.solve_ex(gram, rhs)
+        singular = info != 0  # only outside the domain box (full row rank is proven on it): least squares there
+        if bool(singular.any()):
+            weights = torch.where(singular[:, None, None], torch.linalg.pinv(gram) @ rhs, weights)
         return (f64 - (a.transpose(1, 2) @ weights).squeeze(-1)).to(f.dtype)
 
     def architecture(self) -> dict:
