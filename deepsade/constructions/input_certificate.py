@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import z3
 
+from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.constructions.hcr_certificate import sample_inputs
 from deepsade.constructions.input_enforced import InputEnforcedMLP
 from deepsade.constructions.input_rule import coefficient_terms, rank_problem
@@ -40,24 +41,17 @@ BY_CONSTRUCTION_PARTS = [
 ]
 
 
-def _fractions(t: torch.Tensor) -> np.ndarray:
-    values = t.detach().float().numpy().astype(np.float64)
-    return np.array([Fraction(v) for v in values.ravel().tolist()], dtype=object).reshape(values.shape)
-
-
 def layer_constraints(model: InputEnforcedMLP, low: list[Fraction], high: list[Fraction]
                       ) -> tuple[list[z3.ArithRef], list[z3.BoolRef]]:
     """The layer in exact arithmetic as z3 terms: (outputs ``y`` per output, constraints). The base output ``f``
     ranges over its exact interval box on the domain (``f`` and the inputs taken as independent, an
     over-approximation); ``w`` solves ``A(x) A(x)^T w = c`` exactly (polynomial equalities)."""
-    from deepsade.constructions.certificate import base_output_box
-
     mapped = model.mapped_features.tolist()
     xs = [input_var(j) for j in mapped]
     f_low, f_high = base_output_box(model, low, high)
     fs = [z3.Real(f"f!{k}") for k in range(model.n_outputs)]
-    up_in, up_c, up_m = (_fractions(t) for t in (model.upper_inputs, model.upper_const, model.upper_mask))
-    lo_in, lo_c, lo_m = (_fractions(t) for t in (model.lower_inputs, model.lower_const, model.lower_mask))
+    up_in, up_c, up_m = (stored_fractions(t) for t in (model.upper_inputs, model.upper_const, model.upper_mask))
+    lo_in, lo_c, lo_m = (stored_fractions(t) for t in (model.lower_inputs, model.lower_const, model.lower_mask))
     rows = [coefficient_terms(a0, a1) for a0, a1 in model.stored_rows()]
     ws = [z3.Real(f"w!{i}") for i in range(len(rows))]
     constraints = [v for k, f in enumerate(fs) for v in (f >= z3_rational(f_low[k]), f <= z3_rational(f_high[k]))]

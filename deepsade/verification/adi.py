@@ -141,8 +141,10 @@ def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Seque
     if getattr(artifact.model, "kind", None) in ("hcr", "hardnet-aff-x"):  # not PL: AdI 0 by construction, sampled
         from deepsade.constructions.constructed_verify import constructed_adversity_index
 
-        return constructed_adversity_index(artifact, inputs, epsilons, presample=presample, seed=seed, row_ids=row_ids,
-                                   realisable=realisable, timeout=timeout)
+        table, summary = constructed_adversity_index(artifact, inputs, epsilons, presample=presample, seed=seed,
+                                                     row_ids=row_ids, realisable=realisable, timeout=timeout)
+        summary = {"rule": ADI_RULE + "; for this model 'by construction' takes the place of 'verified'", **summary}
+        return AdiReport(epsilons, table, summary)
     backend = backend if backend is not None else Backend("loky", jobs)
     config = VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
                                           bound_check=bound_check, seed=seed, realisable=realisable)
