@@ -1,5 +1,8 @@
 """Hand a model to the verification world: ``model.onnx`` + one VNN-LIB property per assert.
 
+(An HCR model, whose layer is not piecewise linear, gets its own graph, ``deepsade.constructions.hcr_onnx``,
+and no VNN-LIB files: ``export.json`` says why, per assert, under ``skipped`` and ``guarantee``.)
+
 ``model.onnx`` computes, from the *raw* encoded inputs (the order of ``model.json``'s ``input_names``),
 the *raw* outputs ``deepsade predict`` reports before any thresholding: regression targets in their own
 units, classifier scores (logits). It uses only ``MatMul``, ``Add`` and ``Relu``, which every ONNX
@@ -86,11 +89,16 @@ def export_model(artifact: ModelArtifact, directory: str | Path, tolerance: floa
         raise UserInputError(f"cannot write the export to {directory}: a file of that name exists")
     directory.mkdir(parents=True, exist_ok=True)
     enc, domain = artifact.encoding, artifact.domain
-    weights = NetworkWeights.from_model(artifact.model)
     regression = enc.task == "regression"
-    model = build_onnx(weights, np.asarray(enc.input_min), np.asarray(enc.input_max),
-                       np.asarray(enc.target_min) if regression else None,
-                       np.asarray(enc.target_max) if regression else None, precision)
+    scaling = (np.asarray(enc.input_min), np.asarray(enc.input_max),
+               np.asarray(enc.target_min) if regression else None, np.asarray(enc.target_max) if regression else None)
+    hcr = getattr(artifact.model, "kind", None) == "hcr"
+    if hcr:  # not piecewise linear: the graph uses Sigmoid, Div, ReduceMax; no VNN-LIB proof applies
+        from deepsade.constructions.hcr_onnx import build_hcr_onnx
+
+        model = build_hcr_onnx(artifact.model, *scaling, precision)
+    else:
+        model = build_onnx(NetworkWeights.from_model(artifact.model), *scaling, precision)
     write_bytes_atomically(directory / ONNX_FILE, model.SerializeToString())
 
     spec = parse_spec_text(artifact.constraint_text, enc)
@@ -98,6 +106,11 @@ def export_model(artifact: ModelArtifact, directory: str | Path, tolerance: floa
     exact_tolerance = Fraction(tolerance)
     result = ExportResult(directory)
     for assert_ in spec.asserts:
+        if hcr:
+            from deepsade.constructions.hcr_onnx import NO_VNNLIB
+
+            result.skipped.append({"assert": assert_.index + 1, "reason": NO_VNNLIB})
+            continue
         disjuncts, reason = raw_violation(assert_, spec)
         if disjuncts is None:
             result.skipped.append({"assert": assert_.index + 1, "reason": reason})
@@ -129,14 +142,23 @@ def _manifest(artifact: ModelArtifact, result: ExportResult, tolerance: float, p
     else:
         output_units = ["score (logit): > 0 means label 1"] * len(enc.output_names)
     categorical = {f"{c}={v}" for c, levels in enc.categorical_levels.items() for v in levels}
+    operators = ["MatMul", "Add", "Relu"]
+    graph = ("raw inputs -> input scaling -> hidden ReLU layers -> last layer on [hidden; skip features (constant "
+             "selection matrix)]" + (" with the target scaling folded in" if enc.task == "regression" else ""))
+    extra: dict[str, Any] = {}
+    if getattr(artifact.model, "kind", None) == "hcr":
+        from deepsade.constructions.hcr_onnx import GRAPH, NO_VNNLIB, OPERATORS
+
+        operators, graph = OPERATORS, GRAPH + (" -> target scaling" if enc.task == "regression" else "")
+        extra["guarantee"] = {"vnnlib": NO_VNNLIB, "piecewise_linear": False,
+                              "certificate": "by construction: the region is proven exactly (z3); that every output "
+                                             "lies in it rests on the construction, not on an exact engine"}
     return {
         "format": FORMAT,
         "model": ONNX_FILE,
         "onnx": {"opset": OPSET, "ir_version": IR_VERSION, "precision": precision,
-                 "operators": ["MatMul", "Add", "Relu"],
-                 "graph": "raw inputs -> input scaling -> hidden ReLU layers -> last layer on [hidden; skip "
-                          "features (constant selection matrix)]" + (" with the target scaling folded in"
-                                                                     if enc.task == "regression" else "")},
+                 "operators": operators, "graph": graph},
+        **extra,
         "task": enc.task,
         "method": artifact.method,
         "certificate": artifact.certificate.get("verdict", "none"),

@@ -1,6 +1,8 @@
 """``deepsade adi`` and ``deepsade verify``: search a trained model for counterexamples to its constraint.
 
-Exit codes of ``verify``: 0 verified, 1 counterexample, 3 unknown (timeout); 2 for bad input.
+Exit codes of ``verify``: 0 verified, 1 counterexample, 3 unknown (timeout), 4 holds by construction only
+(HCR, HardNet-Aff with A(x): the exactly provable part is proven, the rest is not machine-checked);
+2 for bad input.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 from deepsade.cli.common import backend_options, list_callback, make_backend, user_errors, warn_if_altered
 from deepsade.verification import ENGINES, Outcome, Verifier, counterexample_raw_inputs
 
-EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN = 0, 1, 3
+EXIT_VERIFIED, EXIT_COUNTEREXAMPLE, EXIT_UNKNOWN, EXIT_BY_CONSTRUCTION = 0, 1, 3, 4
 
 
 def _engine_options(timeout_default: float, presample_default: int):
@@ -77,12 +79,17 @@ def adi(model_dir, data_file, epsilons, engine, timeout, presample, no_bounds, s
                              row_ids=rows.tolist(), realisable=not relaxed, backend=where)
     for note in report.summary["notes"]:
         info(f"note: {note}")
-    info(f"engine: {engine}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
+    info(f"engine: {report.summary.get('engine', engine)}, timeout {timeout:g} s per search; {report.summary['wall_seconds']:.1f} s in all, "
          f"{report.summary['seconds_per_instance']:.3f} s of search per instance")
     for part in report.summary["epsilons"]:
         adi_text = "n/a (nothing decided)" if part["adi"] is None else f"{part['adi']:.3f}"
-        line = (f"eps={part['epsilon']:g}: AdI {adi_text}  ({part['counterexample']} with a counterexample, "
-                f"{part['verified']} verified safe, {part['unknown']} unknown (timeout)")
+        if part.get("basis") == "by construction":  # HCR, A(x): nothing searched, nothing called verified
+            line = (f"eps={part['epsilon']:g}: AdI {adi_text} by construction, not verified  ({part['counterexample']} "
+                    f"with a counterexample found by sampling, {part['by_construction']} safe by construction, "
+                    f"{part['unknown']} unknown (exact part not proven)")
+        else:
+            line = (f"eps={part['epsilon']:g}: AdI {adi_text}  ({part['counterexample']} with a counterexample, "
+                    f"{part['verified']} verified safe, {part['unknown']} unknown (timeout)")
         if part["outside"]:
             line += f", {part['outside']} outside the domain box"
         echo(line + ")")
@@ -103,13 +110,18 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
            quiet) -> None:
     """Search the whole domain box of the model in MODEL_DIR for an input that breaks its constraint.
 
-    Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown."""
+    Exit code 0: verified (no such input); 1: counterexample (printed in raw units); 3: unknown; 4: a model
+    whose rule holds by construction (HCR, A(x): exact part proven, layer not machine-checked), never "verified"."""
     from deepsade.artifact import load
     from deepsade.verification.per_assert import verify_domain_per_assert
 
     where = make_backend(backend, jobs, scheduler, address)
     artifact = load(model_dir)
     warn_if_altered(artifact)
+    from deepsade.constructions.constructed_verify import is_checked_by_construction
+
+    if is_checked_by_construction(artifact.model):  # HCR, HardNet-Aff with A(x): not piecewise linear
+        _verify_constructed(artifact, timeout, presample, seed, not relaxed, quiet)
     outcome, verifier = verify_domain_per_assert(artifact, engine=engine, timeout=timeout, presample=presample,
                                                  bound_check=not no_bounds, seed=seed, realisable=not relaxed,
                                                  backend=where)
@@ -125,6 +137,40 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
         ctx.exit(EXIT_COUNTEREXAMPLE)
     click.echo(f"unknown: no answer within {timeout:g} s ({outcome.note or outcome.status}); "
                "try a longer --timeout")
+    ctx.exit(EXIT_UNKNOWN)
+
+
+def _verify_constructed(artifact, timeout: float, presample: int, seed: int, realisable: bool, quiet: bool) -> None:
+    """Report, per assert, what is proven exactly and what rests on construction (HCR, A(x)); exits."""
+    from deepsade.constructions.constructed_verify import (
+        BY_CONSTRUCTION,
+        COUNTEREXAMPLE,
+        describe_assert,
+        verify_constructed,
+    )
+
+    result = verify_constructed(artifact, timeout=timeout, presample=presample, seed=seed, realisable=realisable)
+    ctx = click.get_current_context()
+    for note in [] if quiet else result.notes:
+        click.echo(f"note: {note}")
+    for report in result.asserts:
+        for line in describe_assert(report) if not quiet else []:
+            click.echo(line)
+    enc = artifact.encoding
+    if result.status == COUNTEREXAMPLE:
+        click.echo(f"counterexample (found by sampling, checked exactly, {result.seconds:.2f} s):")
+        for report in (r for r in result.asserts if r.counterexample is not None):
+            raw = np.asarray(enc.input_min) + (np.asarray(enc.input_max) - np.asarray(enc.input_min)) \
+                * report.counterexample
+            click.echo(f"  breaks assert {report.index + 1} at inputs (raw units): "
+                       + ", ".join(f"{n} = {v:.10g}" for n, v in zip(enc.input_names, raw, strict=True)))
+        ctx.exit(EXIT_COUNTEREXAMPLE)
+    if result.status == BY_CONSTRUCTION:
+        click.echo(f"by construction, not verified: the exactly provable part holds for every assert (above); the "
+                   f"rest rests on the construction, which no engine checked ({result.sampled_inputs} sampled inputs "
+                   f"broke nothing; {result.seconds:.2f} s)")
+        ctx.exit(EXIT_BY_CONSTRUCTION)
+    click.echo("not proven: the exact check failed or timed out for some assert (see above); nothing is verified")
     ctx.exit(EXIT_UNKNOWN)
 
 

@@ -8,5 +8,11 @@
 - ``hcr``, ``hcr_train``, ``hcr_certificate``: HCR's layer (direction + radius around an interior point of a
   fixed polytope), its training, and its certificate (verdict "by construction": not piecewise linear).
 - ``certificate``: the exact check of a constructed network, in the format of DeepSaDe's certificate.
+- ``bilinear``, ``input_rule``, ``input_enforced``, ``input_certificate``: HardNet-Aff with ``A(x)`` (an assert
+  multiplies an output by an input): the rows compiled from the rule, full row rank on the box proven by z3,
+  the per-input projection layer, and its certificate (verdict "by construction": not piecewise linear).
+- ``constructed_verify``: what ``verify`` and ``adi`` report on the layers that are not piecewise linear
+  (HCR, ``A(x)``): the part z3 proves, the part that is by construction, sampled inputs checked exactly.
+- ``hcr_onnx``: HCR's network as an ONNX graph for ``export`` (no VNN-LIB: not piecewise linear).
 - ``advise``: which methods can guarantee a rule file, with the reason for each.
 """

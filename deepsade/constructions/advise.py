@@ -11,9 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from deepsade.constructions.recognise import HARDNET, NotApplicable, compile_affine_rule, compile_polytope
+from deepsade.constructions.recognise import (
+    HARDNET,
+    InputDependent,
+    NotApplicable,
+    OverDetermined,
+    compile_affine_rule,
+    compile_polytope,
+)
 from deepsade.data import Domain, Encoding
-from deepsade.methods import get_method, method_names
+from deepsade.methods import CONSTRUCTION, get_method, method_names
 from deepsade.spec import Spec, vacuous_asserts
 
 
@@ -42,6 +49,19 @@ def _deepsade(spec: Spec, box: Box) -> tuple[bool, str]:
 def _hardnet(spec: Spec, box: Box) -> tuple[bool, str]:
     try:
         rule = compile_affine_rule(spec, *box, HARDNET)
+    except InputDependent:
+        from deepsade.constructions.input_rule import compile_input_dependent_rule
+
+        try:
+            input_rule = compile_input_dependent_rule(spec, *box)
+        except NotApplicable as exc:
+            return False, str(exc)
+        return True, (f"by construction, not certified: {input_rule.describe()}; rank and the exact-arithmetic layer "
+                      "checked exactly, its rounding not bounded")
+    except OverDetermined as exc:
+        others = [n for n in method_names() if get_method(n).family == CONSTRUCTION and n not in RECOGNISERS]
+        hint = f"; A has more rows than outputs: try --method {' or '.join(others)}" if others else ""
+        return False, f"{exc}{hint}"
     except NotApplicable as exc:
         return False, str(exc)
     return True, f"by construction, exactly certified: {rule.describe()}"

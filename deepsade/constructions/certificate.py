@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import z3
 
-from deepsade.bounds import exact_latent_box
-from deepsade.boxes import max_over_box, min_over_box
+from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.data import Domain, Encoding
 from deepsade.numbers import z3_rational
 from deepsade.spec import Spec, input_var, output_var
@@ -32,20 +31,6 @@ CERTIFIED, NOT_CERTIFIED, VIOLATED = "certified", "not certified", "violated"
 _U32 = 2.0 ** -24
 _U64 = 2.0 ** -53
 _RANDOM_CANDIDATES = 256
-
-
-def _fractions(tensor: torch.Tensor) -> np.ndarray:
-    values = tensor.detach().to(torch.float32).numpy().astype(np.float64)
-    return np.array([Fraction(v) for v in values.ravel().tolist()], dtype=object).reshape(values.shape)
-
-
-def base_output_box(model, low: list[Fraction], high: list[Fraction]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact rational bounds of the base network's output ``f`` over the scaled domain box."""
-    latent_low, latent_high = exact_latent_box(model, low, high)
-    latent_low = np.array(latent_low, dtype=object)
-    latent_high = np.array(latent_high, dtype=object)
-    weight, bias = _fractions(model.last.weight), _fractions(model.last.bias)
-    return min_over_box(weight, latent_low, latent_high) + bias, max_over_box(weight, latent_low, latent_high) + bias
 
 
 def _enforced_terms(model, fs: list[z3.ArithRef]) -> list[z3.ArithRef]:
@@ -60,9 +45,9 @@ def _enforced_terms(model, fs: list[z3.ArithRef]) -> list[z3.ArithRef]:
     def relu(term: z3.ArithRef) -> z3.ArithRef:
         return z3.If(term > 0, term, z3.RealVal(0))
 
-    a_u, b_u, c_u = (_fractions(t) for t in (model.upper_matrix, model.upper_inputs, model.upper_const))
-    a_l, b_l, c_l = (_fractions(t) for t in (model.lower_matrix, model.lower_inputs, model.lower_const))
-    p_u, p_l = _fractions(model.upper_lift), _fractions(model.lower_lift)
+    a_u, b_u, c_u = (stored_fractions(t) for t in (model.upper_matrix, model.upper_inputs, model.upper_const))
+    a_l, b_l, c_l = (stored_fractions(t) for t in (model.lower_matrix, model.lower_inputs, model.lower_const))
+    p_u, p_l = stored_fractions(model.upper_lift), stored_fractions(model.lower_lift)
     over = [z3.Real(f"over!{i}") for i in range(len(c_u))]
     under = [z3.Real(f"under!{i}") for i in range(len(c_l))]
     definitions = [o == relu(affine(a_u[i], fs) - affine(b_u[i], xs) - z3_rational(c_u[i]))
@@ -125,6 +110,10 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
         from deepsade.constructions.hcr_certificate import certify_hcr
 
         return certify_hcr(model, spec, encoding, domain, margin, timeout_s, base, started)
+    if getattr(model, "kind", None) == "hardnet-aff-x":  # A(x): not piecewise linear either
+        from deepsade.constructions.input_certificate import certify_input_dependent
+
+        return certify_input_dependent(model, spec, encoding, domain, margin, timeout_s, base, started)
     start = started
     base = {**base, "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert "
                               "through the enforcement layer (ReLUs exact)",

@@ -14,6 +14,10 @@ Every piece is linear or a ReLU, so the whole network is a plain ReLU network (`
 mapped inputs ride through the hidden layers as ``relu(x)`` and ``relu(-x)``, the base output as
 ``relu(f)`` and ``relu(-f)``; every weight of that form is a stored float32 value, its negation, 0 or 1,
 so the exact engines (z3, Marabou) see the very function ``predict`` computes.
+
+When every row bounds one output with coefficient 1 (an output gadget), ``forward`` computes the same function
+as ``min(max(f, b_l(x)), b_u(x))``: in float32 a clamped output is then its bound as computed, whatever the
+magnitude of ``f`` (the ReLU form would round ``f - (f - b)`` at the scale of ``f``).
 """
 
 from __future__ import annotations
@@ -84,9 +88,30 @@ class EnforcedMLP(SkipMLP):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.base(x)
         skip = x[:, self.mapped_features]
-        over = torch.relu(f @ self.upper_matrix.T - (skip @ self.upper_inputs.T + self.upper_const))
-        under = torch.relu((skip @ self.lower_inputs.T + self.lower_const) - f @ self.lower_matrix.T)
+        upper = skip @ self.upper_inputs.T + self.upper_const
+        lower = skip @ self.lower_inputs.T + self.lower_const
+        clamp = self.clamp_outputs()
+        if clamp is not None:
+            return _clamp(f, upper, lower, *clamp)
+        over = torch.relu(f @ self.upper_matrix.T - upper)
+        under = torch.relu(lower - f @ self.lower_matrix.T)
         return f - over @ self.upper_lift.T + under @ self.lower_lift.T
+
+    def clamp_outputs(self) -> tuple[list[int], list[int]] | None:
+        """The output each upper and each lower row bounds, when every row is a unit row (``A`` and ``P`` hold
+        exactly 1 for one output, 0 elsewhere, at most one row per side and output): the layer is then a clamp per
+        output (an output gadget); None otherwise."""
+        picked = []
+        for matrix, lift in ((self.upper_matrix, self.upper_lift), (self.lower_matrix, self.lower_lift)):
+            ones = matrix == 1
+            if not (bool(torch.all(ones.sum(dim=1) == 1)) and bool(torch.all((matrix == 0) | ones))
+                    and torch.equal(lift, matrix.T)):
+                return None
+            outputs = ones.int().argmax(dim=1).tolist()
+            if len(set(outputs)) != len(outputs):
+                return None
+            picked.append(outputs)
+        return picked[0], picked[1]
 
     def architecture(self) -> dict:
         arch = super().architecture()
@@ -175,6 +200,22 @@ class EnforcedMLP(SkipMLP):
         return layers, last_weight, np.zeros(n_out), mapped
 
 
+def _clamp(f: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, up: list[int], low: list[int]) -> torch.Tensor:
+    """The clamp layer ``y = f - relu(f - u) + relu(l - f)`` per output, written so that float32 rounds nothing
+    but the bounds: where ``l <= u`` it is ``min(max(f, l), u)`` (exactly the same number in exact arithmetic), so
+    however large the base output ``f`` is, a clamped output equals its bound as computed; where ``l > u``
+    (no room: outside any certified box) the ReLU form itself."""
+    big = torch.full_like(f, float("inf"))
+    u = big.index_copy(1, torch.as_tensor(up, dtype=torch.long), upper) if up else big
+    lo = (-big).index_copy(1, torch.as_tensor(low, dtype=torch.long), lower) if low else -big
+    room = lo <= u
+    clamped = torch.minimum(torch.maximum(f, lo), u)
+    if bool(room.all()):
+        return clamped
+    relu_form = torch.minimum(f, u) + torch.relu(lo - f)
+    return torch.where(room, clamped, relu_form)
+
+
 def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
     out[: a.shape[0], : a.shape[1]] = a
@@ -185,14 +226,18 @@ def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def network_from_architecture(arch: dict) -> SkipMLP:
     """The constructed network an architecture describes (``arch['enforcement']`` says which)."""
     from deepsade.constructions.hcr import HCR_KIND, HyperSphericalMLP
+    from deepsade.constructions.input_enforced import HARDNET_AFF_X, InputEnforcedMLP
 
     if arch["enforcement"].get("kind") == HCR_KIND:
         return HyperSphericalMLP.from_architecture(arch)
+    if arch["enforcement"].get("kind") == HARDNET_AFF_X:
+        return InputEnforcedMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
 def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
     from deepsade.constructions.hcr import HyperSphericalMLP
+    from deepsade.constructions.input_enforced import InputEnforcedMLP
 
-    return isinstance(model, EnforcedMLP | HyperSphericalMLP)
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP)

@@ -18,7 +18,16 @@ import numpy as np
 import torch
 
 from deepsade.constructions.enforced import EnforcedMLP
-from deepsade.constructions.recognise import HARDNET, AffineRule, NoRoom, NotApplicable, compile_affine_rule
+from deepsade.constructions.input_enforced import InputEnforcedMLP
+from deepsade.constructions.input_rule import InputRule, compile_input_dependent_rule
+from deepsade.constructions.recognise import (
+    HARDNET,
+    AffineRule,
+    InputDependent,
+    NoRoom,
+    NotApplicable,
+    compile_affine_rule,
+)
 from deepsade.errors import UserInputError
 from deepsade.losses import data_loss
 
@@ -32,8 +41,9 @@ MIXED_NOT_SUPPORTED = ("mixing a construction for some asserts with DeepSaDe for
 SLACK_FACTOR = 2.0
 
 
-def build_enforced(job: Any) -> tuple[EnforcedMLP, AffineRule]:
-    """The untrained network with its enforcement layer compiled from the rule; exit-2 reasons otherwise."""
+def build_enforced(job: Any) -> tuple[EnforcedMLP | InputEnforcedMLP, AffineRule | InputRule]:
+    """The untrained network with its enforcement layer compiled from the rule (``A`` constant, or ``A(x)`` when
+    an assert multiplies an output by an input); exit-2 reasons otherwise."""
     spec, train, settings = job.spec, job.train, job.settings
     low, high = train.domain.scaled_exact(train.encoding)
     slack = SLACK_FACTOR * settings.output_margin
@@ -41,6 +51,18 @@ def build_enforced(job: Any) -> tuple[EnforcedMLP, AffineRule]:
         rule = compile_affine_rule(spec, low, high, HARDNET, tightening=Fraction(slack))
     except NoRoom:
         raise
+    except InputDependent:
+        try:
+            input_rule = compile_input_dependent_rule(spec, low, high, Fraction(slack))
+        except NoRoom:
+            raise
+        except NotApplicable as exc:
+            raise NotApplicable(f"{exc}; {MIXED_NOT_SUPPORTED}") from None
+        torch.manual_seed(settings.seed)
+        network = InputEnforcedMLP(len(spec.input_names), settings.hidden, len(spec.output_names),
+                                   spec.mapped_features, len(input_rule.rows))
+        network.set_rule(input_rule)
+        return network, input_rule
     except NotApplicable as exc:
         raise NotApplicable(f"{exc}; {MIXED_NOT_SUPPORTED}") from None
     torch.manual_seed(settings.seed)

@@ -79,6 +79,41 @@ def _breaks(spec: Spec, index: int, scaled_input: np.ndarray, output: np.ndarray
     return z3.is_false(z3.simplify(z3.substitute(a.scaled, *pairs)))
 
 
+def region_check(model: HyperSphericalMLP, spec: Spec, low: list[Fraction], high: list[Fraction], margin: float,
+                 timeout_s: float | None, excess: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per assert, whether every point of the stored region ``A y <= b`` (each row widened by the layer's float32
+    rounding bound ``excess``, default ``rounding_bound(model)``), moved by up to ``margin`` per output, satisfies
+    the assert for every input of the scaled box [low, high]: z3 QF_LRA on exact rationals. Each entry holds
+    ``assert`` (1-based), ``text``, ``proven`` (True, False: a region point breaks it, None: solver timeout) and
+    ``seconds``. This is the part of HCR's claim that is proven exactly; that the layer's outputs lie in the
+    region is by construction."""
+    a, b, _ = model.stored()
+    exact_a = [_exact(row) for row in a]
+    exact_b = _exact(b)
+    excess = rounding_bound(model) if excess is None else excess
+    ys = [output_var(k) for k in range(model.n_outputs)]
+    es = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
+    exact_margin = z3_rational(Fraction(margin))
+    region = [z3.Sum([z3_rational(v) * y for v, y in zip(row, ys, strict=True) if v != 0] or [z3.RealVal(0)])
+              <= z3_rational(bi + Fraction(float(ei))) for row, bi, ei in zip(exact_a, exact_b, excess, strict=True)]
+    region += [v for e in es for v in (e >= -exact_margin, e <= exact_margin)]
+    entries = []
+    for assertion in spec.asserts:
+        t0 = time.perf_counter()
+        solver = z3.Solver()
+        if timeout_s is not None:
+            solver.set("timeout", int(timeout_s * 1000))
+        solver.add(*region)
+        solver.add(*[v for j in assertion.inputs for v in (input_var(j) >= z3_rational(low[j]),
+                                                           input_var(j) <= z3_rational(high[j]))])
+        solver.add(z3.Not(z3.substitute(assertion.scaled, *[(ys[k], ys[k] + es[k]) for k in range(len(ys))])))
+        answer = solver.check()
+        entries.append({"assert": assertion.index + 1, "text": " ".join(assertion.text.split()),
+                        "proven": True if answer == z3.unsat else (None if answer == z3.unknown else False),
+                        "seconds": round(time.perf_counter() - t0, 4)})
+    return entries
+
+
 def certify_hcr(model: HyperSphericalMLP, spec: Spec, encoding: Encoding, domain: Domain, margin: float,
                 timeout_s: float | None, base: dict[str, Any], started: float) -> dict[str, Any]:
     """The certificate of an HCR network (see the module's docstring); ``base`` holds what
@@ -108,31 +143,15 @@ def certify_hcr(model: HyperSphericalMLP, spec: Spec, encoding: Encoding, domain
                   else "the layer's rounding bound is not finite (the stored region is unbounded or ill-conditioned)")
         return {"verdict": NOT_CERTIFIED, **base, "reason": reason, "asserts": results,
                 "seconds": round(time.perf_counter() - started, 4)}
-    ys = [output_var(k) for k in range(model.n_outputs)]
-    es = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
-    exact_margin = z3_rational(Fraction(margin))
-    region = [z3.Sum([z3_rational(v) * y for v, y in zip(row, ys, strict=True) if v != 0] or [z3.RealVal(0)])
-              <= z3_rational(bi + Fraction(float(ei))) for row, bi, ei in zip(exact_a, exact_b, excess, strict=True)]
-    region += [v for e in es for v in (e >= -exact_margin, e <= exact_margin)]
     low, high = domain.scaled_exact(encoding)
     verdict = BY_CONSTRUCTION
-    for assertion in spec.asserts:
-        t0 = time.perf_counter()
-        solver = z3.Solver()
-        if timeout_s is not None:
-            solver.set("timeout", int(timeout_s * 1000))
-        solver.add(*region)
-        solver.add(*[v for j in assertion.inputs for v in (input_var(j) >= z3_rational(low[j]),
-                                                           input_var(j) <= z3_rational(high[j]))])
-        solver.add(z3.Not(z3.substitute(assertion.scaled, *[(ys[k], ys[k] + es[k]) for k in range(len(ys))])))
-        answer = solver.check()
-        entry: dict[str, Any] = {"assert": assertion.index + 1, "text": " ".join(assertion.text.split())}
-        if answer == z3.unsat:
+    for entry in region_check(model, spec, low, high, margin, timeout_s, excess):
+        proven = entry.pop("proven")
+        if proven is True:
             entry["result"] = "holds by construction (region checked exactly)"
         else:
-            entry["result"] = "unknown (solver timeout)" if answer == z3.unknown else "region check failed"
+            entry["result"] = "unknown (solver timeout)" if proven is None else "region check failed"
             verdict = NOT_CERTIFIED
-        entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     inside, outside = sample_inputs(np.array([float(v) for v in low]), np.array([float(v) for v in high]))
     checked_in, off_in, broken_in = _sample_check(model, spec, inside, excess)

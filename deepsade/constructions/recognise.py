@@ -30,6 +30,14 @@ class NotApplicable(UserInputError):
     """The rule does not fit the construction; the message says which assert and why, in one line."""
 
 
+class InputDependent(NotApplicable):
+    """An assert multiplies an output by an input: ``A`` depends on ``x`` (``compile_input_dependent_rule``)."""
+
+
+class OverDetermined(NotApplicable):
+    """A has more rows than outputs: no projection of HardNet-Aff's form exists (another construction may apply)."""
+
+
 class NoRoom(NotApplicable):
     """The rule fits, but leaves (almost) no output between two bounds somewhere in the domain box."""
 
@@ -95,8 +103,9 @@ class AffineRule:
         return f"{len(self.rows)} affine row(s) ({two} two-sided) on {self.n_outputs} output(s): {kind}"
 
 
-def _atoms(a: Assert, method: str) -> list[LinearAtom]:
-    """The assert's comparisons as linear atoms, or NotApplicable naming what is in the way."""
+def _atoms(a: Assert, method: str, spec: Spec | None = None) -> list[LinearAtom]:
+    """The assert's comparisons as linear atoms, or NotApplicable naming what is in the way (InputDependent when
+    an output is multiplied by an input)."""
     where = f"assert {a.index + 1}"
     if a.has_premise:
         raise NotApplicable(f"{method} needs every assert affine in the outputs without a premise; {where} has a "
@@ -110,6 +119,11 @@ def _atoms(a: Assert, method: str) -> list[LinearAtom]:
         try:
             atom = atom_from_comparison(comparison)
         except NotLinear:
+            product = _output_times_input(comparison)
+            if product is not None and spec is not None:
+                k, j = product
+                raise InputDependent(f"{method} here needs A constant: {where} multiplies output "
+                                     f"{spec.output_names[k]!r} by input {spec.input_names[j]!r}") from None
             raise NotApplicable(f"{method} needs comparisons affine in the outputs and inputs; {where} has a "
                                 "nonlinear term") from None
         if atom.op == "==":
@@ -119,6 +133,16 @@ def _atoms(a: Assert, method: str) -> list[LinearAtom]:
             raise NotApplicable(f"{method} needs every comparison to mention an output; {where} compares inputs only")
         atoms.append(atom)
     return atoms
+
+
+def _output_times_input(comparison: z3.BoolRef) -> tuple[int, int] | None:
+    """(output, input) of the first product of an output by an input when the comparison is bilinear that way."""
+    from deepsade.constructions.bilinear import NotBilinear, bilinear_atom
+
+    try:
+        return bilinear_atom(comparison).first_product()
+    except NotBilinear:
+        return None
 
 
 def _rank(matrix: np.ndarray) -> int:
@@ -148,7 +172,7 @@ def compile_affine_rule(spec: Spec, low: Sequence[Fraction], high: Sequence[Frac
     n_outputs, n_inputs = len(spec.output_names), len(spec.input_names)
     rows: dict[tuple[Fraction, ...], dict[str, AffineBound]] = {}
     for a in spec.asserts:
-        for atom in _atoms(a, method):
+        for atom in _atoms(a, method, spec):
             coefs = [atom.outputs().get(k, Fraction(0)) for k in range(n_outputs)]
             scale = max(abs(v) for v in coefs)
             sign = 1 if next(v for v in coefs if v != 0) > 0 else -1
@@ -168,7 +192,7 @@ def compile_affine_rule(spec: Spec, low: Sequence[Fraction], high: Sequence[Frac
     rule = AffineRule(tuple(AffineRow(k, v.get("upper"), v.get("lower")) for k, v in rows.items()),
                       n_inputs, n_outputs)
     if method == HARDNET and _rank(rule.matrix) < len(rule.rows):
-        raise NotApplicable(f"{method} needs the rows of A to be linearly independent (full row rank): the rule "
+        raise (OverDetermined if len(rule.rows) > n_outputs else NotApplicable)(f"{method} needs the rows of A to be linearly independent (full row rank): the rule "
                             f"has {len(rule.rows)} output combinations over {n_outputs} output(s) of rank "
                             f"{_rank(rule.matrix)}")
     low_a = np.array([Fraction(v) for v in low], dtype=object)

@@ -7,6 +7,9 @@ The AdI reported is over decided instances (counterexample / (counterexample + v
 summary also gives the count of unknowns and the AdI they would give if all were safe / all unsafe.
 Instances whose ball misses the domain box entirely (``outside``) are left out of AdI.
 
+An HCR or A(x) HardNet-Aff model (not piecewise linear) is not searched: its AdI is 0 *by construction* where
+its exact part is proven, with each ball sampled and checked exactly (``deepsade.constructions.constructed_verify``).
+
 Only inputs a real row could have count (``deepsade.realisable``: one category per one-hot group, whole
 numbers in integer columns): a point of the ball with fractional one-hot values is no counterexample.
 A ball that holds no such input at all (a row with a category the model never saw, at eps < 1) is
@@ -135,6 +138,13 @@ def adversity_index(artifact: ModelArtifact, inputs: np.ndarray, epsilons: Seque
     if inputs.shape[1] != len(encoding.input_names):
         raise UserInputError(f"instances have {inputs.shape[1]} inputs, the model takes {len(encoding.input_names)}")
     row_ids = list(range(len(inputs))) if row_ids is None else list(row_ids)
+    if getattr(artifact.model, "kind", None) in ("hcr", "hardnet-aff-x"):  # not PL: AdI 0 by construction, sampled
+        from deepsade.constructions.constructed_verify import constructed_adversity_index
+
+        table, summary = constructed_adversity_index(artifact, inputs, epsilons, presample=presample, seed=seed,
+                                                     row_ids=row_ids, realisable=realisable, timeout=timeout)
+        summary = {"rule": ADI_RULE + "; for this model 'by construction' takes the place of 'verified'", **summary}
+        return AdiReport(epsilons, table, summary)
     backend = backend if backend is not None else Backend("loky", jobs)
     config = VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
                                           bound_check=bound_check, seed=seed, realisable=realisable)
