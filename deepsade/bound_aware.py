@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepsade.last_layer_solve import WorstCaseRows, candidate_polyhedra
+from deepsade.last_layer_polyhedron import WorstCaseRows, candidate_polyhedra
 from deepsade.network import SkipMLP
 
 PENALTIES = ("width", "spread", "rule", "ratio")
@@ -92,7 +92,7 @@ class RuleRows:
     @classmethod
     def from_encoder(cls, encoder, n_out: int, n_latent: int, margin: float) -> RuleRows:
         """From an ``Encoder``'s closed-form duals, disjunctive forms and sign pattern (as the last-layer
-        solve takes them). Raises ``last_layer_solve.NotPolyhedral`` for rules it cannot build."""
+        solve takes them). Raises ``last_layer_polyhedron.NotPolyhedral`` for rules it cannot build."""
         low, high = np.full(n_latent, -np.inf), np.full(n_latent, np.inf)
         polyhedra = candidate_polyhedra(list(encoder.duals.values()), list(encoder.disjunctive.values()),
                                         encoder.sign_pattern, n_out, n_latent, low, high, margin)

@@ -23,7 +23,7 @@ def raw_outputs(art: artifact_io.ModelArtifact, frame: pd.DataFrame) -> tuple[np
 
 def forward_float64(model: torch.nn.Module, scaled_inputs: np.ndarray) -> np.ndarray:
     """The stored float32 network evaluated in float64: much closer to the exact network the certificate
-    covers than a float32 pass (``certify.float32_error_bound`` bounds both), and the same for a row
+    covers than a float32 pass (``float_error.float32_error_bound`` bounds both), and the same for a row
     whatever batch it comes in."""
     wide = copy.deepcopy(model).double()
     with torch.no_grad():

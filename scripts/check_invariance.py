@@ -8,11 +8,15 @@ per case, the sha256 of every stored ``weights.safetensors`` and the certificate
 - UC2 fold 1 at the paper's settings; UC3, UC4, UC5 fold 1 with reduced epochs (``usecase run``);
 - with ``--no-projection`` (z3 in the loop): the toys and UC2's rule on its real data, recording the
   verdict and how many rows the model predicts right, since z3's answers may depend on term order.
+  Each z3 call there has a wall-clock budget (``--solver-timeout``, 10 s by default), so on a loaded machine
+  a call that runs out of time changes the path; a large ``--solver-timeout`` takes the load out of it.
 
 Usage::
 
     python scripts/check_invariance.py --out results/invariance/before.json
     python scripts/check_invariance.py --out /tmp/after.json --compare results/invariance/before.json
+    python scripts/check_invariance.py --out /tmp/after.json --compare results/invariance/before.json \
+        --skip-hashes --solver-timeout 600      # the --no-projection part only, independent of the load
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--compare", type=Path, help="an earlier output to compare against")
     parser.add_argument("--skip-no-projection", action="store_true")
+    parser.add_argument("--skip-hashes", action="store_true", help="only the --no-projection runs")
+    parser.add_argument("--solver-timeout", type=float, default=None,
+                        help="seconds per solver call in the --no-projection runs (default: the trainer's)")
     opts = parser.parse_args()
 
     results: dict = {"hashes": {}, "no_projection": {}}
@@ -101,23 +108,25 @@ def main() -> None:
         }
         small = ["--hidden", "16,16", "--epochs", "10", "--batch-size", "10", "--seed", "0", "--quiet", "--paper"]
 
-        run(["demo", "--out", str(tmp / "demo"), "--quiet", "--paper"])
-        results["hashes"]["demo"] = fingerprint(tmp / "demo")
-        for name, args in toys.items():
-            run(["train", *args, *small, "--out", str(tmp / name)])
-            results["hashes"][name] = fingerprint(tmp / name)
-        for uc, epochs in (("UC2", None), ("UC3", 10), ("UC4", 5), ("UC5", 5)):
-            out = tmp / uc
-            args = ["usecase", "run", uc, "--methods", "deepsade", "--folds", "1", "--adi-sample", "0",
-                    "--out", str(out), "--quiet", "--paper"]
-            if epochs is not None:
-                args += ["--epochs", str(epochs)]
-            run(args)
-            results["hashes"][uc] = fingerprint(out)
-            print(uc, "done", flush=True)
+        if not opts.skip_hashes:
+            run(["demo", "--out", str(tmp / "demo"), "--quiet", "--paper"])
+            results["hashes"]["demo"] = fingerprint(tmp / "demo")
+            for name, args in toys.items():
+                run(["train", *args, *small, "--out", str(tmp / name)])
+                results["hashes"][name] = fingerprint(tmp / name)
+            for uc, epochs in (("UC2", None), ("UC3", 10), ("UC4", 5), ("UC5", 5)):
+                out = tmp / uc
+                args = ["usecase", "run", uc, "--methods", "deepsade", "--folds", "1", "--adi-sample", "0",
+                        "--out", str(out), "--quiet", "--paper"]
+                if epochs is not None:
+                    args += ["--epochs", str(epochs)]
+                run(args)
+                results["hashes"][uc] = fingerprint(out)
+                print(uc, "done", flush=True)
 
         if not opts.skip_no_projection:
-            uc2_csv = ROOT.parent / "shared" / "data" / "uc2_loan.csv"
+            data_dir = Path(os.environ["DEEPSADE_DATA"]) if os.environ.get("DEEPSADE_DATA") else ROOT.parent / "shared" / "data"
+            uc2_csv = data_dir / "uc2_loan.csv"
             cases = dict(toys)
             if uc2_csv.exists():
                 cases["uc2_real"] = [str(uc2_csv), "--constraint", "deepsade/constraints/uc2_loan.smt2",
@@ -126,6 +135,8 @@ def main() -> None:
                 model = tmp / f"{name}_noproj"
                 extra = ["--hidden", "16,16", "--epochs", "3", "--batch-size", "10", "--seed", "0", "--quiet",
                          "--paper"]
+                if opts.solver_timeout is not None:
+                    extra += ["--solver-timeout", str(opts.solver_timeout)]
                 run(["train", *args, *extra, "--no-projection", "--out", str(model)])
                 csv = Path(args[0])
                 target = args[args.index("--target") + 1]
@@ -140,8 +151,9 @@ def main() -> None:
     print(json.dumps(results, indent=2, sort_keys=True))
     if opts.compare:
         before = json.loads(opts.compare.read_text())
-        same = before["hashes"] == results["hashes"]
-        print("weights identical:" if same else "WEIGHTS DIFFER:", same)
+        same = opts.skip_hashes or before["hashes"] == results["hashes"]
+        if not opts.skip_hashes:
+            print("weights identical:" if same else "WEIGHTS DIFFER:", same)
         for name, now in results["no_projection"].items():
             was = before["no_projection"].get(name)
             print(f"{name} --no-projection: before {was}, after {now}")

@@ -45,7 +45,7 @@ from deepsade.bound_aware import (  # noqa: E402
 )
 from deepsade.certify import certify_model  # noqa: E402
 from deepsade.estimator import DeepSaDe  # noqa: E402
-from deepsade.last_layer_solve import NotPolyhedral  # noqa: E402
+from deepsade.last_layer_polyhedron import NotPolyhedral  # noqa: E402
 from deepsade.losses import data_loss  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
 from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402

@@ -8,7 +8,7 @@ diabetes), on one 75/25 split: ffn and DeepSaDe with defaults; then, at the trai
     as the excess over the largest value sampled on the data and on random domain points;
 (b) the last layer re-solved (``last_layer_solve.solve_last_layer``, same hidden layers) over the IBP-box
     polyhedron and over the linear-bound polyhedron; test MSE, violations, the exact linear-bound check
-    (``linear_bounds.exact_check``) and the existing certificate (``certify_model``, IBP box).
+    (``linear_bound_rows.exact_check``) and the existing certificate (``certify_model``, IBP box).
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/probe_linear_bounds.py --out results/linear_bounds_probe
 """
@@ -35,8 +35,10 @@ from deepsade.bounds import latent_box  # noqa: E402
 from deepsade.certify import certify_model  # noqa: E402
 from deepsade.estimator import DeepSaDe, split_validation  # noqa: E402
 from deepsade.ingest import prepare  # noqa: E402
-from deepsade.last_layer_solve import polyhedron_from_duals, solve_last_layer  # noqa: E402
-from deepsade.linear_bounds import exact_check, linear_bounds, rows_from_duals  # noqa: E402
+from deepsade.last_layer_polyhedron import polyhedron_from_duals  # noqa: E402
+from deepsade.last_layer_solve import solve_last_layer  # noqa: E402
+from deepsade.linear_bound_rows import exact_check, rows_from_duals  # noqa: E402
+from deepsade.linear_bounds import linear_bounds  # noqa: E402
 from deepsade.metrics import compute_metrics, predict_outputs  # noqa: E402
 from deepsade.spec import parse_spec_text  # noqa: E402
 from deepsade.training import DeepSaDeTrainer, TrainSettings  # noqa: E402

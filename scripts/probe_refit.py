@@ -36,15 +36,8 @@ from deepsade.certify import certify_model
 from deepsade.data import TabularData
 from deepsade.estimator import DeepSaDe, split_validation
 from deepsade.ingest import prepare
-from deepsade.last_layer_solve import (
-    QP_ONLY_SOLVERS,
-    SOLVERS,
-    NotPolyhedral,
-    WorstCaseRows,
-    candidate_polyhedra,
-    solve_best_choice,
-    solve_last_layer,
-)
+from deepsade.last_layer_polyhedron import NotPolyhedral, WorstCaseRows, candidate_polyhedra
+from deepsade.last_layer_solve import QP_ONLY_SOLVERS, SOLVERS, solve_best_choice, solve_last_layer
 from deepsade.metrics import compute_metrics, predict_outputs
 from deepsade.spec import parse_spec_text
 from deepsade.training import DeepSaDeTrainer, TrainSettings

@@ -21,7 +21,7 @@ from deepsade.bound_aware import (
     width_to_data_ratio,
 )
 from deepsade.bounds import latent_box
-from deepsade.last_layer_solve import WorstCaseRows
+from deepsade.last_layer_polyhedron import WorstCaseRows
 from deepsade.network import SkipMLP
 
 

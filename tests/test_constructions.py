@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from deepsade.artifact import load, save
-from deepsade.certify import recheck_artifact
 from deepsade.constructions.enforced import EnforcedMLP
 from deepsade.constructions.recognise import NotApplicable, compile_affine_rule, compile_polytope
 from deepsade.estimator import DeepSaDe
+from deepsade.recheck import recheck_artifact
 from deepsade.spec import parse_spec_text
 from deepsade.usecases import toy, uc1_expenses
 from deepsade.verification.network import NetworkWeights

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from deepsade.artifact import load, save
-from deepsade.certify import certify_model, recheck_artifact
+from deepsade.certify import certify_model
 from deepsade.constructions.hcr import HyperSphericalMLP
 from deepsade.estimator import DeepSaDe
+from deepsade.recheck import recheck_artifact
 from deepsade.spec import parse_spec_text
 from tests.conftest import run_cli
 

@@ -13,13 +13,8 @@ from deepsade.encoding.dual_or import to_disjunctive_dual
 from deepsade.encoding.exact import find_counterexample
 from deepsade.encoding.layout import LatentLayout
 from deepsade.encoding.projection import project_last_layer
-from deepsade.last_layer_solve import (
-    NotPolyhedral,
-    candidate_polyhedra,
-    polyhedron_from_duals,
-    solve_best_choice,
-    solve_last_layer,
-)
+from deepsade.last_layer_polyhedron import NotPolyhedral, candidate_polyhedra, polyhedron_from_duals
+from deepsade.last_layer_solve import solve_best_choice, solve_last_layer
 from deepsade.losses import data_loss
 from deepsade.spec import parse_spec_text
 

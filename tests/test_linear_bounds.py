@@ -15,13 +15,8 @@ from deepsade.encoding.dual import to_dual
 from deepsade.encoding.layout import LatentLayout
 from deepsade.ingest import prepare
 from deepsade.last_layer_solve import solve_last_layer
-from deepsade.linear_bounds import (
-    LinearBoundRows,
-    exact_check,
-    exact_linear_bounds,
-    linear_bounds,
-    rows_from_duals,
-)
+from deepsade.linear_bound_rows import LinearBoundRows, exact_check, rows_from_duals
+from deepsade.linear_bounds import exact_linear_bounds, linear_bounds
 from deepsade.network import SkipMLP
 from deepsade.spec import parse_spec_text
 

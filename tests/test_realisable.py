@@ -16,12 +16,13 @@ from click.testing import CliRunner
 
 import deepsade.verification.marabou_engine as marabou_engine
 from deepsade.artifact import ModelArtifact, load, save
-from deepsade.certify import NOT_CERTIFIED, VIOLATED, certify_model, encoding_problems
+from deepsade.certify import NOT_CERTIFIED, VIOLATED, certify_model
 from deepsade.cli import main
 from deepsade.data import Encoding
 from deepsade.ingest import prepare
 from deepsade.network import SkipMLP
 from deepsade.realisable import RealisableInputs, integer_indices, one_hot_groups
+from deepsade.recheck import encoding_problems
 from deepsade.spec import parse_spec_text
 from deepsade.verification import VerifierConfig, adversity_index, verify_domain
 

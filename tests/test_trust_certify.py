@@ -7,10 +7,11 @@ import pandas as pd
 import torch
 
 from deepsade.artifact import ModelArtifact
-from deepsade.certify import CERTIFIED, NOT_CERTIFIED, VIOLATED, Verdict, certify_model, recheck_artifact
+from deepsade.certify import CERTIFIED, NOT_CERTIFIED, VIOLATED, Verdict, certify_model
 from deepsade.data import default_domain
 from deepsade.ingest import prepare
 from deepsade.network import SkipMLP
+from deepsade.recheck import recheck_artifact
 from deepsade.spec import parse_spec_text
 
 
@@ -70,8 +71,8 @@ def test_python_api_recheck_refuses_a_forged_margin_and_an_inverted_scaling():
 
 
 def test_the_float32_rounding_bound_is_small_on_the_data_box_and_warned_about_on_a_wide_domain():
-    from deepsade.certify import float32_error_bound
     from deepsade.data import Domain
+    from deepsade.float_error import float32_error_bound
 
     encoding = _unit_encoding()
     model = _constant_one_network()
@@ -81,7 +82,7 @@ def test_the_float32_rounding_bound_is_small_on_the_data_box_and_warned_about_on
     # the bound really bounds: float32 forward passes against exact rationals on a dense grid
     from fractions import Fraction
 
-    from deepsade.certify import exact_outputs
+    from deepsade.concrete_violation import exact_outputs
     grid = np.linspace(0.0, 1.0, 101)
     with torch.no_grad():
         fast = model(torch.as_tensor(grid[:, None], dtype=torch.float32)).double().numpy()[:, 0]

@@ -102,7 +102,7 @@ def test_predict_returns_the_stored_network_evaluated_in_float64(trained, tmp_pa
     import torch
 
     from deepsade import artifact
-    from deepsade.certify import exact_outputs
+    from deepsade.concrete_violation import exact_outputs
 
     csv, _, out = trained
     result = CliRunner().invoke(main, ["predict", str(out), str(csv), "--out", str(tmp_path / "p.csv")])

@@ -87,8 +87,8 @@ def predict(model_dir, data_file, out_file) -> None:
 def certify(model_dir, constraint_file, domain_file, timeout) -> None:
     """Re-check MODEL_DIR from first principles; exit 1 on any difference, on a failed check or a violation."""
     from deepsade.artifact import MODEL_FILE, WEIGHTS_FILE
-    from deepsade.certify import recheck_artifact
     from deepsade.data import read_domain_override
+    from deepsade.recheck import recheck_artifact
     from deepsade.smtlib import read_constraint_file
 
     if not all((Path(model_dir) / name).is_file() for name in (MODEL_FILE, WEIGHTS_FILE)):

@@ -62,7 +62,7 @@ def enforcement_error_bound(model, f_error: float, f_size: np.ndarray, x_size: n
                             x_error: np.ndarray) -> float:
     """A bound on |float32 enforced output - exact enforced output| per output, given the base output's error
     ``f_error`` and magnitude ``f_size``, and the mapped inputs' magnitude and error (same model as
-    ``deepsade.certify.float32_error_bound``: gamma(n) per dot product, errors propagated through |W|)."""
+    ``deepsade.float_error.float32_error_bound``: gamma(n) per dot product, errors propagated through |W|)."""
     def gamma(n: int) -> float:
         return n * _U32 / (1 - n * _U32)
 

@@ -36,6 +36,7 @@ from deepsade.encoding.dual import ConclusionRow, DualAssert, Premise
 from deepsade.encoding.knapsack import fractional_knapsack
 from deepsade.encoding.layout import LatentLayout
 from deepsade.linear import NotLinear, atom_from_comparison
+from deepsade.prime_implicants import prime_implicants
 from deepsade.spec import Assert, distinct_subterms, evaluate, output_var
 
 MAX_BITS = 16  # the truth table has 2**bits rows
@@ -208,7 +209,7 @@ def to_sign_pattern(asserts: Sequence[Assert]) -> SignPattern | None:
     minterms = np.nonzero(truth)[0]
     if len(minterms) == 0:
         return None  # no fixed pattern works; leave the asserts to the exact machinery
-    primes = prime_implicants([int(v) for v in minterms], len(outputs))
+    primes = prime_implicants([int(v) for v in minterms], len(outputs), MAX_IMPLICANTS)
     if primes is None:
         return None
     cubes = np.zeros((len(primes), len(outputs)), dtype=np.int8)
@@ -217,32 +218,6 @@ def to_sign_pattern(asserts: Sequence[Assert]) -> SignPattern | None:
             if not free >> j & 1:
                 cubes[i, j] = ABOVE if value >> j & 1 else BELOW
     return SignPattern(tuple(asserts), outputs, values, exact, cubes)
-
-
-def prime_implicants(minterms: Sequence[int], n_bits: int) -> list[tuple[int, int]] | None:
-    """Prime implicants of the function true exactly on ``minterms`` (Quine-McCluskey merging), each as
-    (mask of free bits, values of the fixed bits); None past MAX_IMPLICANTS cubes."""
-    current = {(0, m) for m in minterms}
-    primes: list[tuple[int, int]] = []
-    generated = len(current)
-    while current:
-        merged: set[tuple[int, int]] = set()
-        larger: set[tuple[int, int]] = set()
-        for free, value in current:
-            for j in range(n_bits):
-                bit = 1 << j
-                if free & bit or value & bit:
-                    continue
-                partner = (free, value | bit)
-                if partner in current:
-                    larger.add((free | bit, value))
-                    merged.update(((free, value), partner))
-        primes += sorted(current - merged)
-        generated += len(larger)
-        if generated > MAX_IMPLICANTS:
-            return None
-        current = larger
-    return primes
 
 
 class SignPatternStrategy(Strategy):

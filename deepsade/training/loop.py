@@ -57,7 +57,11 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         self.domain_low, self.domain_high = train.domain.scaled(enc)
         self.notes: list[str] = []
         self.mechanisms: list[str] = []
-        self.regions = input_regions(spec, self.domain_low, self.domain_high)
+        # Premise regions only when a lever reads them. Reading the rules' numbers makes z3 numerals, and
+        # every term z3 makes shifts the ids of later ones, hence its answers: with z3 in the loop
+        # (--no-projection) the paper's trainer would no longer solve the queries it solved before.
+        uses_regions = settings.uses_region_boxes or settings.uses_gates(narrowing_premise=True)
+        self.regions = input_regions(spec, self.domain_low, self.domain_high) if uses_regions else {}
         self.gate_layout = self._add_premise_gates()
         self.layout = LatentLayout(self.model.hidden_sizes[-1], tuple(spec.mapped_features), len(enc.output_names))
         self.encoder = Encoder(spec, self.layout, settings.strategy)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepsade.last_layer_solve import NotPolyhedral, candidate_polyhedra, solve_best_choice
+from deepsade.last_layer_polyhedron import NotPolyhedral, candidate_polyhedra
+from deepsade.last_layer_solve import solve_best_choice
 from deepsade.losses import data_loss
 
 REFITTABLE_KINDS = {"dual", "dual-or", "sign-pattern"}

@@ -3,29 +3,32 @@
 One module per idea: ``network`` (the weights as plain arrays, float64 and exact evaluation),
 ``relaxation`` (sound bounds over a box), ``violation`` (an assert's violation as linear disjuncts),
 ``engine`` (the ``Engine`` interface), ``marabou_engine`` and ``z3_engine`` (the engines),
-``engines`` (the one registry), ``planner`` (which engine checks which assert), ``verifier`` (per box:
-sampling, bounds, engines, exact confirmation), ``adi`` (the Adversity Index over data).
+``engines`` (the one registry), ``planner`` (which engine checks which assert), ``bound_check`` (atoms the
+bounds rule out), ``verifier`` (per box: sampling, bounds, engines, exact confirmation), ``config`` (a
+verifier as plain data, or from a model directory), ``outcome`` (the answers), ``adi`` (the Adversity Index
+over data).
 
 Adding an engine: subclass ``Engine`` in a new module and call ``register_engine`` on it.
 """
 
 from deepsade.verification.adi import AdiReport, adversity_index, instances_from_frame
+from deepsade.verification.config import VerifierConfig, verifier_for, verify_domain
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.engines import engine_class, engine_names, register_engine, unregister_engine
 from deepsade.verification.marabou_engine import STRICT_MARGIN, MarabouEngine
 from deepsade.verification.network import NetworkWeights
-from deepsade.verification.outcome import STATUSES, Answer, Outcome, Status, Verdict
-from deepsade.verification.planner import Plan, make_plan
-from deepsade.verification.relaxation import Relaxation
-from deepsade.verification.verifier import (
-    Box,
-    Verifier,
-    VerifierConfig,
+from deepsade.verification.outcome import (
+    STATUSES,
+    Answer,
+    Outcome,
+    Status,
+    Verdict,
     counterexample_raw_inputs,
     raw_inputs,
-    verifier_for,
-    verify_domain,
 )
+from deepsade.verification.planner import Plan, make_plan
+from deepsade.verification.relaxation import Relaxation
+from deepsade.verification.verifier import Box, Verifier
 from deepsade.verification.violation import MAX_CONDITIONS, MAX_DISJUNCTS, Atom, Disjunct, violation_disjuncts
 from deepsade.verification.z3_engine import Z3Engine, Z3Network
 

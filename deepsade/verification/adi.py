@@ -32,9 +32,10 @@ from tqdm import tqdm
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
 from deepsade.parallel import Backend, new_token, run_isolating_crashes
-from deepsade.verification.outcome import Outcome, Status
+from deepsade.verification.config import VerifierConfig
+from deepsade.verification.outcome import Outcome, Status, counterexample_raw_inputs
 from deepsade.verification.planner import make_plan
-from deepsade.verification.verifier import Verifier, VerifierConfig, counterexample_raw_inputs
+from deepsade.verification.verifier import Verifier
 
 if TYPE_CHECKING:  # torch stays out of the worker processes
     from deepsade.artifact import ModelArtifact

@@ -1,4 +1,5 @@
-"""What a search answers: the verdict for one box (``Outcome``) and one engine's raw reply (``Answer``)."""
+"""What a search answers: the verdict for one box (``Outcome``, its inputs in raw units) and one engine's raw
+reply (``Answer``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deepsade.data import Encoding
 
 
 class Status(enum.StrEnum):
@@ -82,3 +87,20 @@ class Answer:
 def join_notes(*parts: str) -> str:
     """Non-empty notes joined with '; '."""
     return "; ".join(p for p in parts if p)
+
+
+def raw_inputs(encoding: Encoding, scaled: np.ndarray) -> np.ndarray:
+    """Scaled inputs -> raw units (``raw = min + (max - min) * scaled``)."""
+    low, high = np.asarray(encoding.input_min, dtype=np.float64), np.asarray(encoding.input_max, dtype=np.float64)
+    return low + np.asarray(scaled, dtype=np.float64) * (high - low)
+
+
+def counterexample_raw_inputs(encoding: Encoding, outcome: Outcome) -> np.ndarray:
+    """A counterexample's inputs in raw units, from the exact point that was re-checked when there is
+    one (so a whole number prints as one), else from its float64 point; NaN where there is none."""
+    if outcome.exact_point is not None:
+        affine = encoding.input_affine()
+        return np.array([float(off + scale * v) for v, (off, scale) in zip(outcome.exact_point, affine, strict=True)])
+    if outcome.point is None:
+        return np.full(len(encoding.input_names), np.nan)
+    return raw_inputs(encoding, np.asarray(outcome.point)[None, :])[0]

@@ -16,9 +16,10 @@ import time
 from typing import TYPE_CHECKING
 
 from deepsade.parallel import Backend, run_tasks
+from deepsade.verification.config import VerifierConfig, verify_domain
 from deepsade.verification.outcome import Outcome, Status, join_notes
 from deepsade.verification.planner import Plan, make_plan
-from deepsade.verification.verifier import Verifier, VerifierConfig, verify_domain
+from deepsade.verification.verifier import Verifier
 
 if TYPE_CHECKING:
     from deepsade.artifact import ModelArtifact

@@ -8,7 +8,7 @@ Per box, in this order:
 
 1. ``presample`` random points of the box are tried (a break there is a counterexample like any other,
    confirmed the same way);
-2. sound linear bounds (``relaxation``) are computed for every atom of every violation disjunct: an
+2. sound linear bounds (``relaxation``, through ``bound_check``) are computed for every atom of every violation disjunct: an
    assert whose every disjunct contains an atom the bounds rule out cannot break in the box
    (``decided_by="bounds"``);
 3. the engines of the plan (``planner``) run on the asserts left, each on the asserts assigned to it.
@@ -31,68 +31,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import z3
 
-from deepsade.data import Encoding
 from deepsade.errors import UserInputError
 from deepsade.numbers import z3_rational
 from deepsade.realisable import RealisableInputs
-from deepsade.spec import Spec, input_var, output_var, parse_spec_text
+from deepsade.spec import Spec, input_var, output_var
+from deepsade.verification.bound_check import BoundCheck
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.engines import engine_class
 from deepsade.verification.network import NetworkWeights
 from deepsade.verification.outcome import Answer, Outcome, Status, Verdict, join_notes
 from deepsade.verification.planner import Plan, make_plan
-from deepsade.verification.violation import Atom
-
-if TYPE_CHECKING:  # torch stays out of worker processes that only verify
-    from deepsade.artifact import ModelArtifact
 
 Box = tuple[list[Fraction], list[Fraction]]
-
-
-@dataclass
-class VerifierConfig:
-    """Everything a worker process needs to build a Verifier (plain data: picklable)."""
-
-    weights: NetworkWeights
-    constraint_text: str
-    encoding: dict[str, Any]
-    domain_lower: list[Fraction]
-    domain_upper: list[Fraction]
-    engine: str = "marabou"
-    timeout: float = 10.0
-    presample: int = 64
-    bound_check: bool = True
-    seed: int = 0
-    plan: Plan | None = None
-    realisable: bool = True
-
-    @classmethod
-    def from_artifact(cls, artifact: ModelArtifact, **options: Any) -> VerifierConfig:
-        """Config for a model directory's network, constraint and domain box (scaled units)."""
-        lower, upper = artifact.domain.scaled_exact(artifact.encoding)
-        return cls(NetworkWeights.from_model(artifact.model), artifact.constraint_text, artifact.encoding.to_dict(),
-                   lower, upper, **options)
-
-    def build_spec(self) -> Spec:
-        """The constraint parsed against the stored encoding."""
-        return parse_spec_text(self.constraint_text, Encoding.from_dict(self.encoding))
-
-    def build_realisable(self) -> RealisableInputs | None:
-        """The realisable inputs of the stored encoding, or None when ``realisable`` is off (the relaxed box)."""
-        return RealisableInputs.from_encoding(Encoding.from_dict(self.encoding)) if self.realisable else None
-
-    def build(self) -> Verifier:
-        """The Verifier this config describes (parses the constraint; cheap)."""
-        return Verifier(self.weights, self.build_spec(), self.domain_lower, self.domain_upper, engine=self.engine,
-                        timeout=self.timeout, presample=self.presample, bound_check=self.bound_check,
-                        seed=self.seed, plan=self.plan, realisable=self.build_realisable())
 
 
 class Verifier:
@@ -132,7 +87,7 @@ class Verifier:
                                  f"{len(realisable.scales)}")
         self.realisable = realisable if realisable is not None and realisable.constrained else None
         self._engines: dict[str, Engine] = {}  # built on first use: z3 encodes the network once
-        self._atom_rows = self._atom_matrix()
+        self._bounds = BoundCheck(self.plan.disjuncts, weights)
 
     @property
     def notes(self) -> list[str]:
@@ -207,7 +162,7 @@ class Verifier:
         if outcome is None:
             remaining = [a.index for a in self.spec.asserts]
             if self.bound_check:
-                remaining = self._not_ruled_out(lower, upper, remaining)
+                remaining = self._bounds.not_ruled_out(lower, upper, remaining)
             outcome = self._solve(lower, upper, remaining) if remaining else Outcome(Status.VERIFIED, "bounds")
         outcome.seconds = time.perf_counter() - start
         return outcome
@@ -233,39 +188,6 @@ class Verifier:
             if outcome is not None:
                 return outcome
         return None
-
-    # ---- step 2: sound bounds ----
-    def _atom_matrix(self) -> tuple[dict[Atom, int], np.ndarray, np.ndarray, np.ndarray]:
-        """Every atom of the violations as a row: coefficients on outputs, on inputs, and its bound."""
-        atoms = {atom for ds in self.plan.disjuncts.values() if ds for d in ds for atom in d}
-        rows = {atom: row for row, atom in enumerate(sorted(atoms, key=repr))}
-        n = len(rows)
-        on_outputs, on_inputs = np.zeros((n, self.weights.n_outputs)), np.zeros((n, self.weights.n_inputs))
-        bound = np.zeros(n)
-        for atom, row in rows.items():
-            for name, value in atom.terms:
-                (on_outputs if name[0] == "y" else on_inputs)[row, int(name[2:])] = float(value)
-            bound[row] = float(atom.bound)
-        return rows, on_outputs, on_inputs, bound
-
-    def _not_ruled_out(self, lower: list[Fraction], upper: list[Fraction], indices: list[int]) -> list[int]:
-        """Asserts whose violation the bounds over the box do not rule out."""
-        rows, on_outputs, on_inputs, bound = self._atom_rows
-        if not rows:
-            return [i for i in indices if self.plan.disjuncts.get(i) is None or () in self.plan.disjuncts[i]]
-        relaxation = self.weights.propagate(np.array([float(v) for v in lower]), np.array([float(v) for v in upper]))
-        # lhs - bound lies in [at_least, at_most] everywhere in the box
-        at_least = self.weights.output_lower_bound(relaxation, on_outputs, on_inputs, -bound)
-        at_most = -self.weights.output_lower_bound(relaxation, -on_outputs, -on_inputs, bound)
-        impossible = {atom: bool({"<=": at_least[r] > 0, "<": at_least[r] >= 0, ">=": at_most[r] < 0,
-                                  ">": at_most[r] <= 0, "==": at_least[r] > 0 or at_most[r] < 0}[atom.op])
-                      for atom, r in rows.items()}
-        remaining = []
-        for i in indices:
-            disjuncts = self.plan.disjuncts.get(i)
-            if disjuncts is None or not all(any(impossible[a] for a in d) for d in disjuncts):
-                remaining.append(i)
-        return remaining
 
     # ---- step 3: the engines ----
     def _engine_class(self, name: str) -> type[Engine]:
@@ -375,36 +297,3 @@ class Verifier:
         note = "" if float_ok else "the violation is below float64 resolution: it shows in exact arithmetic only"
         return Outcome(Status.COUNTEREXAMPLE, decided_by, point=as_float[0], outputs=outputs[0], broken=broken,
                        float_confirmed=float_ok, note=note, exact_point=tuple(point))
-
-
-def verifier_for(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 10.0, presample: int = 64,
-                 bound_check: bool = True, seed: int = 0, realisable: bool = True) -> Verifier:
-    """A Verifier for a loaded model directory (network, constraint and domain box as stored);
-    ``realisable``: only inputs a real row could have count (else the relaxed box)."""
-    return VerifierConfig.from_artifact(artifact, engine=engine, timeout=timeout, presample=presample,
-                                        bound_check=bound_check, seed=seed, realisable=realisable).build()
-
-
-def verify_domain(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 60.0,
-                  presample: int = 1024, bound_check: bool = True, seed: int = 0,
-                  realisable: bool = True) -> tuple[Outcome, Verifier]:
-    """Search the model's whole domain box for a counterexample; the verifier is returned for its notes."""
-    verifier = verifier_for(artifact, engine, timeout, presample, bound_check, seed, realisable)
-    return verifier.check_domain(), verifier
-
-
-def raw_inputs(encoding: Encoding, scaled: np.ndarray) -> np.ndarray:
-    """Scaled inputs -> raw units (``raw = min + (max - min) * scaled``)."""
-    low, high = np.asarray(encoding.input_min, dtype=np.float64), np.asarray(encoding.input_max, dtype=np.float64)
-    return low + np.asarray(scaled, dtype=np.float64) * (high - low)
-
-
-def counterexample_raw_inputs(encoding: Encoding, outcome: Outcome) -> np.ndarray:
-    """A counterexample's inputs in raw units, from the exact point that was re-checked when there is
-    one (so a whole number prints as one), else from its float64 point; NaN where there is none."""
-    if outcome.exact_point is not None:
-        affine = encoding.input_affine()
-        return np.array([float(off + scale * v) for v, (off, scale) in zip(outcome.exact_point, affine, strict=True)])
-    if outcome.point is None:
-        return np.full(len(encoding.input_names), np.nan)
-    return raw_inputs(encoding, np.asarray(outcome.point)[None, :])[0]

@@ -16,6 +16,7 @@ from fractions import Fraction
 import z3
 
 from deepsade.linear import NotLinear, linear_form
+from deepsade.prime_implicants import prime_cover
 from deepsade.spec import Assert, distinct_subterms
 
 # Enumerating output sign patterns of ite-count conclusions: at most this many disjuncts per assert
@@ -137,44 +138,6 @@ def _arith_ite_conditions(expr: z3.ExprRef) -> list[z3.BoolRef]:
     return list(found.values())
 
 
-def _prime_cover(minterms: set[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """A small set of cubes (0/1 fixed, 2 free) whose union is exactly ``minterms`` (Quine-McCluskey,
-    then a greedy cover)."""
-    if not minterms:
-        return []
-    current, primes = set(minterms), set()
-    while current:
-        merged, used = set(), set()
-        for cube in current:
-            for i, bit in enumerate(cube):
-                if bit == 2:
-                    continue
-                partner = cube[:i] + (1 - bit,) + cube[i + 1:]
-                if partner in current:
-                    merged.add(cube[:i] + (2,) + cube[i + 1:])
-                    used.update((cube, partner))
-        primes |= current - used
-        current = merged
-
-    def covered(cube: tuple[int, ...]) -> set[tuple[int, ...]]:
-        free = [i for i, b in enumerate(cube) if b == 2]
-        out = set()
-        for bits in itertools.product((0, 1), repeat=len(free)):
-            point = list(cube)
-            for i, b in zip(free, bits, strict=True):
-                point[i] = b
-            out.add(tuple(point))
-        return out
-
-    coverage = {cube: covered(cube) for cube in primes}
-    uncovered, chosen = set(minterms), []
-    while uncovered:
-        best = max(sorted(coverage), key=lambda c: len(coverage[c] & uncovered))
-        chosen.append(best)
-        uncovered -= coverage[best]
-    return chosen
-
-
 def _violation_of(premise: z3.BoolRef, conclusion: z3.BoolRef, limit: int, max_conditions: int) -> list[Disjunct]:
     """Disjuncts of ``premise and not conclusion``; ite terms are split on their conditions."""
     if z3.is_and(conclusion):  # not (Q1 and Q2) = not Q1 or not Q2: each with its own conditions
@@ -196,7 +159,7 @@ def _violation_of(premise: z3.BoolRef, conclusion: z3.BoolRef, limit: int, max_c
     literals = [(_dnf(c, False, limit), _dnf(c, True, limit)) for c in conditions]
     disjuncts: list[Disjunct] = []
     for residual, minterms in groups.items():
-        for cube in _prime_cover(minterms):
+        for cube in prime_cover(minterms):
             parts = [literals[i][b] for i, b in enumerate(cube) if b != 2]
             disjuncts.extend(_conjoin([*parts, [residual]], limit))
             if len(disjuncts) > limit:
