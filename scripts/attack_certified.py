@@ -18,7 +18,7 @@ the rules parsed by ``deepsade.spec.parse_spec_text`` from the text the model st
    input and scored there.
 3. **Exact re-check** of the candidates (every float64 violation, and the lowest-robustness points even
    when float64 says the rule holds): the network evaluated in exact rationals on the stored float32
-   weights and the assert decided by z3 (``deepsade.certify.exact_outputs`` / ``breaks_exactly``).
+   weights and the assert decided by z3 (``deepsade.concrete_violation.exact_outputs`` / ``breaks_exactly``).
 
 Reported per model: points sampled, PGD starts, the worst conclusion robustness found on realisable inputs
 inside the premise (``best_violation`` = ``-rho``: positive means broken, a certified model should stay at
@@ -52,7 +52,7 @@ import z3
 
 from deepsade import artifact as artifact_io
 from deepsade.baselines.formula import Batch, compile_crisp
-from deepsade.certify import breaks_exactly, exact_outputs
+from deepsade.concrete_violation import breaks_exactly, exact_outputs
 from deepsade.network import SkipMLP
 from deepsade.prediction import forward_float64
 from deepsade.realisable import RealisableInputs

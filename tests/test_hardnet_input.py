@@ -14,11 +14,12 @@ import torch
 import z3
 
 from deepsade.artifact import load, save
-from deepsade.certify import certify_model, recheck_artifact
+from deepsade.certify import certify_model
 from deepsade.constructions.input_enforced import InputEnforcedMLP
 from deepsade.constructions.recognise import InputDependent, NotApplicable, compile_affine_rule
 from deepsade.estimator import DeepSaDe
 from deepsade.numbers import z3_rational
+from deepsade.recheck import recheck_artifact
 from deepsade.spec import input_var, output_var, parse_spec_text
 from tests.conftest import run_cli
 

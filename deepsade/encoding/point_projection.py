@@ -46,7 +46,7 @@ from deepsade.encoding.exact import (
     substitute_outputs,
 )
 from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
-from deepsade.last_layer_solve import polyhedron_from_duals
+from deepsade.last_layer_polyhedron import polyhedron_from_duals
 from deepsade.linear import NotLinear, atom_from_comparison
 from deepsade.numbers import z3_fraction
 from deepsade.spec import Assert, conjunction_atoms, input_var, output_var
