@@ -229,7 +229,7 @@ def prepare_directory(directory: str | Path, keep: bool = True) -> Path:
     created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".probe.", delete=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".probe.", suffix=".tmp", delete=True)  # .tmp: remove() finds one a kill left
         probe.close()
     except OSError as exc:
         raise UserInputError(f"cannot write checkpoints to {directory}: {exc.strerror or exc}") from None

@@ -304,3 +304,21 @@ def test_resume_errors_are_one_line(tmp_path):
     assert bad_policy.exit_code == 2 and "--checkpoint-every" in bad_policy.stderr
     for result in (missing, bad_policy):
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_remove_deletes_what_a_kill_can_leave_behind(tmp_path, monkeypatch):
+    """A run killed while it probed the directory or wrote a file leaves a hidden temporary file; once the
+    resumed run is certified, the whole checkpoint directory must still go."""
+    directory = checkpoint.write(tmp_path / "run.checkpoint", {"w": torch.zeros(2)}, {"epoch": 1})
+    real = checkpoint.tempfile.NamedTemporaryFile
+
+    def killed_before_cleanup(*args, **kwargs):  # the probe file as a kill leaves it: never deleted
+        return real(*args, **{**kwargs, "delete": False})
+
+    monkeypatch.setattr(checkpoint.tempfile, "NamedTemporaryFile", killed_before_cleanup)
+    checkpoint.prepare_directory(directory)
+    monkeypatch.undo()
+    (directory / ".state-000002.safetensors.abc.tmp").write_bytes(b"cut short")
+    assert len(list(directory.iterdir())) == 4
+    checkpoint.remove(directory)
+    assert not directory.exists()
