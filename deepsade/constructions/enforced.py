@@ -188,11 +188,16 @@ def network_from_architecture(arch: dict) -> SkipMLP:
 
     if arch["enforcement"].get("kind") == HCR_KIND:
         return HyperSphericalMLP.from_architecture(arch)
+    from deepsade.constructions.sequential_clamp import SEQUENTIAL_CLAMP, SequentiallyClampedMLP
+
+    if arch["enforcement"].get("kind") == SEQUENTIAL_CLAMP:
+        return SequentiallyClampedMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
 def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
     from deepsade.constructions.hcr import HyperSphericalMLP
+    from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
-    return isinstance(model, EnforcedMLP | HyperSphericalMLP)
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP | SequentiallyClampedMLP)
