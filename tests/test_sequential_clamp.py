@@ -31,14 +31,19 @@ BUDGET_RULES = """
 (assert (and (>= housing 0.0) (>= food 0.0) (>= leisure 0.0)))
 """
 
-# a bound everywhere (clamped) and a premise rule that the clamp alone could break: DeepSaDe keeps it
+# a bound everywhere (clamped) and a premise rule that the clamp alone could break; its premise couples two
+# inputs, so no gate takes it: DeepSaDe keeps it, strengthened with the polytope
 MIXED_RULES = """
 (declare-const x Real)
+(declare-const z Real)
 (declare-const a Real)
 (declare-const b Real)
 (assert (<= a 1.0))
-(assert (=> (>= x 0.5) (>= a b)))
+(assert (=> (>= (+ x z) 1.0) (>= a b)))
 """
+# the same with a premise that is a box and bounded outputs: a premise gate inside the clamp layer takes it
+# (relaxed by the most the row can exceed over the rest of the polytope), no DeepSaDe at all
+GATED_RULES = MIXED_RULES.replace("(>= (+ x z) 1.0)", "(>= x 0.5)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
 
 
 def _half(outputs, inputs, const) -> HalfSpace:
@@ -119,8 +124,8 @@ def test_overdetermined_rule_trains_certifies_and_verifies(budget_model, tmp_pat
     x = torch.rand(256, art.model.n_inputs)
     plain = NetworkWeights.from_model(loaded.model).forward(x.numpy().astype(np.float64))
     assert np.allclose(plain, loaded.model(x).detach().numpy(), atol=1e-4)
-    result = run_cli("verify", str(model_dir), "--engine", "z3", "--presample", "64", "--timeout", "60")
-    assert result.returncode == 0, result.stdout + result.stderr
+    certify = run_cli("certify", str(model_dir))
+    assert certify.returncode == 0, certify.stdout + certify.stderr
 
 
 def test_a_removed_clamp_is_not_certified(budget_model):
@@ -148,10 +153,10 @@ def _mixed_frame(n: int, seed: int) -> pd.DataFrame:
                          "b": 2 + 2 * x + rng.normal(0, 0.1, n)})
 
 
-def _train_mixed(tmp_path: Path) -> DeepSaDe:
+def _train_mixed(tmp_path: Path, text: str = MIXED_RULES) -> DeepSaDe:
     rules = tmp_path / "mixed.smt2"
-    rules.write_text(MIXED_RULES)
-    est = DeepSaDe(rules, ["a", "b"], method="polytope", hidden=(8, 4), epochs=2, lr=0.05, premise_gates=False)
+    rules.write_text(text)
+    est = DeepSaDe(rules, ["a", "b"], method="polytope", hidden=(8, 4), epochs=2, lr=0.05)
     est.fit(_mixed_frame(200, 1))
     return est
 
@@ -161,13 +166,37 @@ def test_mixed_rules_strengthened_for_deepsade_are_certified(tmp_path: Path):
     art = est.artifact_
     assert art.certificate["verdict"] == "certified", art.certificate
     model = art.model
-    x = torch.rand(20_000, model.n_inputs)
-    x[:, 0] = 0.5 + 0.5 * torch.rand(20_000)  # the premise region, in scaled units (x spans [0, 1])
+    assert "DeepSaDe trains assert(s) 2" in art.training["construction"]
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    x = torch.as_tensor(low + (high - low) * np.random.default_rng(0).random((20_000, model.n_inputs)),
+                        dtype=torch.float32)
+    raw_x = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    premise = (raw_x[0][0] + raw_x[0][1] * x[:, 0]) + (raw_x[1][0] + raw_x[1][1] * x[:, 1]) >= 1.0
+    assert premise.sum() > 1000
     with torch.no_grad():
-        f, y = model.base(x), model(x)
+        f, y = model.base(x[premise]), model(x[premise])
     # on the premise region the base output is already in the polytope (the strengthening), so y = f
-    assert (f[:, 0] <= art.encoding.output_affine()[0][1] ** -1 * (1.0 - art.encoding.output_affine()[0][0])).all()
-    assert torch.equal(f, y)
+    assert torch.allclose(f, y, atol=1e-5)
+    (a0, a1), (b0, b1) = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    assert ((a0 + a1 * y[:, 0]) <= 1.0).all() and ((a0 + a1 * y[:, 0]) >= (b0 + b1 * y[:, 1]) - 1e-4).all()
+
+
+def test_a_box_premise_is_taken_by_a_gate_inside_the_layer(tmp_path: Path):
+    est = _train_mixed(tmp_path, GATED_RULES)
+    art = est.artifact_
+    assert art.certificate["verdict"] == "certified", art.certificate
+    assert "through premise gates" in art.training["construction"] and "DeepSaDe" not in art.training["construction"]
+    model = art.model
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    points = low + (high - low) * np.random.default_rng(1).random((100_000, model.n_inputs))
+    (x0, xs), _ = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    (a0, a1), (b0, b1) = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    y = NetworkWeights.from_model(model).forward(points)
+    a, b = a0 + a1 * y[:, 0], b0 + b1 * y[:, 1]
+    premise = x0 + xs * points[:, 0] >= 0.5
+    assert (a <= 1.0).all() and (a[premise] >= b[premise]).all()
+    # away from the premise (beyond the gate's band) the layer does not impose a >= b
+    assert (a[x0 + xs * points[:, 0] < 0.4] < b[x0 + xs * points[:, 0] < 0.4]).any()
 
 
 def test_dropping_the_strengthening_is_caught_by_the_certificate(tmp_path: Path, monkeypatch):

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import z3
 
-from deepsade.numbers import z3_rational
+from deepsade.numbers import z3_fraction, z3_rational
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,5 @@ def violated_condition(projection: Projection, low: Sequence[Fraction],
                    z3.Not(_z3_row(condition, [z3.RealVal(0)] * len(condition.outputs), xs)))
         if solver.check() == z3.sat:
             model = solver.model()
-            point = []
-            for x in xs:
-                value = model.eval(x, model_completion=True)
-                point.append(Fraction(value.numerator_as_long(), value.denominator_as_long()))
-            return condition, point
+            return condition, [z3_fraction(model.eval(x, model_completion=True)) for x in xs]
     return None

@@ -79,28 +79,47 @@ def _combine(terms: Sequence[tuple[Fraction, tuple[np.ndarray, Fraction]]], cons
     return coefs, total
 
 
-def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int
+def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int, gates: Sequence = ()
                    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """The clamp layers (exact Fraction arrays) over ``[relu(f); relu(-f); relu(x); relu(-x)]`` and the final
-    linear map to ``y``; ``mapped`` lists the input indices present (the bounds may mention no others)."""
+    linear map to ``y``; ``mapped`` lists the input indices present (the bounds may mention no others).
+
+    With premise ``gates`` (``polytope.GateUnits``), two ReLU layers first compute each gate ``g`` from the
+    inputs; the bounds' input coefficients then run over the inputs followed by the gates."""
     m = len(mapped)
     program = _Program(2 * n_outputs + 2 * m)
     f = [_difference(program.unit(k), program.unit(n_outputs + k)) for k in range(n_outputs)]
     x = [_difference(program.unit(2 * n_outputs + p), program.unit(2 * n_outputs + m + p)) for p in range(m)]
+    position = {j: p for p, j in enumerate(mapped)}
+    g: list[tuple[np.ndarray, Fraction]] = []
+    if gates:
+        sides = [_combine([(weight, x[position[j]])], bias, program.width) for gate in gates
+                 for j, weight, bias in gate.sides]
+        carried, r = program.relu_layer([*f, *x], sides)
+        f, x = carried[:n_outputs], carried[n_outputs:]
+        units, start = [], 0
+        for gate in gates:
+            units.append(_combine([(-1, r[start + s]) for s in range(len(gate.sides))], Fraction(1), program.width))
+            start += len(gate.sides)
+        carried, g = program.relu_layer([*f, *x], units)
+        f, x = carried[:n_outputs], carried[n_outputs:]
+    n_g = len(g)
     y: list[tuple[np.ndarray, Fraction]] = []
     for j in range(n_outputs):
         value = f[j]
         steps = [(1, piece) for piece in projection.lower[j]] + [(-1, piece) for piece in projection.upper[j]]
         for sign, piece in steps:
-            for jj, v in enumerate(piece.inputs):
-                if v != 0 and jj not in mapped:
+            n_in = len(piece.inputs) - n_g
+            for jj, v in enumerate(piece.inputs[:n_in]):
+                if v != 0 and jj not in position:
                     raise ValueError(f"a bound mentions input {jj}, which the network does not map")
             bound = _combine([(piece.inputs[jj], x[p]) for p, jj in enumerate(mapped)]
+                             + [(piece.inputs[n_in + i], g[i]) for i in range(n_g)]
                              + [(piece.earlier[i], y[i]) for i in range(j)], piece.const, program.width)
             gap = _difference(bound, value) if sign > 0 else _difference(value, bound)  # > 0: clamp active
-            carried, (term,) = program.relu_layer([*f, *x, *y, value], [gap])
-            f, x, y, value = carried[:n_outputs], carried[n_outputs:n_outputs + m], \
-                carried[n_outputs + m:n_outputs + m + j], carried[-1]
+            carried, (term,) = program.relu_layer([*f, *x, *g, *y, value], [gap])
+            f, rest = carried[:n_outputs], carried[n_outputs:]
+            x, g, y, value = rest[:m], rest[m:m + n_g], rest[m + n_g:m + n_g + j], rest[-1]
             value = _combine([(1, value), (sign, term)], Fraction(0), program.width)
         y.append(value)
     out_weight = np.array([list(c) for c, _ in y], dtype=object).reshape(n_outputs, program.width)
@@ -133,9 +152,10 @@ class SequentiallyClampedMLP(SkipMLP):
 
     @classmethod
     def for_projection(cls, n_inputs: int, hidden: Sequence[int], n_outputs: int, mapped_features: Sequence[int],
-                       projection: Projection) -> SequentiallyClampedMLP:
-        """A network (base untrained) whose layer clamps onto ``projection`` (float32 copies of the exact layers)."""
-        layers, out_weight, out_bias = compile_clamps(projection, list(mapped_features), n_outputs)
+                       projection: Projection, gates: Sequence = ()) -> SequentiallyClampedMLP:
+        """A network (base untrained) whose layer clamps onto ``projection`` (float32 copies of the exact layers),
+        with premise ``gates`` (``polytope.GateUnits``) computed inside the layer."""
+        layers, out_weight, out_bias = compile_clamps(projection, list(mapped_features), n_outputs, gates)
         model = cls(n_inputs, hidden, n_outputs, mapped_features, [w.shape[0] for w, _ in layers])
         with torch.no_grad():
             for (w, b), pw, pb in zip(layers, model.clamp_weights, model.clamp_biases, strict=True):
