@@ -20,6 +20,7 @@ import numpy as np
 import z3
 
 from deepsade.bounds import exact_latent_box
+from deepsade.boxes import max_over_box, min_over_box
 from deepsade.constructions.certificate import (
     CERTIFIED,
     NOT_CERTIFIED,
@@ -112,8 +113,10 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
         _fractions(model.last.bias.detach().float().numpy())
     hs = [z3.Real(f"h!{i}") for i in range(n_hidden)]
     xs = [input_var(j) for j in mapped]
-    fs = [_affine(weight[k], hs + xs, bias[k]) for k in range(model.n_outputs)]
-    outputs, definitions = clamp_terms(model, fs, xs)
+    free = [z3.Real(f"f!{k}") for k in range(model.n_outputs)]  # the base output, free in its box
+    linked = [_affine(weight[k], hs + xs, bias[k]) for k in range(model.n_outputs)]  # ... or through [h; x]
+    outputs_free, definitions_free = clamp_terms(model, free, xs)
+    outputs_linked, definitions_linked = clamp_terms(model, linked, xs)
     perturbations = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
     exact_margin = z3_rational(Fraction(margin))
     regions = input_regions(spec, low, high)
@@ -127,22 +130,37 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
         if key not in boxes:
             boxes[key] = exact_latent_box(model, own_low, own_high)
         latent_low, latent_high = boxes[key]
-        solver = z3.Solver()
-        if timeout_s is not None:
-            solver.set("timeout", int(timeout_s * 1000))
-        solver.add(*[c for i, h in enumerate(hs)
-                     for c in (h >= z3_rational(latent_low[i]), h <= z3_rational(latent_high[i]))])
-        solver.add(*[c for j in mapped for c in (input_var(j) >= z3_rational(own_low[j]),
-                                                 input_var(j) <= z3_rational(own_high[j]))])
-        solver.add(*[c for e in perturbations for c in (e >= -exact_margin, e <= exact_margin)])
-        solver.add(*definitions)
-        pairs = [(output_var(k), outputs[k] + perturbations[k]) for k in range(model.n_outputs)]
-        solver.add(z3.Not(z3.substitute(a.scaled, *pairs)))
-        answer = solver.check()
+        common = [c for j in mapped for c in (input_var(j) >= z3_rational(own_low[j]),
+                                              input_var(j) <= z3_rational(own_high[j]))]
+        common += [c for e in perturbations for c in (e >= -exact_margin, e <= exact_margin)]
+        # first the clamps alone: the base output anywhere in its exact box over the region (what a clamped
+        # assert needs); if that does not prove it, the base output tied to the latent box through the last
+        # layer (what an assert DeepSaDe trained on the base needs)
+        f_box = [(min_over_box(weight[k], np.array(latent_low, dtype=object), np.array(latent_high, dtype=object))
+                  + bias[k], max_over_box(weight[k], np.array(latent_low, dtype=object),
+                                          np.array(latent_high, dtype=object)) + bias[k])
+                 for k in range(model.n_outputs)]
+        attempts = [
+            ([c for k, f in enumerate(free) for c in (f >= z3_rational(f_box[k][0]), f <= z3_rational(f_box[k][1]))]
+             + definitions_free, outputs_free, "base output in its box"),
+            ([c for i, h in enumerate(hs) for c in (h >= z3_rational(latent_low[i]), h <= z3_rational(latent_high[i]))]
+             + definitions_linked, outputs_linked, "latent box through the last layer")]
+        for constraints, outputs, how in attempts:
+            solver = z3.Solver()
+            if timeout_s is not None:
+                solver.set("timeout", int(timeout_s * 1000))
+            solver.add(*common, *constraints)
+            solver.add(z3.Not(z3.substitute(a.scaled, *[(output_var(k), outputs[k] + perturbations[k])
+                                                        for k in range(model.n_outputs)])))
+            answer = solver.check()
+            if answer == z3.unsat:
+                checked_with = how
+                break
         entry: dict[str, Any] = {"assert": a.index + 1, "text": " ".join(a.text.split()),
                                  "input_region": "premise region" if region.restricts else "domain"}
         if answer == z3.unsat:
             entry["result"] = "holds"
+            entry["checked_with"] = checked_with
         elif answer == z3.unknown:
             entry["result"] = "unknown (solver timeout)"
             verdict = NOT_CERTIFIED if verdict == CERTIFIED else verdict
