@@ -212,3 +212,28 @@ def test_dropping_the_strengthening_is_caught_by_the_certificate(tmp_path: Path,
     est = _train_mixed(tmp_path)
     # the data pull a above 1 on the premise region: the clamp then sets a = 1 < b there
     assert est.artifact_.certificate["verdict"] != "certified"
+
+
+def _advice(text_or_path, frame, targets, **prepare_args):
+    from deepsade.constructions.advise import advise
+    from deepsade.ingest import prepare
+    from deepsade.spec import parse_spec
+
+    data = prepare(frame, targets, **prepare_args)
+    spec = parse_spec_text(text_or_path, data.encoding) if isinstance(text_or_path, str) else \
+        parse_spec(text_or_path, data.encoding)
+    return {a.method: a for a in advise(spec, data.encoding, data.domain)}["polytope"]
+
+
+def test_advise_says_where_the_clamps_apply():
+    from deepsade.usecases import uc1_expenses, uc2_loan
+
+    budget = _advice(BUDGET_RULES, _budget_frame(80, 0), ["housing", "food", "leisure"])
+    assert budget.guarantees and "5 row(s)" in budget.reason and "DeepSaDe" not in budget.reason
+    uc1 = uc1_expenses.CASE
+    assert _advice(uc1.constraint_path, uc1.generate(80, 0), list(uc1.targets)).guarantees
+    mixed = _advice(MIXED_RULES, _mixed_frame(80, 0), ["a", "b"])
+    assert mixed.guarantees and "DeepSaDe trains assert(s) 2" in mixed.reason
+    uc2 = uc2_loan.CASE
+    loan = _advice(uc2.constraint_path, uc2.generate(80, 0), list(uc2.targets), task=uc2.task, positive=uc2.positive)
+    assert not loan.guarantees and "assert 1 has a premise" in loan.reason

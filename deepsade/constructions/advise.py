@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from deepsade.constructions.polytope import recognise_polytope
 from deepsade.constructions.recognise import HARDNET, NotApplicable, compile_affine_rule, compile_polytope
 from deepsade.data import Domain, Encoding
 from deepsade.methods import get_method, method_names
@@ -62,6 +63,7 @@ RECOGNISERS: dict[str, Callable[[Spec, Box], tuple[bool, str]]] = {
     "deepsade": _deepsade,
     "hardnet": _hardnet,
     "hcr": _hcr,
+    "polytope": recognise_polytope,  # deepsade.constructions.polytope: sequential clamps (+ DeepSaDe for the rest)
 }
 
 

@@ -144,7 +144,7 @@ def _largest_excess(row: HalfSpace, others: Sequence[HalfSpace], low: Sequence[F
 
 
 def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
-                        tightening: Fraction, encoding: Encoding
+                        tightening: Fraction, encoding: Encoding | None = None
                         ) -> tuple[list[HalfSpace], Projection, list[GateUnits], SplitRule]:
     """The tightened rows, their Fourier–Motzkin projection, the premise gates and the split actually used
     (gated asserts go back to DeepSaDe's share when no gate can take them); NoRoom (one line, naming an input
@@ -166,8 +166,10 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
     if failure is not None:
         condition, point = failure
         which = ", ".join(str(i + 1) for i in sorted(condition.asserts))
-        where = ", ".join(f"{encoding.input_names[j]}={float(off + scale * point[j]):.6g}"
-                          for j, (off, scale) in enumerate(encoding.input_affine()) if condition.inputs[j] != 0)
+        affine = encoding.input_affine() if encoding is not None else [(0, 1)] * len(spec.input_names)
+        where = ", ".join(f"{spec.input_names[j]}={float(off + scale * point[j]):.6g}"
+                          for j, (off, scale) in enumerate(affine) if condition.inputs[j] != 0)
+        where += "" if encoding is not None or not where else " (scaled units)"
         raise NoRoom(f"asserts {which} admit no output {'at ' + where if where else 'at any input'}"
                      f"{' (within the certificate margin)' if tightening > 0 else ''}: the rule has no solution "
                      "there (narrow the box with --domain, or lower --margin)")
@@ -227,3 +229,25 @@ def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], e
                                inputs=sorted(set(a.inputs) | row_inputs), outputs=sorted(set(a.outputs) | row_outputs),
                                linear=a.linear and is_linear(polytope)))
     return replace(spec, asserts=asserts)
+
+
+def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fraction]],
+                       tightening: Fraction = Fraction(2 * 10**-4)) -> tuple[bool, str]:
+    """Whether ``--method polytope`` can guarantee the rule, and how (or why not), in one line (for ``advise``)."""
+    low, high = box
+    split = split_asserts(spec, low, high)
+    if not split.constructible:
+        first = split.remaining[0]
+        return False, (f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear "
+                       f"inequalities on the outputs; {split.reasons[first]}")
+    try:
+        rows, _, gates, split = polytope_projection(spec, split, low, high, tightening)
+    except NoRoom as exc:
+        return False, str(exc)
+    taken = ", ".join(str(i + 1) for i in split.constructible + split.gated)
+    how = f"by construction, exactly certified: sequential clamps onto {len(rows)} row(s) (asserts {taken}"
+    how += f"; {len(gates)} premise gate(s))" if gates else ")"
+    if split.remaining:
+        how += (f"; DeepSaDe trains assert(s) {', '.join(str(i + 1) for i in split.remaining)}, strengthened with "
+                "the polytope")
+    return True, how

@@ -225,7 +225,7 @@ class SequentiallyClampedMLP(SkipMLP):
         layers.append((np.vstack([base, -base, carry]), np.concatenate([last_b, -last_b, np.zeros(2 * m)])))
         clamp_layers, out_weight, out_bias = self.clamp_layers()
         if not clamp_layers:  # no bound at all: y = f from [f+; f-; x+; x-]
-            return layers, np.hstack([np.eye(n_out), -np.eye(n_out), np.zeros((n_out, 2 * m))]), \
+            return layers, np.hstack([np.eye(n_out), -np.eye(n_out), np.zeros((n_out, 3 * m))]), \
                 np.zeros(n_out), mapped
         layers += clamp_layers[:-1]
         last_layer_w, last_layer_b = clamp_layers[-1]
