@@ -125,12 +125,6 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
         from deepsade.constructions.hcr_certificate import certify_hcr
 
         return certify_hcr(model, spec, encoding, domain, margin, timeout_s, base, started)
-    from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
-
-    if isinstance(model, SequentiallyClampedMLP):
-        from deepsade.constructions.polytope_certificate import certify_clamped
-
-        return certify_clamped(model, spec, encoding, domain, margin, timeout_s, base, started, base_output_error)
     start = started
     base = {**base, "method": "exact rational interval bounds of the base output + z3 QF_LRA search per assert "
                               "through the enforcement layer (ReLUs exact)",
