@@ -68,6 +68,11 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                           f"features the constraint mentions {list(spec.mapped_features)}",
                 "asserts": [], "seconds": round(time.perf_counter() - start, 4)}
     # --- constructions: a network with an enforcement layer has its own exact check ---
+    if getattr(model, "kind", None) == "sequential-clamp":  # deepsade.constructions.sequential_clamp
+        from deepsade.constructions.polytope_certificate import certify_clamped
+
+        return certify_clamped(model, spec, encoding, domain, margin, timeout_s, base, start,
+                               float32_error_bound(model, encoding, domain))
     if hasattr(model, "plain_layers"):
         from deepsade.constructions.certificate import certify_constructed
 

@@ -180,3 +180,6 @@ register(Method("hardnet", "certified by construction: HardNet-Aff enforcement l
 register(Method("hcr", "guaranteed by construction: HCR layer (direction + radius around an interior point of a bounded "
                 "polytope free of the inputs); region checked exactly, layer not piecewise linear", certifies=True,
                 train=train_constructed, family=CONSTRUCTION))
+register(Method("polytope", "certified: sequential clamps onto the polytope of the asserts affine in the outputs "
+                "(bounds affine in the inputs, any number of rows), DeepSaDe for the other asserts; exact certificate",
+                certifies=True, train=train_constructed, family=CONSTRUCTION))

@@ -73,7 +73,7 @@ def test_advise_cli_lists_both_groups(tmp_path: Path):
     can, cannot = result.stdout.split("cannot guarantee it:")
     assert "hardnet" in can and "deepsade" in can and "ffn" in cannot
     as_json = json.loads(run_cli("advise", str(case.constraint_path), str(csv), *targets, "--json").stdout)
-    assert {a["method"] for a in as_json if a["guarantees"]} == {"deepsade", "hardnet"}
+    assert {a["method"] for a in as_json if a["guarantees"]} == {"deepsade", "hardnet", "polytope"}
 
 
 def test_advise_bad_rule_file_exits_2(tmp_path: Path):

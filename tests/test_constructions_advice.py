@@ -25,10 +25,10 @@ def test_over_determined_rows_name_the_other_construction_when_one_is_registered
     frame = pd.DataFrame({"x1": rng.uniform(1, 10, 50), "y1": rng.uniform(0, 1, 50), "y2": rng.uniform(0, 1, 50)})
     data = prepare(frame, ["y1", "y2"])
     plain = _hardnet_line(data)
-    assert "3 output combinations over 2 output(s)" in plain and "try --method" not in plain
+    assert "3 output combinations over 2 output(s)" in plain and plain.endswith("try --method polytope")
     register(Method("stacked_test", "a test construction", certifies=True, family=CONSTRUCTION,
                     train=lambda job: None))
     try:
-        assert _hardnet_line(data).endswith("A has more rows than outputs: try --method stacked_test")
+        assert _hardnet_line(data).endswith("A has more rows than outputs: try --method polytope or stacked_test")
     finally:
         unregister("stacked_test")

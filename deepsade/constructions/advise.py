@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from deepsade.constructions.polytope import recognise_polytope
 from deepsade.constructions.recognise import (
     HARDNET,
     InputDependent,
@@ -59,7 +60,8 @@ def _hardnet(spec: Spec, box: Box) -> tuple[bool, str]:
         return True, (f"by construction, not certified: {input_rule.describe()}; rank and the exact-arithmetic layer "
                       "checked exactly, its rounding not bounded")
     except OverDetermined as exc:
-        others = [n for n in method_names() if get_method(n).family == CONSTRUCTION and n not in RECOGNISERS]
+        others = [n for n in method_names() if n != "hardnet" and get_method(n).family == CONSTRUCTION
+                  and (n not in RECOGNISERS or RECOGNISERS[n](spec, box)[0])]  # those that take this rule
         hint = f"; A has more rows than outputs: try --method {' or '.join(others)}" if others else ""
         return False, f"{exc}{hint}"
     except NotApplicable as exc:
@@ -82,6 +84,7 @@ RECOGNISERS: dict[str, Callable[[Spec, Box], tuple[bool, str]]] = {
     "deepsade": _deepsade,
     "hardnet": _hardnet,
     "hcr": _hcr,
+    "polytope": recognise_polytope,  # deepsade.constructions.polytope: sequential clamps (+ DeepSaDe for the rest)
 }
 
 

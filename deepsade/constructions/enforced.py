@@ -227,11 +227,14 @@ def network_from_architecture(arch: dict) -> SkipMLP:
     """The constructed network an architecture describes (``arch['enforcement']`` says which)."""
     from deepsade.constructions.hcr import HCR_KIND, HyperSphericalMLP
     from deepsade.constructions.input_enforced import HARDNET_AFF_X, InputEnforcedMLP
+    from deepsade.constructions.sequential_clamp import SEQUENTIAL_CLAMP, SequentiallyClampedMLP
 
     if arch["enforcement"].get("kind") == HCR_KIND:
         return HyperSphericalMLP.from_architecture(arch)
     if arch["enforcement"].get("kind") == HARDNET_AFF_X:
         return InputEnforcedMLP.from_architecture(arch)
+    if arch["enforcement"].get("kind") == SEQUENTIAL_CLAMP:
+        return SequentiallyClampedMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
@@ -239,5 +242,6 @@ def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
     from deepsade.constructions.hcr import HyperSphericalMLP
     from deepsade.constructions.input_enforced import InputEnforcedMLP
+    from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
-    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP)
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP | SequentiallyClampedMLP)

@@ -84,9 +84,13 @@ def train_hardnet(job: Any) -> ModelArtifact:
     return fit_constructed(job, model, start, {"construction": rule.describe(), "slack_factor": SLACK_FACTOR})
 
 
-def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any]) -> ModelArtifact:
+def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any],
+                    base_loss_weight: float = 0.0) -> ModelArtifact:
     """Train a constructed network (its layer fixed) end to end with mini-batch SGD on the data loss of its
-    output, keep the epoch with the lowest validation loss, certify it; ``details`` go into ``training``."""
+    output, keep the epoch with the lowest validation loss, certify it; ``details`` go into ``training``.
+
+    ``base_loss_weight`` > 0 adds that share of the data loss of the base output ``model.base`` (a layer that
+    clamps passes no gradient to a clamped output; the base term pulls it back where the rule holds)."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
 
@@ -110,7 +114,12 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         for begin in range(0, len(x), settings.batch_size):
             rows = order[begin:begin + settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = data_loss(task, model(x[rows]), y[rows])
+            if base_loss_weight:
+                base = model.base(x[rows])
+                loss = data_loss(task, model.clamp(base, x[rows]), y[rows]) \
+                    + base_loss_weight * data_loss(task, base, y[rows])
+            else:
+                loss = data_loss(task, model(x[rows]), y[rows])
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(rows)

@@ -20,4 +20,8 @@ def train_construction(job: Any) -> ModelArtifact:
         from deepsade.constructions.hcr_train import train_hcr
 
         return train_hcr(job)
+    if job.method == "polytope":
+        from deepsade.constructions.polytope_train import train_polytope
+
+        return train_polytope(job)
     raise UserInputError(f"no construction is called {job.method!r}")

@@ -1,0 +1,253 @@
+"""Which asserts the sequential clamps take, their polytope, and the rest of the rule strengthened for DeepSaDe.
+
+The clamps (``sequential_clamp``) take every assert without a premise that is a conjunction of linear
+inequalities that each mention an output: together they are a polytope ``P(x) = {y : A y <= b(x)}`` with
+bounds affine in the inputs, any number of rows. The other asserts ``premise -> conclusion`` are trained by
+DeepSaDe on the base output ``f`` as ``premise -> (conclusion and f in P_t(x))`` (``P_t`` the polytope the
+layer clamps onto, tightened by the slack): where a premise holds, ``f`` is in ``P_t``, the clamps leave it
+unchanged, and the conclusion holds for the network's output too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+import z3
+
+from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
+from deepsade.constructions.recognise import NoRoom, NotApplicable, _atoms
+from deepsade.data import Encoding
+from deepsade.gates import plan_gates
+from deepsade.numbers import z3_numeral_or_none, z3_rational
+from deepsade.regions import InputRegion, input_regions
+from deepsade.spec import Spec, input_var, is_linear, output_var
+
+POLYTOPE = "sequential clamps"
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """The asserts the clamps enforce (0-based), those they enforce through a premise gate, the others, and the
+    reason each other one is not taken."""
+
+    constructible: tuple[int, ...]
+    remaining: tuple[int, ...]
+    reasons: dict[int, str]
+    gated: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class GateUnits:
+    """A premise gate inside the clamp layer: ``g = relu(1 - sum_s relu(weight_s * x_{j_s} + bias_s))``.
+
+    Weights and biases are float32 values (exact rationals); each bias is rounded down, so every side is
+    exactly 0 on the premise's box and ``g`` exactly 1 there. ``g`` is 0 once ``x`` is a band width outside."""
+
+    sides: tuple[tuple[int, Fraction, Fraction], ...]  # (input index, weight, bias)
+    support_low: tuple[Fraction, ...]  # where g > 0 is possible: the box widened by the band
+    support_high: tuple[Fraction, ...]
+
+
+def _float32_down(value: Fraction) -> Fraction:
+    rounded = np.float32(float(value))
+    if Fraction(float(rounded)) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf), dtype=np.float32)
+    return Fraction(float(rounded))
+
+
+def _gate_units(region: InputRegion, low: Sequence[Fraction], high: Sequence[Fraction]) -> GateUnits:
+    (gate,) = plan_gates([region], low, high)
+    sides, support_low, support_high = [], list(low), list(high)
+    for side in gate.sides:
+        sign = -1 if side.lower else 1  # lower side: (threshold - x) / width
+        weight = Fraction(float(np.float32(float(sign / side.width))))
+        sides.append((side.input_index, weight, _float32_down(-weight * side.threshold)))
+        if side.lower:
+            support_low[side.input_index] = max(Fraction(low[side.input_index]), side.threshold - side.width)
+        else:
+            support_high[side.input_index] = min(Fraction(high[side.input_index]), side.threshold + side.width)
+    return GateUnits(tuple(sides), tuple(support_low), tuple(support_high))
+
+
+def _premise_is_its_box(a, region: InputRegion, low: Sequence[Fraction], high: Sequence[Fraction]) -> bool:
+    """Whether, inside the domain, the premise holds on the whole of its single-input box (exact, z3)."""
+    solver = z3.Solver()
+    solver.add(*[c for j in range(len(low)) for c in (input_var(j) >= z3_rational(region.low[j]),
+                                                       input_var(j) <= z3_rational(region.high[j]))])
+    solver.add(z3.Not(a.premise))
+    return solver.check() == z3.unsat
+
+
+def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
+                  high: Sequence[Fraction] | None = None) -> SplitRule:
+    """Which asserts are a polytope with input-affine bounds (no premise, linear inequalities on outputs), and
+    (given the domain box) which premise asserts a gate can take: a premise that is exactly a box of single-input
+    bounds narrowing the domain, with a conclusion of linear inequalities on the outputs."""
+    taken, gated, rest, reasons = [], [], [], {}
+    regions = input_regions(spec, low, high) if low is not None else {}
+    for a in spec.asserts:
+        try:
+            _atoms(a, POLYTOPE)
+            taken.append(a.index)
+            continue
+        except NotApplicable as exc:
+            reasons[a.index] = str(exc)
+        region = regions.get(a.index)
+        if a.has_premise and region is not None and region.restricts and not region.empty:
+            try:
+                _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE)
+                if _premise_is_its_box(a, region, low, high):
+                    gated.append(a.index)
+                    continue
+            except NotApplicable:
+                pass
+        rest.append(a.index)
+    if rest:  # gates only when they take every premise assert: otherwise DeepSaDe keeps them all
+        rest, gated = sorted(rest + gated), []
+    return SplitRule(tuple(taken), tuple(rest), {i: reasons[i] for i in rest}, tuple(gated))
+
+
+def polytope_rows(spec: Spec, indices: Sequence[int], tightening: Fraction, n_gates: int = 0) -> list[HalfSpace]:
+    """The asserts ``indices`` (their conclusions) as half-spaces ``a . y <= c . x + d`` (scaled units), each
+    moved inwards by ``tightening * |a|_1``; ``n_gates`` zero coefficients for the gates follow the inputs."""
+    n_in, n_out = len(spec.input_names), len(spec.output_names)
+    rows = []
+    for index in indices:
+        a = spec.asserts[index]
+        for atom in _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE):  # coefs . (y, x) + const <= 0 (or < 0)
+            outputs = tuple(atom.outputs().get(k, Fraction(0)) for k in range(n_out))
+            inputs = tuple(-atom.inputs().get(j, Fraction(0)) for j in range(n_in)) + (Fraction(0),) * n_gates
+            tightened = -atom.const - tightening * sum(abs(v) for v in outputs)
+            rows.append(HalfSpace(outputs, inputs, tightened, frozenset({index})))
+    return rows
+
+
+def _largest_excess(row: HalfSpace, others: Sequence[HalfSpace], low: Sequence[Fraction],
+                    high: Sequence[Fraction]) -> Fraction | None:
+    """max of ``a . y - c . x - d`` over inputs in the box and outputs in the ``others`` polytope; None if
+    unbounded (exact, z3)."""
+    ys = [output_var(k) for k in range(len(row.outputs))]
+    xs = [input_var(j) for j in range(len(low))]
+    opt = z3.Optimize()
+    opt.add(*[c for j, x in enumerate(xs) for c in (x >= z3_rational(low[j]), x <= z3_rational(high[j]))])
+    opt.add(*[_row_formula(r, ys) for r in others])
+    excess = z3.Sum([z3_rational(c) * y for c, y in zip(row.outputs, ys, strict=True) if c != 0]) \
+        - z3.Sum([z3_rational(c) * xs[j] for j, c in enumerate(row.inputs[:len(low)]) if c != 0] + [z3.RealVal(0)]) \
+        - z3_rational(row.const)
+    handle = opt.maximize(excess)
+    if opt.check() != z3.sat or "oo" in str(opt.upper(handle)) or "eps" in str(opt.upper(handle)):
+        return None
+    return z3_numeral_or_none(opt.upper(handle))
+
+
+def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
+                        tightening: Fraction, encoding: Encoding | None = None
+                        ) -> tuple[list[HalfSpace], Projection, list[GateUnits], SplitRule]:
+    """The tightened rows, their Fourier–Motzkin projection, the premise gates and the split actually used
+    (gated asserts go back to DeepSaDe's share when no gate can take them); NoRoom (one line, naming an input
+    where no output satisfies the rule) when the tightened polytope is empty somewhere in the domain box."""
+    if split.gated:
+        gated = _gated(spec, split, low, high, tightening)
+        if gated is not None:
+            rows, gates = gated
+            box_low = list(low) + [Fraction(0)] * len(gates)
+            box_high = list(high) + [Fraction(1)] * len(gates)
+            projection = project(rows, len(spec.output_names), box_low, box_high)
+            if violated_condition(projection, box_low, box_high) is None:
+                return rows, projection, gates, split
+        split = SplitRule(split.constructible, tuple(sorted(split.remaining + split.gated)),
+                          {**split.reasons, **{i: "its gate leaves no room" for i in split.gated}})
+    rows = polytope_rows(spec, split.constructible, tightening)
+    projection = project(rows, len(spec.output_names), low, high)
+    failure = violated_condition(projection, low, high)
+    if failure is not None:
+        condition, point = failure
+        which = ", ".join(str(i + 1) for i in sorted(condition.asserts))
+        affine = encoding.input_affine() if encoding is not None else [(0, 1)] * len(spec.input_names)
+        where = ", ".join(f"{spec.input_names[j]}={float(off + scale * point[j]):.6g}"
+                          for j, (off, scale) in enumerate(affine) if condition.inputs[j] != 0)
+        where += "" if encoding is not None or not where else " (scaled units)"
+        raise NoRoom(f"asserts {which} admit no output {'at ' + where if where else 'at any input'}"
+                     f"{' (within the certificate margin)' if tightening > 0 else ''}: the rule has no solution "
+                     "there (narrow the box with --domain, or lower --margin)")
+    return rows, projection, [], split
+
+
+def _gated(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
+           tightening: Fraction) -> tuple[list[HalfSpace], list[GateUnits]] | None:
+    """Rows of the polytope with each gated conclusion row relaxed to ``a . y <= b(x) + M (1 - g)``, ``M`` the
+    largest excess of the row over the unconditional polytope (so that at ``g = 0`` it binds nowhere); None
+    when that excess is unbounded."""
+    regions = input_regions(spec, low, high)
+    n_gates = len(split.gated)
+    base = polytope_rows(spec, split.constructible, tightening, n_gates)
+    rows, gates = list(base), []
+    for g, index in enumerate(split.gated):
+        gates.append(_gate_units(regions[index], low, high))
+        for row in polytope_rows(spec, [index], tightening, n_gates):
+            excess = _largest_excess(row, base, low, high) if base else None
+            if excess is None:
+                return None
+            relax = max(excess, Fraction(0))
+            inputs = list(row.inputs)
+            inputs[len(low) + g] = -relax
+            rows.append(HalfSpace(row.outputs, tuple(inputs), row.const + relax, row.asserts))
+    return rows, gates
+
+
+def _row_formula(row: HalfSpace, outputs: Sequence[z3.ArithRef]) -> z3.BoolRef:
+    left = [z3_rational(c) * y for c, y in zip(row.outputs, outputs, strict=True) if c != 0]
+    right = [z3_rational(c) * input_var(j) for j, c in enumerate(row.inputs) if c != 0]
+    return z3.Sum(left) <= z3.Sum(right) + z3_rational(row.const) if right else \
+        z3.Sum(left) <= z3_rational(row.const)
+
+
+def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], encoding: Encoding) -> Spec:
+    """The remaining asserts, each ``premise -> (conclusion and rows)`` (scaled units), as a Spec for DeepSaDe.
+
+    Its mapped features are the original rule's (every input a constructible assert mentions is in the rows)."""
+    ys = [output_var(k) for k in range(len(spec.output_names))]
+    polytope = z3.And(*[_row_formula(r, ys) for r in rows])
+    back = [(input_var(j), (z3.Real(name) - z3_rational(Fraction(off))) / z3_rational(Fraction(scale)))
+            for j, (name, (off, scale)) in enumerate(zip(encoding.input_names, encoding.input_affine(), strict=True))]
+    back += [(output_var(k), (z3.Real(name) - z3_rational(Fraction(off))) / z3_rational(Fraction(scale)))
+             for k, (name, (off, scale)) in enumerate(zip(encoding.output_names, encoding.output_affine(),
+                                                          strict=True))]
+    row_inputs = {j for i in split.constructible for j in spec.asserts[i].inputs}
+    row_outputs = {k for r in rows for k, c in enumerate(r.outputs) if c != 0}
+    asserts = []
+    for position, index in enumerate(split.remaining):
+        a = spec.asserts[index]
+        conclusion = z3.And(a.conclusion, polytope)
+        scaled = conclusion if not a.has_premise else z3.Implies(a.premise, conclusion)
+        asserts.append(replace(a, index=position, scaled=scaled, conclusion=conclusion,
+                               raw=z3.substitute(scaled, *back),
+                               text=f"{' '.join(a.text.split())} strengthened with the clamped polytope",
+                               inputs=sorted(set(a.inputs) | row_inputs), outputs=sorted(set(a.outputs) | row_outputs),
+                               linear=a.linear and is_linear(polytope)))
+    return replace(spec, asserts=asserts)
+
+
+def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fraction]],
+                       tightening: Fraction = Fraction(2 * 10**-4)) -> tuple[bool, str]:
+    """Whether ``--method polytope`` can guarantee the rule, and how (or why not), in one line (for ``advise``)."""
+    low, high = box
+    split = split_asserts(spec, low, high)
+    if not split.constructible:
+        first = split.remaining[0]
+        return False, (f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear "
+                       f"inequalities on the outputs; {split.reasons[first]}")
+    try:
+        rows, _, gates, split = polytope_projection(spec, split, low, high, tightening)
+    except NoRoom as exc:
+        return False, str(exc)
+    taken = ", ".join(str(i + 1) for i in split.constructible + split.gated)
+    how = f"by construction, exactly certified: sequential clamps onto {len(rows)} row(s) (asserts {taken}"
+    how += f"; {len(gates)} premise gate(s))" if gates else ")"
+    if split.remaining:
+        how += (f"; DeepSaDe trains assert(s) {', '.join(str(i + 1) for i in split.remaining)}, strengthened with "
+                "the polytope")
+    return True, how

@@ -1,0 +1,239 @@
+"""Sequential clamps (--method polytope): over-determined polytopes, identity inside, DeepSaDe for the rest."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepsade.artifact import load, save
+from deepsade.constructions.fourier_motzkin import HalfSpace, project
+from deepsade.constructions.recognise import NoRoom
+from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
+from deepsade.estimator import DeepSaDe
+from deepsade.recheck import recheck_artifact
+from deepsade.spec import parse_spec_text
+from deepsade.verification.network import NetworkWeights
+from tests.conftest import run_cli
+
+# three outputs, five rows (more rows than outputs): HardNet-Aff's closed form cannot take it
+BUDGET_RULES = """
+(declare-const income Real)
+(declare-const housing Real)
+(declare-const food Real)
+(declare-const leisure Real)
+(assert (<= (+ housing food leisure) income))
+(assert (>= food (* 0.3 leisure)))
+(assert (and (>= housing 0.0) (>= food 0.0) (>= leisure 0.0)))
+"""
+
+# a bound everywhere (clamped) and a premise rule that the clamp alone could break; its premise couples two
+# inputs, so no gate takes it: DeepSaDe keeps it, strengthened with the polytope
+MIXED_RULES = """
+(declare-const x Real)
+(declare-const z Real)
+(declare-const a Real)
+(declare-const b Real)
+(assert (<= a 1.0))
+(assert (=> (>= (+ x z) 1.0) (>= a b)))
+"""
+# the same with a premise that is a box and bounded outputs: a premise gate inside the clamp layer takes it
+# (relaxed by the most the row can exceed over the rest of the polytope), no DeepSaDe at all
+GATED_RULES = MIXED_RULES.replace("(>= (+ x z) 1.0)", "(>= x 0.5)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
+
+
+def _half(outputs, inputs, const) -> HalfSpace:
+    return HalfSpace(tuple(map(Fraction, outputs)), tuple(map(Fraction, inputs)), Fraction(const), frozenset({0}))
+
+
+BUDGET_ROWS = [_half((1, 1, 1), (1,), 0), _half((0, -1, Fraction(3, 10)), (0,), 0), _half((-1, 0, 0), (0,), 0),
+               _half((0, -1, 0), (0,), 0), _half((0, 0, -1), (0,), 0)]
+
+
+def _clamp64(model: SequentiallyClampedMLP, f: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The stored clamp layers evaluated in float64 (what predict and the plain form compute)."""
+    layers, out_weight, out_bias = model.clamp_layers()
+    skip = x[:, model.mapped_features.numpy()]
+    z = np.concatenate([np.maximum(f, 0), np.maximum(-f, 0), np.maximum(skip, 0), np.maximum(-skip, 0)], axis=1)
+    for weight, bias in layers:
+        z = np.maximum(z @ weight.T + bias, 0.0)
+    return z @ out_weight.T + out_bias
+
+
+def _budget_holds(y: np.ndarray, income: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    return ((y.sum(axis=1) <= income + tolerance) & (y >= -tolerance[:, None]).all(axis=1)
+            & (0.3 * y[:, 2] <= y[:, 1] + tolerance))
+
+
+def test_clamps_map_every_output_into_an_overdetermined_polytope_and_leave_inside_points_alone():
+    projection = project(BUDGET_ROWS, 3, [Fraction(0)], [Fraction(1)])
+    model = SequentiallyClampedMLP.for_projection(1, [4], 3, [0], projection)
+    rng = np.random.default_rng(0)
+    x = rng.random((100_000, 1))
+    f = rng.standard_normal((100_000, 3)) * 10.0 ** rng.integers(-3, 9, (100_000, 3))  # up to 1e9
+    y = _clamp64(model, f, x)
+    assert _budget_holds(y, x[:, 0], 1e-12 * np.abs(f).max(axis=1) + 1e-12).all()
+    inside = rng.random((20_000, 3)) * 0.3
+    keep = _budget_holds(inside, np.ones(20_000), np.zeros(20_000))
+    assert keep.sum() > 1000
+    assert np.array_equal(_clamp64(model, inside[keep], np.ones((int(keep.sum()), 1))), inside[keep])
+    # the layer is what does it: the base output itself breaks the rule
+    assert not _budget_holds(f, x[:, 0], np.zeros(len(f))).all()
+
+
+def test_an_empty_polytope_is_refused_naming_the_input(tmp_path: Path):
+    frame = _budget_frame(200, 0)
+    rules = tmp_path / "r.smt2"
+    rules.write_text(BUDGET_RULES + "(assert (>= housing (* 0.5 income)))\n(assert (>= food (* 0.6 income)))\n")
+    with pytest.raises(NoRoom, match="no output at income="):
+        DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(4,), epochs=1).fit(frame)
+
+
+def _budget_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.uniform(1000, 5000, n)
+    housing = 0.35 * income + rng.normal(0, 150, n)
+    leisure = 0.1 * income + rng.normal(0, 80, n)
+    food = 0.2 * income + rng.normal(0, 80, n)
+    return pd.DataFrame({"income": income, "size": rng.integers(1, 6, n), "housing": housing, "food": food,
+                         "leisure": leisure})
+
+
+@pytest.fixture(scope="module")
+def budget_model(tmp_path_factory):
+    rules = tmp_path_factory.mktemp("rules") / "budget.smt2"
+    rules.write_text(BUDGET_RULES)
+    est = DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(8, 4), epochs=3, lr=0.05)
+    est.fit(_budget_frame(300, 0))
+    return est
+
+
+def test_overdetermined_rule_trains_certifies_and_verifies(budget_model, tmp_path: Path):
+    art = budget_model.artifact_
+    assert art.certificate["verdict"] == "certified"
+    assert isinstance(art.model, SequentiallyClampedMLP)
+    model_dir = tmp_path / "m"
+    save(art, model_dir)
+    loaded = load(model_dir)
+    assert recheck_artifact(loaded).ok
+    # the plain ReLU form is the same function as the torch module
+    x = torch.rand(256, art.model.n_inputs)
+    plain = NetworkWeights.from_model(loaded.model).forward(x.numpy().astype(np.float64))
+    assert np.allclose(plain, loaded.model(x).detach().numpy(), atol=1e-4)
+    certify = run_cli("certify", str(model_dir))
+    assert certify.returncode == 0, certify.stdout + certify.stderr
+
+
+def test_a_removed_clamp_is_not_certified(budget_model):
+    from deepsade.certify import certify_model
+    from deepsade.constructions.fourier_motzkin import Projection
+
+    art = budget_model.artifact_
+    n_out = art.model.n_outputs
+    nothing = Projection(((),) * n_out, ((),) * n_out, ())
+    bare = SequentiallyClampedMLP.for_projection(art.model.n_inputs, art.model.hidden_sizes, n_out,
+                                                 art.model.mapped_features.tolist(), nothing)
+    bare.load_state_dict({k: v for k, v in art.model.state_dict().items() if not k.startswith(("clamp_", "out_"))},
+                         strict=False)
+    assert bare.layer_sizes == []  # the layer is gone: y = f, the base network the clamps were trained behind
+    x = torch.rand(64, art.model.n_inputs)
+    assert torch.equal(bare(x), art.model.base(x))
+    certificate = certify_model(bare, parse_spec_text(BUDGET_RULES, art.encoding), art.encoding, art.domain, 1e-4)
+    assert certificate["verdict"] != "certified"
+
+
+def _mixed_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, n)
+    return pd.DataFrame({"x": x, "z": rng.uniform(0, 1, n), "a": 3 + x + rng.normal(0, 0.1, n),
+                         "b": 2 + 2 * x + rng.normal(0, 0.1, n)})
+
+
+def _train_mixed(tmp_path: Path, text: str = MIXED_RULES) -> DeepSaDe:
+    rules = tmp_path / "mixed.smt2"
+    rules.write_text(text)
+    est = DeepSaDe(rules, ["a", "b"], method="polytope", hidden=(8, 4), epochs=2, lr=0.05)
+    est.fit(_mixed_frame(200, 1))
+    return est
+
+
+def test_mixed_rules_strengthened_for_deepsade_are_certified(tmp_path: Path):
+    est = _train_mixed(tmp_path)
+    art = est.artifact_
+    assert art.certificate["verdict"] == "certified", art.certificate
+    model = art.model
+    assert "DeepSaDe trains assert(s) 2" in art.training["construction"]
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    x = torch.as_tensor(low + (high - low) * np.random.default_rng(0).random((20_000, model.n_inputs)),
+                        dtype=torch.float32)
+    raw_x = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    premise = (raw_x[0][0] + raw_x[0][1] * x[:, 0]) + (raw_x[1][0] + raw_x[1][1] * x[:, 1]) >= 1.0
+    assert premise.sum() > 1000
+    with torch.no_grad():
+        f, y = model.base(x[premise]), model(x[premise])
+    # on the premise region the base output is already in the polytope (the strengthening), so y = f
+    assert torch.allclose(f, y, atol=1e-5)
+    (a0, a1), (b0, b1) = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    assert ((a0 + a1 * y[:, 0]) <= 1.0).all() and ((a0 + a1 * y[:, 0]) >= (b0 + b1 * y[:, 1]) - 1e-4).all()
+
+
+def test_a_box_premise_is_taken_by_a_gate_inside_the_layer(tmp_path: Path):
+    est = _train_mixed(tmp_path, GATED_RULES)
+    art = est.artifact_
+    assert art.certificate["verdict"] == "certified", art.certificate
+    assert "through premise gates" in art.training["construction"] and "DeepSaDe" not in art.training["construction"]
+    model = art.model
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    points = low + (high - low) * np.random.default_rng(1).random((100_000, model.n_inputs))
+    (x0, xs), _ = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    (a0, a1), (b0, b1) = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    y = NetworkWeights.from_model(model).forward(points)
+    a, b = a0 + a1 * y[:, 0], b0 + b1 * y[:, 1]
+    premise = x0 + xs * points[:, 0] >= 0.5
+    assert (a <= 1.0).all() and (a[premise] >= b[premise]).all()
+    # away from the premise (beyond the gate's band) the layer does not impose a >= b
+    assert (a[x0 + xs * points[:, 0] < 0.4] < b[x0 + xs * points[:, 0] < 0.4]).any()
+
+
+def test_dropping_the_strengthening_is_caught_by_the_certificate(tmp_path: Path, monkeypatch):
+    from deepsade.constructions import polytope, polytope_train
+
+    def unstrengthened(spec, split, rows, encoding):
+        from dataclasses import replace
+
+        return replace(spec, asserts=[replace(spec.asserts[i], index=p) for p, i in enumerate(split.remaining)])
+
+    monkeypatch.setattr(polytope_train, "strengthened_spec", unstrengthened)
+    assert polytope.strengthened_spec is not unstrengthened
+    est = _train_mixed(tmp_path)
+    # the data pull a above 1 on the premise region: the clamp then sets a = 1 < b there
+    assert est.artifact_.certificate["verdict"] != "certified"
+
+
+def _advice(text_or_path, frame, targets, **prepare_args):
+    from deepsade.constructions.advise import advise
+    from deepsade.ingest import prepare
+    from deepsade.spec import parse_spec
+
+    data = prepare(frame, targets, **prepare_args)
+    spec = parse_spec_text(text_or_path, data.encoding) if isinstance(text_or_path, str) else \
+        parse_spec(text_or_path, data.encoding)
+    return {a.method: a for a in advise(spec, data.encoding, data.domain)}["polytope"]
+
+
+def test_advise_says_where_the_clamps_apply():
+    from deepsade.usecases import uc1_expenses, uc2_loan
+
+    budget = _advice(BUDGET_RULES, _budget_frame(80, 0), ["housing", "food", "leisure"])
+    assert budget.guarantees and "5 row(s)" in budget.reason and "DeepSaDe" not in budget.reason
+    uc1 = uc1_expenses.CASE
+    assert _advice(uc1.constraint_path, uc1.generate(80, 0), list(uc1.targets)).guarantees
+    mixed = _advice(MIXED_RULES, _mixed_frame(80, 0), ["a", "b"])
+    assert mixed.guarantees and "DeepSaDe trains assert(s) 2" in mixed.reason
+    uc2 = uc2_loan.CASE
+    loan = _advice(uc2.constraint_path, uc2.generate(80, 0), list(uc2.targets), task=uc2.task, positive=uc2.positive)
+    assert not loan.guarantees and "assert 1 has a premise" in loan.reason
