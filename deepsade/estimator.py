@@ -29,7 +29,7 @@ from deepsade.checkpoint import default_directory as default_checkpoint_director
 from deepsade.data import TabularData
 from deepsade.errors import UserInputError
 from deepsade.ingest import prepare
-from deepsade.methods import TrainingJob, get_method
+from deepsade.methods import AUTO, TrainingJob, get_method, resolve_method
 from deepsade.prediction import predictions_frame
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
@@ -106,7 +106,8 @@ class _ConstrainedTraining(BaseEstimator):
     # ---- parameters ----------------------------------------------------------------------------------
     def _validated_settings(self) -> TrainSettings:
         """The training settings from the stored parameters, each checked once, with a clear error if bad."""
-        get_method(self.method)
+        if self.method != AUTO:
+            get_method(self.method)
         hidden = _positive_ints(self.hidden, "hidden")
         for name in ("epochs", "batch_size"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
@@ -165,17 +166,21 @@ class _ConstrainedTraining(BaseEstimator):
         """Train with the registered method; with ``out``, the run of ``deepsade train --out``: a checkpoint in
         ``OUT.checkpoint`` (a stale one is refused), the model written to ``out``, the checkpoint removed once
         the written model is certified and kept when writing fails."""
-        method = get_method(self.method)
+        name, choice = resolve_method(self.method, spec, train, settings)
+        self.method_ = name  # the registered method that trained the model (``auto`` resolved)
+        method = get_method(name)
         resume_dir = self._resume_directory()
         start = time.perf_counter()
 
         def run(checkpoint_dir: Path | None) -> artifact_io.ModelArtifact:
-            job = TrainingJob(method=self.method, spec=spec, train=train, val=val, settings=settings,
+            job = TrainingJob(method=name, spec=spec, train=train, val=val, settings=settings,
                               constraint_text=constraint_text, options=dict(self.baseline_options or {}),
                               progress=self.progress, checkpoint_dir=checkpoint_dir,
                               checkpoint_every=self.checkpoint_every, resume=resume_dir is not None)
             art = method.train(job)
             art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
+            if choice:
+                art.training["method_choice"] = choice
             art.training.update(rows)
             return art
 
@@ -188,7 +193,7 @@ class _ConstrainedTraining(BaseEstimator):
         finished = run_with_checkpoints(
             self.out, run, lambda art: artifact_io.save(art, self.out),
             lambda art: art.certificate.get("verdict") == "certified",
-            resume_dir=resume_dir, every=self.checkpoint_every, method=self.method)
+            resume_dir=resume_dir, every=self.checkpoint_every, method=name)
         self.checkpoint_kept_ = finished.directory if finished.kept else None
         return finished.result
 
@@ -209,9 +214,11 @@ class _ConstrainedTraining(BaseEstimator):
 
 
 _SHARED_PARAMETERS = """
-    method : str, default="deepsade"
-        A method of the registry in ``deepsade.methods``: ``deepsade`` (certified) or a baseline without
-        guarantee (``ffn``, ``reg``, ``sbr``, ``sl``, ...).
+    method : str, default="auto"
+        ``auto`` (certified: sequential clamps, ``polytope``, when they take every assert of a regression rule,
+        otherwise ``deepsade``; always ``deepsade`` with ``paper``), or a method of the registry in
+        ``deepsade.methods``: ``deepsade``, a construction (``hardnet``, ``hcr``, ``polytope``) or a baseline
+        without guarantee (``ffn``, ``reg``, ``sbr``, ``sl``, ...). ``method_`` holds the one that trained.
     hidden : sequence of int, default=(50, 30, 10)
         Hidden layer sizes.
     epochs : int, default=50
@@ -294,7 +301,7 @@ class DeepSaDe(_ConstrainedTraining):
 
     def __init__(self, constraint: str | Path, targets: str | Sequence[str], *, features: Sequence[str] | None = None,
                  task: str | None = None, positive: str | None = None, impute: str = "drop",
-                 method: str = "deepsade", hidden: Sequence[int] = (50, 30, 10), epochs: int = 50,
+                 method: str = AUTO, hidden: Sequence[int] = (50, 30, 10), epochs: int = 50,
                  batch_size: int = 5, lr: float = 0.1, max_step: float = 0.1,
                  margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5, projection: bool = True,
                  strategy: str = "auto", maxsmt: str = "fu-malik", solver_timeout: float = 10.0,

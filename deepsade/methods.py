@@ -99,6 +99,50 @@ def get_method(name: str) -> Method:
     return method
 
 
+# ---- the default: pick the certified method for the rule --------------------------------------------
+
+AUTO = "auto"  # not a method: ``deepsade train``'s default, resolved per rule by ``resolve_method``
+
+
+def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:
+    """The registered method ``name`` stands for, and why, in one line.
+
+    ``auto`` takes ``polytope`` (sequential clamps, exact certificate) when the rule is a regression rule
+    whose every assert the clamps take (asserts affine in the outputs without a premise, and premises that
+    are boxes of single inputs through premise gates): then nothing has to hold over a wide latent box and
+    the network trains at an unconstrained network's cost (results/price/polytope). Otherwise, and always
+    under ``--paper``, it takes ``deepsade``."""
+    if name != AUTO:
+        get_method(name)
+        return name, ""
+    if settings.paper:
+        return DEEPSADE, "auto: deepsade (--paper)"
+    if train.encoding.task != "regression":
+        return DEEPSADE, "auto: deepsade (sequential clamps are used for regression rules only)"
+    from deepsade.constructions.polytope import polytope_projection, split_asserts
+    from deepsade.constructions.recognise import NotApplicable
+
+    low, high = train.domain.scaled_exact(train.encoding)
+    split = split_asserts(spec, low, high)
+    if not split.constructible or split.remaining:
+        return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
+                          + " need the DeepSaDe trainer)")
+    from fractions import Fraction
+
+    from deepsade.constructions.hardnet import SLACK_FACTOR
+
+    try:  # as train_polytope will: the tightened rows, and the split once the gates are built
+        split = polytope_projection(spec, split, low, high, Fraction(SLACK_FACTOR * settings.output_margin),
+                                    train.encoding)[3]
+    except NotApplicable as exc:
+        return DEEPSADE, f"auto: deepsade (sequential clamps do not apply: {exc})"
+    if split.remaining:
+        return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
+                          + " need the DeepSaDe trainer)")
+    return "polytope", ("auto: polytope (sequential clamps take every assert, so the guarantee costs no "
+                        "latent box; --method deepsade trains DeepSaDe instead)")
+
+
 # ---- the built-in methods ----------------------------------------------------------------------------
 
 

@@ -140,7 +140,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
     """)
 
     def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
-                 targets: str | Sequence[str] | None = None, method: str = "deepsade",
+                 targets: str | Sequence[str] | None = None, method: str = "auto",
                  hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
                  max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
                  projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",
@@ -221,7 +221,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
     """)
 
     def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
-                 targets: str | Sequence[str] | None = None, positive: Any = None, method: str = "deepsade",
+                 targets: str | Sequence[str] | None = None, positive: Any = None, method: str = "auto",
                  hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
                  max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
                  projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",

@@ -212,7 +212,10 @@ def run_one(problem: Problem, seed: int, settings: Settings, work_root: Path) ->
         row[f"{method}_certificate"] = metrics.get("certificate")
         row["label_violating_test_rows"] = metrics.get("label_violating_rows")
         row["test_rows_outside_domain"] = metrics.get("rows_outside_domain")
-        if method == "deepsade":
+        if method == "deepsade":  # no --method: the tool's default, 'auto', says which method trained
+            stored = json.loads((model / "model.json").read_text())
+            row["deepsade_trained_as"] = stored.get("method")
+            row["deepsade_method_choice"] = stored.get("training", {}).get("method_choice")
             predictions = work / "predictions_deepsade.csv"
             cli(settings, ["predict", str(model), str(work / "test.csv"), "--out", str(predictions)])
             row["deepsade_majority_share"] = predicted_label_share(predictions, problem)
@@ -440,6 +443,10 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
         f"- seeds: {', '.join(map(str, sorted(runs['seed'].unique())))}; extra DeepSaDe train args: "
         f"`{' '.join(settings.extra_args) or '(none)'}`"
         + (f"; **quick mode** ({QUICK_ROWS} rows, `{' '.join(QUICK_ARGS)}` for both methods)" if settings.quick else ""),
+        *(["- the 'deepsade' column is `deepsade train` without `--method` (its default, `auto`), which trained: "
+           + "; ".join(f"{p} {', '.join(sorted(set(g.dropna())))}" for p, g in
+                       runs.groupby("problem", sort=False)["deepsade_trained_as"])]
+          if "deepsade_trained_as" in runs and runs["deepsade_trained_as"].notna().any() else []),
         "- time = the trainer's own seconds as `model.json` records them (no process start-up); ratio = "
         "DeepSaDe / ffn, mean over seeds.",
         *[f"- {note}" for note in notes],

@@ -237,3 +237,31 @@ def test_advise_says_where_the_clamps_apply():
     uc2 = uc2_loan.CASE
     loan = _advice(uc2.constraint_path, uc2.generate(80, 0), list(uc2.targets), task=uc2.task, positive=uc2.positive)
     assert not loan.guarantees and "assert 1 has a premise" in loan.reason
+
+
+@pytest.mark.parametrize(("rules", "targets", "paper", "expected"), [
+    (GATED_RULES, ["a", "b"], False, "polytope"),  # every assert taken (one through a gate)
+    (MIXED_RULES, ["a", "b"], False, "deepsade"),  # a premise that couples two inputs: DeepSaDe's
+    (GATED_RULES, ["a", "b"], True, "deepsade"),  # --paper always trains the paper's DeepSaDe
+])
+def test_the_default_method_takes_the_clamps_only_when_they_take_every_assert(tmp_path, monkeypatch, rules, targets,
+                                                                              paper, expected):
+    """``method='auto'`` (deepsade train's default) resolves per rule; the model says which method trained it."""
+    from deepsade import methods
+
+    trained = []
+    real = methods.get_method
+
+    def record(name):
+        trained.append(name)
+        return real(name)
+
+    monkeypatch.setattr("deepsade.estimator.get_method", record)
+    path = tmp_path / "rules.smt2"
+    path.write_text(rules)
+    est = DeepSaDe(path, targets, hidden=(6,), epochs=1, lr=0.05, paper=paper)
+    assert est.method == "auto"
+    est.fit(_mixed_frame(120, 2))
+    assert est.method_ == expected and trained[-1] == expected
+    assert est.artifact_.method == expected and est.artifact_.certificate["verdict"] == "certified"
+    assert est.artifact_.training["method_choice"].startswith(f"auto: {expected}")

@@ -89,12 +89,13 @@ def parse_features(features: str | None) -> list[str] | None:
 class MethodChoice(click.Choice):
     """``--method``: the methods registered in ``deepsade.methods`` when the command runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, auto: bool = False) -> None:
+        self.auto = auto  # also accept "auto" (deepsade train's default, resolved per rule)
         super().__init__(method_names())
 
     @property
     def choices(self) -> tuple[str, ...]:  # read on every use, so methods registered later are accepted
-        return method_names()
+        return (("auto",) if getattr(self, "auto", False) else ()) + method_names()
 
     @choices.setter
     def choices(self, value) -> None:  # click's constructor assigns it; the registry is the source

@@ -21,7 +21,7 @@ from deepsade.cli.common import (
 from deepsade.cli.model import print_certificate
 from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
 from deepsade.ingest import read_csv
-from deepsade.methods import get_method
+from deepsade.methods import AUTO, get_method
 from deepsade.training.lifecycle import checkpoint_directory
 
 
@@ -77,8 +77,10 @@ class _Progress:
 @click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
 @click.option("--constraint", required=True, type=click.Path(dir_okay=False), help="SMT-LIB constraint file.")
 @data_options
-@click.option("--method", type=MethodChoice(), default="deepsade", show_default=True,
-              help="deepsade (certified) or a baseline without guarantee.")
+@click.option("--method", type=MethodChoice(auto=True), default="auto", show_default=True,
+              help="auto (certified: sequential clamps, 'polytope', when they take every assert of a regression "
+                   "rule, otherwise 'deepsade'; always 'deepsade' with --paper), deepsade, a construction "
+                   "(hardnet, hcr, polytope), or a baseline without guarantee.")
 @click.option("--hidden", multiple=True, default=("50,30,10",), show_default=True, callback=list_callback(joined=True),
               help="Hidden layer sizes, comma-separated or repeated.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")
@@ -131,7 +133,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                          "replace it with --force")
     # fail before the data is read: an unwritable --out, a bad --checkpoint-every, a stale checkpoint
     check_writable(out_dir)
-    checkpoint_directory(out_dir, resume_dir, checkpoint_every, method)
+    checkpoint_directory(out_dir, resume_dir, checkpoint_every, "deepsade" if method == AUTO else method)
     frame = read_csv(data_file)
     # the estimator runs the checkpoint lifecycle of deepsade.training.lifecycle: train, write --out, then
     # remove the checkpoint once the written model is certified (kept when writing fails)
@@ -164,10 +166,13 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
         progress.close()
     art = estimator.artifact_
     summary = estimator.data_summary_
+    method = estimator.method_
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
     for note in art.training.get("notes", []):
         click.echo(f"note: {note}", err=True)
+    if art.training.get("method_choice"):
+        click.echo(f"method {art.training['method_choice']}")
     click.echo(f"model written to {out_dir}")
     if not quiet:
         for line in art.training.get("mechanisms", []) + art.training.get("diagnosis", {}).get("lines", []):
