@@ -129,10 +129,13 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         if np.isfinite(val_loss) and val_loss < best_loss:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
     model.load_state_dict(best_state)
+    refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss) if base_loss_weight else None
     seconds = time.perf_counter() - start
     certificate = certify_model(model, spec, train.encoding, train.domain, settings.output_margin)
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
     training = asdict(settings)
+    if refit is not None:
+        details = {**details, "base_refit": refit}
     training.update({"method": job.method, "seconds": round(seconds, 3), "best_epoch": best_epoch,
                      "optimizer": "SGD", **details, "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
     if spec.notes:
@@ -140,3 +143,31 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     return artifact_io.ModelArtifact(model=model, encoding=train.encoding, domain=train.domain,
                                      constraint_text=job.constraint_text, method=job.method, training=training,
                                      history=history, certificate=certificate)
+
+
+def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
+                           val_y: torch.Tensor, val_loss: float) -> str:
+    """Regression through a layer that keeps the rule whatever the base outputs: the base's last layer is
+    free, so solve it (ridge least squares on the training rows, hidden layers fixed) instead of only
+    stepping it; kept only when the validation loss of the whole network falls. Returns what happened."""
+    if task != "regression":
+        return "skipped (classification)"
+    with torch.no_grad():
+        features = model.latent(x).double()
+        design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], dim=1)
+        ridge = 1e-6 * torch.eye(design.shape[1], dtype=torch.float64)
+        ridge[-1, -1] = 0.0
+        target = y.double().reshape(len(y), -1)
+        solution = torch.linalg.solve(design.T @ design + ridge * len(design), design.T @ target)
+        if not torch.isfinite(solution).all():
+            return "skipped (no finite least-squares solution)"
+        previous = (model.last.weight.detach().clone(), model.last.bias.detach().clone())
+        model.last.weight.copy_(solution[:-1].T.float())
+        model.last.bias.copy_(solution[-1].float())
+        refitted = _loss(task, model, val_x, val_y)
+        if np.isfinite(refitted) and refitted < val_loss:
+            return f"least-squares last layer kept (validation loss {val_loss:.4g} -> {refitted:.4g})"
+        model.last.weight.copy_(previous[0])
+        model.last.bias.copy_(previous[1])
+        return f"least-squares last layer not kept (validation loss {val_loss:.4g} -> {refitted:.4g})"
+
