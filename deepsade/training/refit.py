@@ -81,6 +81,13 @@ class LastLayerRefit:
         start = (self.model.last.weight.detach().double().numpy(), self.model.last.bias.detach().double().numpy())
         fit = solve_best_choice(latent, np.asarray(self.data.targets), self.task, polyhedra, start=start,
                                 seed=self.settings.seed)
+        if fit is None and self.encoder.sign_pattern is not None and self.encoder.sign_pattern.clause_sets:
+            # a clause row sums several outputs over a wide box: rounding the answer to float32 can undo the
+            # solver's default 1e-6 of room, so aim further inside, by the rounding such a box can cause
+            low, high = boxes.whole
+            room = float(np.finfo(np.float32).eps) * self.layout.n_latent * max(1.0, float(np.abs(high).max(initial=1.0)))
+            fit = solve_best_choice(latent, np.asarray(self.data.targets), self.task, polyhedra, start=start,
+                                    seed=self.settings.seed, interior=room)
         seconds = time.perf_counter() - t0
         if fit is None:
             return RefitOutcome(False, "the solver found no last layer inside the constraint", seconds=seconds)
