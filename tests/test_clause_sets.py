@@ -148,3 +148,21 @@ def test_alarm_rule_trains_certified_and_beats_the_cube():
     assert cube_positive_share == 1.0  # the cube: "due" everywhere
     assert clause_positive_share < 0.9
     assert clause_accuracy > cube_accuracy + 0.1
+
+
+def test_refit_keeps_the_clause_set_among_many_cubes():
+    """UC4 has 26 cubes, more than the refit's 16 programs: with clause sets the refit solves the clause set
+    and the cubes the current weights keep, instead of skipping."""
+    frame = uc4_digits.generate(120, seed=0)
+    data = prepare(frame, targets=uc4_digits.TARGETS, task=uc4_digits.TASK)
+    spec = parse_spec(str(uc4_digits.CASE.constraint_path), data.encoding)
+    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8, 6), epochs=1, refit=False))
+    trainer.first_feasible()
+    pieces = trainer.refit_sign_pattern(trainer.box())
+    assert len(pieces.clause_sets) == 1 and pieces.n_choices <= 16
+    assert trainer.encoder.sign_pattern.clause_set_holds(26, trainer.model.last.weight.detach().double().numpy()[None],
+                                                         trainer.model.last.bias.detach().double().numpy()[None],
+                                                         *trainer.box().whole, trainer.check_margin)[0]
+    cubes_only = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8, 6), epochs=1, refit=False, clause_sets=False))
+    cubes_only.first_feasible()
+    assert cubes_only.refit_sign_pattern(cubes_only.box()).n_choices == 26  # too many: the refit is skipped
