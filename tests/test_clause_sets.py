@@ -157,6 +157,9 @@ def test_refit_keeps_the_clause_set_among_many_cubes():
     data = prepare(frame, targets=uc4_digits.TARGETS, task=uc4_digits.TASK)
     spec = parse_spec(str(uc4_digits.CASE.constraint_path), data.encoding)
     trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8, 6), epochs=1, refit=False))
+    strategy = trainer.encoder.serving("sign-pattern")
+    strategy.clause_set_chosen = True  # as if the warm-up had preferred it (on UC4 a cube wins: next test)
+    strategy.first_choice = lambda warmup, margins: 26
     trainer.first_feasible()
     pieces = trainer.refit_sign_pattern(trainer.box())
     assert len(pieces.clause_sets) == 1 and pieces.n_choices <= 16
@@ -166,3 +169,21 @@ def test_refit_keeps_the_clause_set_among_many_cubes():
     cubes_only = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8, 6), epochs=1, refit=False, clause_sets=False))
     cubes_only.first_feasible()
     assert cubes_only.refit_sign_pattern(cubes_only.box()).n_choices == 26  # too many: the refit is skipped
+
+
+def test_a_cube_that_fits_better_withdraws_the_clause_set():
+    """On UC4 the warm-up prefers a cube (the clause rows sum nine scores over a wide box): the clause set is
+    withdrawn and the trainer is the cubes-only one; on the alarm rule the clause set wins."""
+    frame = uc4_digits.generate(300, seed=0)
+    data = prepare(frame, targets=uc4_digits.TARGETS, task=uc4_digits.TASK)
+    spec = parse_spec(str(uc4_digits.CASE.constraint_path), data.encoding)
+    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(50, 50, 10), batch_size=10))
+    strategy = trainer.encoder.serving("sign-pattern")
+    choice = strategy.first_choice(trainer._warmup, trainer.margins)
+    assert choice < 26 and not strategy.clause_set_chosen
+    assert trainer.encoder.sign_pattern.clause_sets == ()
+    spec, data = _alarm_spec()
+    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(16, 8), batch_size=10))
+    strategy = trainer.encoder.serving("sign-pattern")
+    assert strategy.first_choice(trainer._warmup, trainer.margins) == 2 and strategy.clause_set_chosen
+    assert len(trainer.encoder.sign_pattern.clause_sets) == 1
