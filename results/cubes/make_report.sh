@@ -11,7 +11,7 @@ python scripts/cubes_report.py \
   --note "Machine: 2 shared cores, load average 5-11 during every run: absolute seconds and time ratios are noisy (the committed UC4 run took 61 s for fold 1; here 295 s)." \
   --note "Soundness of the pump models (after): deepsade certify: 'certificate re-checked: OK' (both seeds); deepsade verify --engine marabou: 'verified: no input in the domain box breaks the constraint' (both seeds, 24 s and 47 s); --engine z3: unknown after 60 s (both)." \
   --note "--paper is bit-identical: scripts/check_invariance.py --skip-no-projection --compare results/invariance/before.json printed 'weights identical: True' (demo, toys, UC2-UC5) at commit 1903767; later commits change nothing under --paper (clause sets are off there)." \
-  --command "OMP_NUM_THREADS=1 deepsade usecase run UC4 --methods deepsade --folds 2 --adi-sample 0 --out <dir> --quiet --no-models   (before: commit 8391cfe; clause set imposed: 4cc5900; after: $AFTER_COMMIT, --jobs 2)" \
+  --command "OMP_NUM_THREADS=1 deepsade usecase run UC4 --methods deepsade --folds 2 --adi-sample 0 --out <dir> --quiet --no-models   (before: commit 8391cfe; clause set imposed: 4cc5900; after: c2242c9, --jobs 2)" \
   --command "OMP_NUM_THREADS=1 python scripts/bench_price.py --label <label> --seeds 1 2 --problems pump_alarms --out /tmp/c13_price --work <own folder>   (before: 8391cfe; after: 4cc5900)" \
   --command "python scripts/sample_domain.py MODEL_DIR ... --points 100000 --seed 0" \
   --command "python scripts/cubes_report.py (this report; arguments in the commit message)" \
