@@ -158,7 +158,7 @@ def candidate_polyhedra(duals: Sequence, disjunctive: Sequence, sign_pattern, n_
     a sound strengthening of the rule (what it admits, the rule admits). Raises ``NotPolyhedral`` when
     there are more than ``max_programs`` choices."""
     clauses = [clause for form in disjunctive for clause in form.clauses]
-    n_cubes = len(sign_pattern.cubes) if sign_pattern is not None else 1
+    n_cubes = sign_pattern.n_choices if sign_pattern is not None else 1  # cubes, then clause sets
     count = n_cubes
     for clause in clauses:
         count *= len(clause)

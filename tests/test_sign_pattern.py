@@ -162,7 +162,8 @@ def test_first_cube_pins_the_output_the_data_supports():
     data = prepare(frame, targets=["l1", "l2"], task="multilabel")
     spec = parse_spec_text("(declare-const l1 Real)(declare-const l2 Real)"
                            "(assert (>= (+ (ite (> l1 0) 1 0) (ite (> l2 0) 1 0)) 1))", data.encoding)
-    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8,), epochs=1, batch_size=10))
+    # cubes only: with clause sets on, the rule's own clause (l1 or l2) is the first piece instead
+    trainer = DeepSaDeTrainer(spec, data, TrainSettings(hidden=(8,), epochs=1, batch_size=10, clause_sets=False))
     pattern = trainer.encoder.sign_pattern
     assert pattern is not None and len(pattern.cubes) == 2
     cube = pattern.cubes[trainer.fitted_cube()]

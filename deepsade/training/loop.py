@@ -65,6 +65,7 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         self.gate_layout = self._add_premise_gates()
         self.layout = LatentLayout(self.model.hidden_sizes[-1], tuple(spec.mapped_features), len(enc.output_names))
         self.encoder = Encoder(spec, self.layout, settings.strategy)
+        self._offer_clause_sets()
         self.can_project = settings.projection and self.encoder.can_project
         # CEGIS asserts linear in the outputs at fixed inputs: an LP replaces MaxSMT (off under --paper)
         self.points_by_lp = settings.projection and not settings.paper and point_projection.applies(self.encoder)
@@ -77,6 +78,16 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         targets = np.asarray(train.targets, dtype=np.float64)
         self.label_scale = np.abs(targets).max(axis=0) if self.task == "regression" else None
         self.restart_next = False
+
+    def _offer_clause_sets(self) -> None:
+        """Sign patterns: offer the rule's CNF rows beside the cubes where the settings ask for it."""
+        strategy = self.encoder.serving("sign-pattern")
+        if strategy is None or not self.settings.uses_clause_sets:
+            return
+        strategy.use_clause_sets = True
+        if strategy.use_clause_sets:
+            self.mechanisms.append(f"sign pattern: {len(strategy.pattern.cubes)} cube(s) and a clause set of "
+                                   f"{len(strategy.pattern.clause_sets[0])} clause row(s)")
 
     def _add_premise_gates(self) -> GateLayout | None:
         """Widen the network with frozen premise gates where the settings ask for them (``deepsade.gates``)."""

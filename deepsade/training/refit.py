@@ -21,6 +21,7 @@ from deepsade.last_layer_solve import solve_best_choice
 from deepsade.losses import data_loss
 
 REFITTABLE_KINDS = {"dual", "dual-or", "sign-pattern"}
+MAX_REFIT_PIECES = 16  # one convex program per piece (``candidate_polyhedra``'s own limit)
 
 
 @dataclass
@@ -47,6 +48,20 @@ class LastLayerRefit:
             return "a premise couples several inputs"
         return None
 
+    def refit_sign_pattern(self, boxes):
+        """The sign pattern's pieces the refit solves one program each for: all of them when there are at
+        most ``MAX_REFIT_PIECES``; else (clause sets offered) the clause set and the cubes the current last
+        layer keeps over the box, so a rule with many cubes (UC4: 26) is still refitted."""
+        pattern = self.encoder.sign_pattern
+        if pattern is None or pattern.n_choices <= MAX_REFIT_PIECES or not pattern.clause_sets:
+            return pattern
+        weights = self.model.last.weight.detach().double().numpy()[None]
+        biases = self.model.last.bias.detach().double().numpy()[None]
+        status = pattern.status(weights, biases, *boxes.whole, self.check_margin)
+        kept = list(range(len(pattern.cubes), pattern.n_choices))
+        kept += [int(c) for c in np.nonzero(pattern.matching_cubes(status)[0])[0]]
+        return pattern.restricted(kept[:MAX_REFIT_PIECES])
+
     def refit_last_layer(self) -> RefitOutcome:
         """Re-solve the last layer on the training rows (hidden layers and latent boxes as they are); the
         model's last layer is replaced only when the answer passes the exact check."""
@@ -58,8 +73,8 @@ class LastLayerRefit:
         encoder = self.encoder
         try:
             polyhedra = candidate_polyhedra(list(encoder.duals.values()), list(encoder.disjunctive.values()),
-                                            encoder.sign_pattern, self.layout.n_out, self.layout.n_latent, boxes,
-                                            None, float(self.solve_margin))
+                                            self.refit_sign_pattern(boxes), self.layout.n_out, self.layout.n_latent,
+                                            boxes, None, float(self.solve_margin))
         except NotPolyhedral as exc:
             return RefitOutcome(False, f"not applicable: {exc}")
         with torch.no_grad():
@@ -67,6 +82,13 @@ class LastLayerRefit:
         start = (self.model.last.weight.detach().double().numpy(), self.model.last.bias.detach().double().numpy())
         fit = solve_best_choice(latent, np.asarray(self.data.targets), self.task, polyhedra, start=start,
                                 seed=self.settings.seed)
+        if fit is None and self.encoder.sign_pattern is not None and self.encoder.sign_pattern.clause_sets:
+            # a clause row sums several outputs over a wide box: rounding the answer to float32 can undo the
+            # solver's default 1e-6 of room, so aim further inside, by the rounding such a box can cause
+            low, high = boxes.whole
+            room = float(np.finfo(np.float32).eps) * self.layout.n_latent * max(1.0, float(np.abs(high).max(initial=1.0)))
+            fit = solve_best_choice(latent, np.asarray(self.data.targets), self.task, polyhedra, start=start,
+                                    seed=self.settings.seed, interior=room)
         seconds = time.perf_counter() - t0
         if fit is None:
             return RefitOutcome(False, "the solver found no last layer inside the constraint", seconds=seconds)

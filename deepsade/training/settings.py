@@ -38,6 +38,7 @@ class TrainSettings:
     premise_gates: bool | None = None  # gate units on premise regions; None: when >= 2 hidden layers and a premise narrows the domain
     refit: bool = True  # solve the last layer as a convex program after the first weights and for the final model
     paper: bool = False
+    clause_sets: bool = True  # sign patterns: offer the rule's CNF as rows beside the cubes (off under ``paper``)
 
     @property
     def uses_region_boxes(self) -> bool:
@@ -52,6 +53,10 @@ class TrainSettings:
     @property
     def uses_refit(self) -> bool:
         return self.refit and not self.paper
+
+    @property
+    def uses_clause_sets(self) -> bool:
+        return self.clause_sets and not self.paper
 
 
 @dataclass

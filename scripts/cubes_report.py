@@ -1,0 +1,111 @@
+"""Before/after report for the sign-pattern clause sets (issue 13): UC4 and the price benchmark's pump_alarms.
+
+Reads the stored runs (``usecase run`` folders for UC4, ``bench_price.py`` folders for pump_alarms) and the
+dense-sampling results (``scripts/sample_domain.py`` JSON lines), and writes one markdown table per target.
+
+Usage::
+
+    python scripts/cubes_report.py --uc4 before DIR --uc4 after DIR --price BEFORE_DIR AFTER_DIR \
+        [--sampling FILE.jsonl] [--command LINE ...] --out results/cubes/report.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+UC4_COLUMNS = {"test.jaccard_corrected": "Jaccard (corr.)", "test.flattened_accuracy_corrected": "flattened (corr.)",
+               "test.coherent_accuracy_corrected": "coherent (corr.)", "test.violating_rows": "test violations",
+               "certificate": "certificate", "exact_check": "exact check", "best_epoch": "best epoch",
+               "train_seconds": "train s"}
+
+
+def _fold_rows(folder: Path) -> pd.DataFrame:
+    """The DeepSaDe folds stored under ``folder/folds`` (one JSON per finished fold), flattened."""
+    rows = [pd.json_normalize(json.loads(path.read_text())) for path in sorted(folder.glob("folds/fold*_deepsade.json"))]
+    return pd.concat(rows, ignore_index=True).sort_values("fold") if rows else pd.DataFrame()
+
+
+def uc4_table(runs: list[tuple[str, Path]]) -> list[str]:
+    lines = ["| run | fold | " + " | ".join(UC4_COLUMNS.values()) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in UC4_COLUMNS) + " |"]
+    means = []
+    for label, folder in runs:
+        folds = _fold_rows(folder)
+        for _, row in folds.iterrows():
+            cells = [_cell(row[c]) for c in UC4_COLUMNS]
+            lines.append(f"| {label} | {row['fold']} | " + " | ".join(cells) + " |")
+        if len(folds):
+            means.append(f"{label} {folds['test.jaccard_corrected'].mean():.4f} ({len(folds)} fold(s))")
+    lines += ["", "Mean corrected Jaccard: " + "; ".join(means) + " (published 0.628)."]
+    return lines
+
+
+def price_table(before: Path, after: Path, problem: str = "pump_alarms") -> list[str]:
+    lines = ["| run | seed | DeepSaDe | ffn | gap (pp) | certificate | DeepSaDe violations | DeepSaDe train s | "
+             "ffn train s | time ratio | DeepSaDe positive share (majority) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    summary = []
+    for label, folder in (("before", before), ("after", after)):
+        runs = pd.read_csv(folder / "runs.csv")
+        runs = runs[runs["problem"] == problem].sort_values("seed")
+        for _, row in runs.iterrows():
+            gap = 100 * (row["deepsade_quality"] - row["ffn_quality"])
+            lines.append(f"| {label} | {row['seed']} | {row['deepsade_quality']:.4f} | {row['ffn_quality']:.4f} | "
+                         f"{gap:+.1f} | {row['deepsade_certificate']} | {row['deepsade_violations']} | "
+                         f"{row['deepsade_train_s']:.1f} | {row['ffn_train_s']:.1f} | {row['time_ratio']:.2f} | "
+                         f"{row['deepsade_majority_share']:.3f} |")
+        gap = 100 * (runs["deepsade_quality"] - runs["ffn_quality"]).mean()
+        summary.append(f"{label}: DeepSaDe {runs['deepsade_quality'].mean():.4f} vs ffn {runs['ffn_quality'].mean():.4f} "
+                       f"({gap:+.1f} pp), time ratio {runs['time_ratio'].mean():.2f}")
+    lines += ["", "Mean over the seeds: " + "; ".join(summary) + "."]
+    return lines
+
+
+def sampling_table(path: Path) -> list[str]:
+    lines = ["| model | certificate | points | violating points | per assert |", "| --- | --- | --- | --- | --- |"]
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            lines.append(f"| {row['label'] if 'label' in row else row['model']} | {row['certificate']} | "
+                         f"{row['points']} | {row['violating_points']} | {row['per_assert']} |")
+    return lines
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uc4", nargs=2, action="append", required=True, metavar=("LABEL", "DIR"),
+                        help="a usecase run folder and its label (repeatable)")
+    parser.add_argument("--price", nargs=2, type=Path, required=True, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--sampling", type=Path)
+    parser.add_argument("--command", action="append", default=[], help="a command that produced the runs")
+    parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    lines = ["# Sign patterns: clause sets beside the cubes (issue 13)", "",
+             "Generated by `scripts/cubes_report.py` from the stored runs. 'before': the commit before clause sets "
+             "(cubes only); 'after': clause sets on (today's defaults). Both with default settings, not `--paper`.", ""]
+    lines += [f"- {note}" for note in args.note]
+    lines += ["", "## UC4 (2 folds, default settings)", ""] + uc4_table([(label, Path(folder)) for label, folder in args.uc4])
+    lines += ["", "## pump_alarms (price benchmark, seeds 1-2)", ""] + price_table(*args.price)
+    if args.sampling is not None:
+        lines += ["", "## Dense sampling of the trained models (100k domain points, float64)", ""]
+        lines += sampling_table(args.sampling)
+    if args.command:
+        lines += ["", "## Commands", ""] + [f"    {c}" for c in args.command]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
