@@ -11,7 +11,7 @@ from deepsade.encoding.dual import DualStrategy
 from deepsade.encoding.dual_or import DisjunctiveStrategy
 from deepsade.encoding.qe import QeStrategy
 from deepsade.encoding.quantified import QuantifiedStrategy
-from deepsade.encoding.sign_pattern import SignPatternStrategy
+from deepsade.encoding.sign_pattern_strategy import SignPatternStrategy
 
 AUTO = "auto"
 
