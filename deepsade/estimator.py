@@ -34,7 +34,7 @@ from deepsade.prediction import predictions_frame
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
 from deepsade.training.lifecycle import run_with_checkpoints
-from deepsade.training.settings import TrainSettings
+from deepsade.training.settings import OPTIMIZERS, TrainSettings
 
 
 def maxsmt_choices() -> tuple[str, ...]:
@@ -131,6 +131,10 @@ class _ConstrainedTraining(BaseEstimator):
             raise UserInputError(f"unknown MaxSMT solver {self.maxsmt!r}; choose one of {', '.join(solvers)}")
         if not _is_int(self.seed):
             raise UserInputError(f"seed must be an integer, got {self.seed!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserInputError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if not _is_int(self.patience) or self.patience < 0:
+            raise UserInputError(f"patience must be an integer >= 0, got {self.patience!r}")
         CheckpointPolicy.parse(self.checkpoint_every)
         if self.resume is True and self.out is None:
             raise UserInputError("resume=True continues the checkpoint beside out=: give out as well")
@@ -139,7 +143,7 @@ class _ConstrainedTraining(BaseEstimator):
             margins=margins, line_search_steps=self.line_search_steps,
             projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
             solver_timeout=self.solver_timeout, output_margin=self.margin, val_fraction=self.val_fraction,
-            seed=self.seed, paper=bool(self.paper),
+            seed=self.seed, paper=bool(self.paper), optimizer=self.optimizer, patience=self.patience,
         )
 
     def _constraint_text(self) -> str:
@@ -265,6 +269,13 @@ _SHARED_PARAMETERS = """
         Train as the DeepSaDe paper does: one latent box over the whole domain for every rule, no premise
         gates, no convex refit of the last layer (README, "How training works"). Reproduces the results
         committed under ``results/UC*``.
+    optimizer : {"sgd", "adam"}, default="sgd"
+        The optimiser of the hidden layers: plain SGD at ``lr`` (the paper's), or Adam at PyTorch's default
+        step 1e-3 (``lr`` then only sets the line search). The last layer always takes DeepSaDe's own
+        constraint-satisfying step.
+    patience : int, default=0
+        Early stopping: end training after this many epochs without a lower validation loss (the best
+        epoch is kept, as always); 0 trains every epoch.
 """
 
 
@@ -301,7 +312,8 @@ class DeepSaDe(_ConstrainedTraining):
                  margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0, domain: str | Path | None = None,
                  baseline_options: dict[str, Any] | None = None, progress: Callable | None = None,
                  out: str | Path | None = None, checkpoint_every: str | int = "epoch",
-                 resume: bool | str | Path = False, paper: bool = False):
+                 resume: bool | str | Path = False, paper: bool = False, optimizer: str = "sgd",
+                 patience: int = 0):
         self.constraint = constraint
         self.targets = targets
         self.features = features
@@ -330,6 +342,8 @@ class DeepSaDe(_ConstrainedTraining):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.paper = paper
+        self.optimizer = optimizer
+        self.patience = patience
 
     def fit(self, frame: pd.DataFrame, y: None = None) -> DeepSaDe:
         """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from deepsade.errors import UserInputError
 from deepsade.network import SkipMLP
 
+#: hidden-layer optimisers of ``TrainSettings.optimizer`` (the last layer always takes DeepSaDe's own step)
+OPTIMIZERS = ("sgd", "adam")
+#: Adam's step on the hidden layers: PyTorch's default. ``lr`` stays the line search's longest step (and SGD's)
+ADAM_LR = 1e-3
+
 
 class NoModelExists(UserInputError):
     """No last-layer weights satisfy the constraints over the domain (they may contradict each other)."""
@@ -38,6 +43,8 @@ class TrainSettings:
     premise_gates: bool | None = None  # gate units on premise regions; None: when >= 2 hidden layers and a premise narrows the domain
     refit: bool = True  # solve the last layer as a convex program after the first weights and for the final model
     paper: bool = False
+    optimizer: str = "sgd"  # hidden layers: "sgd" (the paper's, at ``lr``) or "adam" (at ADAM_LR)
+    patience: int = 0  # stop after this many epochs without a lower validation loss (0: train every epoch)
 
     @property
     def uses_region_boxes(self) -> bool:
