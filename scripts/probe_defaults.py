@@ -68,6 +68,7 @@ ALTERNATIVES = (
     Alternative("batch=32", "hidden-layer optimiser (SGD mini-batch)", ("--batch-size", "32")),
     Alternative("adam", "hidden-layer optimiser (Adam, step 1e-3)", ("--optimizer", "adam")),
     *(Alternative(f"patience={p}", "early stopping", ("--patience", str(p))) for p in PATIENCES),
+    Alternative("batch=32+patience=10", "the two together", ("--batch-size", "32", "--patience", "10")),
     *(Alternative(f"patience={p} (sim)", "early stopping (emulated)", patience=p) for p in PATIENCES),
 )
 DEFAULT_SETTINGS = ("batch=32", "adam", "patience=10")
