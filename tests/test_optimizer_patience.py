@@ -66,7 +66,7 @@ def test_patience_counts_epochs_since_the_best_validation_loss():
 
 
 def test_patience_ends_the_run_where_the_full_run_first_waits_that_long():
-    full, stopped = _fit(epochs=8), _fit(epochs=8, patience=1)
+    full, stopped = _fit(epochs=8, patience=0), _fit(epochs=8, patience=1)
     losses = [h["val_loss"] for h in full.artifact_.history]
     best = np.minimum.accumulate(losses)
     waits = [k for k in range(1, len(losses)) if losses[k] >= best[k - 1]]  # epochs k+1 without improvement
@@ -79,7 +79,7 @@ def test_patience_ends_the_run_where_the_full_run_first_waits_that_long():
 
 
 def test_patience_off_trains_every_epoch():
-    assert len(_fit(epochs=3).artifact_.history) == 3
+    assert len(_fit(epochs=3, patience=0).artifact_.history) == 3
 
 
 @pytest.mark.parametrize("bad", [{"optimizer": "rmsprop"}, {"patience": -1}, {"patience": 1.5}])
@@ -100,3 +100,32 @@ def test_cli_flags_reach_model_json(tmp_path):
     assert result.returncode == 0, result.stderr
     training = json.loads((tmp_path / "m" / "model.json").read_text())["training"]
     assert training["optimizer"] == "adam" and training["patience"] == 1
+
+
+def test_defaults_batch_32_patience_10_for_deepsade_and_the_papers_under_paper():
+    from deepsade.training.settings import default_batch_size
+    assert default_batch_size("deepsade", False) == 32
+    assert default_batch_size("deepsade", True) == 5 and default_batch_size("ffn", False) == 5
+    estimator = DeepSaDe(RULE, ["y"])
+    assert estimator.batch_size is None
+    assert estimator._validated_settings().batch_size == 32
+    assert DeepSaDe(RULE, ["y"], paper=True)._validated_settings().batch_size == 5
+    assert DeepSaDe(RULE, ["y"], method="ffn")._validated_settings().batch_size == 5
+    assert DeepSaDe(RULE, ["y"], batch_size=7, paper=True)._validated_settings().batch_size == 7
+    assert DeepSaDe(RULE, ["y"])._validated_settings().patience == 10
+    assert DeepSaDe(RULE, ["y"], paper=True)._validated_settings().patience == 0
+    assert DeepSaDe(RULE, ["y"], patience=3, paper=True)._validated_settings().patience == 3
+
+
+def test_cli_defaults_reach_model_json(tmp_path):
+    csv = tmp_path / "d.csv"
+    _frame().to_csv(csv, index=False)
+    rule = tmp_path / "r.smt2"
+    rule.write_text(RULE)
+    for flags, expected in (([], (32, 10)), (["--paper"], (5, 0))):
+        out = tmp_path / f"m{expected[0]}"
+        result = run_cli("train", str(csv), "--constraint", str(rule), "--target", "y", "--hidden", "6,4",
+                         "--epochs", "1", "--quiet", *flags, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        training = json.loads((out / "model.json").read_text())["training"]
+        assert (training["batch_size"], training["patience"]) == expected

@@ -83,7 +83,8 @@ class _Progress:
 @click.option("--hidden", multiple=True, default=("50,30,10",), show_default=True, callback=list_callback(joined=True),
               help="Hidden layer sizes, comma-separated or repeated.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")
-@click.option("--batch-size", type=click.IntRange(1), default=5, show_default=True, help="Rows per mini-batch.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Rows per mini-batch.  [default: 32; 5 (the paper's) under --paper and for the baselines]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Learning rate (hidden layers; also the line search's longest step).")
 @click.option("--max-step", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
@@ -126,9 +127,9 @@ class _Progress:
               help="Optimiser of the hidden layers: plain SGD at --lr (the paper's), or Adam at PyTorch's default "
                    "step 1e-3 (--lr then only sets the line search). The last layer always takes DeepSaDe's own "
                    "constraint-satisfying step.")
-@click.option("--patience", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--patience", type=click.IntRange(0), default=None,
               help="Early stopping: end training after this many epochs without a lower validation loss (the best "
-                   "epoch is kept, as always); 0 trains every epoch.")
+                   "epoch is kept, as always); 0 trains every epoch.  [default: 10; 0 under --paper]")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
