@@ -266,7 +266,7 @@ def write_report(out: Path, meta: dict[str, Any]) -> pd.DataFrame | None:
         "again, so the network sees the same numbers. Not measured.",
         "- **Hidden-layer optimiser**: `--optimizer sgd|adam` (sgd at `--lr` 0.1; adam at PyTorch's "
         "default step 1e-3, while `--lr` keeps setting the last layer's line search), and SGD's mini-batch "
-        "`--batch-size` (default 5; it also sets how many last-layer steps an epoch takes). The last layer "
+        "`--batch-size` (5 when probed; it also sets how many last-layer steps an epoch takes). The last layer "
         "always takes DeepSaDe's own exact-feasible step.",
         "- **Early stopping**: `--patience N` (0: every `--epochs` epoch is trained; the epoch with the "
         "lowest validation loss is kept either way).",
