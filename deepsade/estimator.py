@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from deepsade.prediction import predictions_frame
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
 from deepsade.training.lifecycle import run_with_checkpoints
-from deepsade.training.settings import TrainSettings
+from deepsade.training.settings import OPTIMIZERS, TrainSettings, default_batch_size, default_patience
 
 
 def maxsmt_choices() -> tuple[str, ...]:
@@ -109,9 +110,11 @@ class _ConstrainedTraining(BaseEstimator):
         if self.method != AUTO:
             get_method(self.method)
         hidden = _positive_ints(self.hidden, "hidden")
-        for name in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise UserInputError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        chosen = "deepsade" if self.method == AUTO else self.method  # auto's own pick revisits this in _train
+        batch_size = default_batch_size(chosen, bool(self.paper)) if self.batch_size is None else self.batch_size
+        for name, value in (("epochs", self.epochs), ("batch_size", batch_size)):
+            if not _is_int(value) or value < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
         if not _is_int(self.line_search_steps) or self.line_search_steps < 0:
             raise UserInputError(f"line_search_steps must be an integer >= 0, got {self.line_search_steps!r}")
         for name in ("lr", "max_step", "solver_timeout", "margin"):
@@ -132,15 +135,20 @@ class _ConstrainedTraining(BaseEstimator):
             raise UserInputError(f"unknown MaxSMT solver {self.maxsmt!r}; choose one of {', '.join(solvers)}")
         if not _is_int(self.seed):
             raise UserInputError(f"seed must be an integer, got {self.seed!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserInputError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        patience = default_patience(chosen, bool(self.paper)) if self.patience is None else self.patience
+        if not _is_int(patience) or patience < 0:
+            raise UserInputError(f"patience must be an integer >= 0, got {patience!r}")
         CheckpointPolicy.parse(self.checkpoint_every)
         if self.resume is True and self.out is None:
             raise UserInputError("resume=True continues the checkpoint beside out=: give out as well")
         return TrainSettings(
-            hidden=hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, max_step=self.max_step,
+            hidden=hidden, epochs=self.epochs, batch_size=batch_size, lr=self.lr, max_step=self.max_step,
             margins=margins, line_search_steps=self.line_search_steps,
             projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
             solver_timeout=self.solver_timeout, output_margin=self.margin, val_fraction=self.val_fraction,
-            seed=self.seed, paper=bool(self.paper),
+            seed=self.seed, paper=bool(self.paper), optimizer=self.optimizer, patience=patience,
         )
 
     def _constraint_text(self) -> str:
@@ -167,6 +175,11 @@ class _ConstrainedTraining(BaseEstimator):
         ``OUT.checkpoint`` (a stale one is refused), the model written to ``out``, the checkpoint removed once
         the written model is certified and kept when writing fails."""
         name, choice = resolve_method(self.method, spec, train, settings)
+        if name != "deepsade" and self.method == AUTO:  # the defaults of the method auto picked
+            settings = replace(settings, **({} if self.batch_size is not None else
+                                            {"batch_size": default_batch_size(name, bool(self.paper))}),
+                               **({} if self.patience is not None else
+                                  {"patience": default_patience(name, bool(self.paper))}))
         self.method_ = name  # the registered method that trained the model (``auto`` resolved)
         method = get_method(name)
         resume_dir = self._resume_directory()
@@ -223,8 +236,9 @@ _SHARED_PARAMETERS = """
         Hidden layer sizes.
     epochs : int, default=50
         Passes over the training rows.
-    batch_size : int, default=5
-        Rows per mini-batch.
+    batch_size : int, default=None
+        Rows per mini-batch; None: 32 for ``deepsade`` (measured, issue 13), 5 (the paper's) with
+        ``paper=True`` and for the baselines.
     lr : float, default=0.1
         Learning rate of the hidden layers; also the line search's longest step.
     max_step : float, default=0.1
@@ -272,6 +286,14 @@ _SHARED_PARAMETERS = """
         Train as the DeepSaDe paper does: one latent box over the whole domain for every rule, no premise
         gates, no convex refit of the last layer (README, "How training works"). Reproduces the results
         committed under ``results/UC*``.
+    optimizer : {"sgd", "adam"}, default="sgd"
+        The optimiser of the hidden layers: plain SGD at ``lr`` (the paper's), or Adam at PyTorch's default
+        step 1e-3 (``lr`` then only sets the line search). The last layer always takes DeepSaDe's own
+        constraint-satisfying step.
+    patience : int, default=None
+        Early stopping: end training after this many epochs without a lower validation loss (the best
+        epoch is kept, as always); 0 trains every epoch. None: 10 for ``deepsade`` (measured, issue 13),
+        0 with ``paper=True``; the baselines always train every epoch.
 """
 
 
@@ -302,13 +324,14 @@ class DeepSaDe(_ConstrainedTraining):
     def __init__(self, constraint: str | Path, targets: str | Sequence[str], *, features: Sequence[str] | None = None,
                  task: str | None = None, positive: str | None = None, impute: str = "drop",
                  method: str = AUTO, hidden: Sequence[int] = (50, 30, 10), epochs: int = 50,
-                 batch_size: int = 5, lr: float = 0.1, max_step: float = 0.1,
+                 batch_size: int | None = None, lr: float = 0.1, max_step: float = 0.1,
                  margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5, projection: bool = True,
                  strategy: str = "auto", maxsmt: str = "fu-malik", solver_timeout: float = 10.0,
                  margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0, domain: str | Path | None = None,
                  baseline_options: dict[str, Any] | None = None, progress: Callable | None = None,
                  out: str | Path | None = None, checkpoint_every: str | int = "epoch",
-                 resume: bool | str | Path = False, paper: bool = False):
+                 resume: bool | str | Path = False, paper: bool = False, optimizer: str = "sgd",
+                 patience: int | None = None):
         self.constraint = constraint
         self.targets = targets
         self.features = features
@@ -337,6 +360,8 @@ class DeepSaDe(_ConstrainedTraining):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.paper = paper
+        self.optimizer = optimizer
+        self.patience = patience
 
     def fit(self, frame: pd.DataFrame, y: None = None) -> DeepSaDe:
         """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""

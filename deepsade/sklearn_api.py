@@ -141,13 +141,14 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
 
     def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
                  targets: str | Sequence[str] | None = None, method: str = "auto",
-                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
+                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int | None = None, lr: float = 0.1,
                  max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
                  projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",
                  solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
-                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False):
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
+                 optimizer: str = "sgd", patience: int | None = None):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -173,6 +174,8 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.paper = paper
+        self.optimizer = optimizer
+        self.patience = patience
 
     def fit(self, X: Any, y: Any) -> DeepSaDeRegressor:
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets); certify."""
@@ -222,13 +225,14 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
 
     def __init__(self, constraint: str | Path, *, features: Sequence[str] | None = None,
                  targets: str | Sequence[str] | None = None, positive: Any = None, method: str = "auto",
-                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int = 5, lr: float = 0.1,
+                 hidden: Sequence[int] = (50, 30, 10), epochs: int = 50, batch_size: int | None = None, lr: float = 0.1,
                  max_step: float = 0.1, margins: Sequence[float] = (0.0, 1.0, 2.0), line_search_steps: int = 5,
                  projection: bool = True, strategy: str = "auto", maxsmt: str = "fu-malik",
                  solver_timeout: float = 10.0, margin: float = 1e-4, val_fraction: float = 0.1, seed: int = 0,
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
-                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False):
+                 checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
+                 optimizer: str = "sgd", patience: int | None = None):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -255,6 +259,8 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.paper = paper
+        self.optimizer = optimizer
+        self.patience = patience
 
     def fit(self, X: Any, y: Any) -> DeepSaDeClassifier:
         """Train on X (n_samples, n_features) and class labels y (or a 0/1 matrix, multi-label); certify."""

@@ -2,27 +2,24 @@
 on a few problems of the price benchmark, through the command line only.
 
 Issue 13 asks that "scaling, the optimiser for the hidden layers, and early stopping" be measured. Only
-options that ``deepsade train`` already has are probed; the trainer is not changed here:
+options that ``deepsade train`` has are probed (``--settings`` picks them; the default and ffn always run):
 
 - **scaling**: there is no option. Inputs are scaled min-max to [0, 1] over the training rows (regression
   targets too); a standardised CSV would be min-max scaled again, so scaling cannot be varied from outside.
-- **hidden-layer optimiser**: plain SGD is fixed (``deepsade/training/loop.py``); there is no Adam option.
-  What the command line does offer for that optimiser is its step (``--lr``) and its mini-batch
-  (``--batch-size``): each is probed alone.
-- **early stopping**: there is no patience option; every run trains ``--epochs`` epochs and keeps the
-  epoch with the best validation loss. Patience p is measured exactly with existing flags: from the
-  default run's own per-epoch validation losses (``model.json``'s history), the epoch e at which patience
-  p would have stopped is found, and the run is repeated with ``--epochs e``. Training is deterministic
-  and nothing depends on ``--epochs`` but the loop's end, so that run is the run patience would have
-  given (same best epoch among 1..e, same final refit); when patience never triggers, it is the default
-  run itself and is not repeated.
+- **hidden-layer optimiser**: ``--optimizer sgd|adam`` (``adam``: Adam at PyTorch's default step 1e-3,
+  while ``--lr`` keeps setting the last layer's line search), and SGD's own step (``--lr``) and
+  mini-batch (``--batch-size``), each probed alone.
+- **early stopping**: ``--patience N`` (``patience=N``). The older emulation is kept as ``patience=N
+  (sim)``: from the default run's own per-epoch validation losses (``model.json``'s history), the epoch e
+  at which patience N would have stopped is found, and the run is repeated with ``--epochs e``; when it
+  never triggers, it is the default run itself and is not repeated.
 
 Each problem and seed gets the price benchmark's split (``scripts/bench_price.py``: seeded 75/25); every
 setting is evaluated on the held-out rows with ``deepsade evaluate`` (corrected quality), and ffn is
 trained once per split as the reference. Results are written per run to ``OUT/runs/*.json`` (a rerun
 skips what is finished) and the report (``report.md``, ``runs.csv``, ``summary.csv``) is rewritten.
 
-    OMP_NUM_THREADS=1 python scripts/probe_defaults.py --seeds 1 2
+    OMP_NUM_THREADS=1 python scripts/probe_defaults.py --seeds 1 2 --settings batch=32,adam,patience=10
 """
 
 from __future__ import annotations
@@ -61,16 +58,21 @@ class Alternative:
 
     def describe(self) -> str:
         if self.patience is not None:
-            return f"patience {self.patience} (as `--epochs E`, E from the default run's validation losses)"
+            return f"patience {self.patience} emulated (as `--epochs E`, E from the default run's validation losses)"
         return " ".join(self.flags) if self.flags else "no flag"
 
 
 ALTERNATIVES = (
-    Alternative("default", "defaults"),
+    # the trainer's defaults when the probe was made, pinned: the probe's own decision changed them to 32 / 10
+    Alternative("default", "defaults", ("--batch-size", "5", "--patience", "0")),
     Alternative("lr=0.03", "hidden-layer optimiser (SGD step)", ("--lr", "0.03")),
     Alternative("batch=32", "hidden-layer optimiser (SGD mini-batch)", ("--batch-size", "32")),
-    *(Alternative(f"patience={p}", "early stopping", patience=p) for p in PATIENCES),
+    Alternative("adam", "hidden-layer optimiser (Adam, step 1e-3)", ("--optimizer", "adam")),
+    *(Alternative(f"patience={p}", "early stopping", ("--patience", str(p))) for p in PATIENCES),
+    Alternative("batch=32+patience=10", "the two together", ("--batch-size", "32", "--patience", "10")),
+    *(Alternative(f"patience={p} (sim)", "early stopping (emulated)", patience=p) for p in PATIENCES),
 )
+DEFAULT_SETTINGS = ("batch=32", "adam", "patience=10")
 
 
 def patience_stop(val_losses: list[float], patience: int) -> int | None:
@@ -134,10 +136,12 @@ def prepare_split(problem: Problem, seed: int, work: Path) -> None:
 
 
 def result_path(out: Path, problem: str, seed: int, setting: str) -> Path:
-    return out / "runs" / f"{problem}-s{seed}-{setting.replace('=', '_')}.json"
+    name = setting.replace("=", "_").replace(" (sim)", "_sim")
+    return out / "runs" / f"{problem}-s{seed}-{name}.json"
 
 
-def run_problem(problem: Problem, seed: int, out: Path, work_root: Path, settings: bench_price.Settings) -> None:
+def run_problem(problem: Problem, seed: int, out: Path, work_root: Path, settings: bench_price.Settings,
+                chosen: tuple[str, ...] = DEFAULT_SETTINGS) -> None:
     """Every alternative (and the ffn reference) on one split; each result stored as it finishes."""
     work = work_root / f"{problem.name}-s{seed}"
     prepare_split(problem, seed, work)
@@ -157,14 +161,15 @@ def run_problem(problem: Problem, seed: int, out: Path, work_root: Path, setting
     if stored("ffn") is None:
         store("ffn", "reference (unconstrained)", "--method ffn",
               train_and_evaluate(problem, work, seed, ["--method", "ffn"], "ffn", settings))
-    default = stored("default") or store("default", "defaults", "no flag",
-                                         train_and_evaluate(problem, work, seed, [], "default", settings))
+    pinned = list(ALTERNATIVES[0].flags)  # every alternative changes one thing against these (click: last flag wins)
+    default = stored("default") or store("default", "defaults", " ".join(pinned),
+                                         train_and_evaluate(problem, work, seed, pinned, "default", settings))
     for alternative in ALTERNATIVES[1:]:
-        if stored(alternative.name) is not None:
+        if alternative.name not in chosen or stored(alternative.name) is not None:
             continue
         if alternative.patience is None:
             store(alternative.name, alternative.topic, alternative.describe(),
-                  train_and_evaluate(problem, work, seed, list(alternative.flags), alternative.name, settings))
+                  train_and_evaluate(problem, work, seed, [*pinned, *alternative.flags], alternative.name, settings))
             continue
         losses = default.get("_val_losses") or []
         stop = patience_stop(losses, alternative.patience)
@@ -173,7 +178,7 @@ def run_problem(problem: Problem, seed: int, out: Path, work_root: Path, setting
             store(alternative.name, alternative.topic, f"never stops: the default run ({len(losses)} epochs)",
                   {**same, "stop_epoch": None})
             continue
-        row = train_and_evaluate(problem, work, seed, ["--epochs", str(stop)], alternative.name, settings)
+        row = train_and_evaluate(problem, work, seed, [*pinned, "--epochs", str(stop)], alternative.name, settings)
         store(alternative.name, alternative.topic, f"--epochs {stop} (patience {alternative.patience})",
               {**row, "stop_epoch": stop})
 
@@ -254,24 +259,23 @@ def write_report(out: Path, meta: dict[str, Any]) -> pd.DataFrame | None:
         f"OMP_NUM_THREADS={meta.get('omp_threads')}; started {meta.get('started')}",
         "",
         *(["## Reading", "", *[f"- {note}" for note in meta.get("notes", [])], ""] if meta.get("notes") else []),
-        "## What can be probed, and what cannot",
+        "## What is probed",
         "",
         "- **Scaling: no option exists.** `deepsade train` scales every input min-max to [0, 1] over the training "
         "rows (`Encoding.scale_inputs`), regression targets too. A CSV standardised beforehand is min-max scaled "
-        "again, so the network sees the same numbers: scaling cannot be varied without a new trainer option, "
-        "and none was added here. Not measured.",
-        "- **Hidden-layer optimiser: no option exists.** Plain SGD is fixed (`deepsade/training/loop.py`); "
-        "SGD against Adam cannot be measured without a new option. Not measured. The optimiser's own "
-        "settings that the command line does offer are probed one at a time: its step `--lr` (default 0.1; "
-        "it is also the line search's longest step) and its mini-batch `--batch-size` (default 5; it also "
-        "sets how many last-layer steps an epoch takes).",
-        "- **Early stopping: no patience option exists.** Every run trains `--epochs` (default 50) epochs and "
-        "keeps the epoch with the lowest validation loss. Patience p is measured exactly: from the default "
-        "run's per-epoch validation losses, the epoch E where patience p would stop is found, and the run is "
-        "repeated with `--epochs E` (deterministic, and `--epochs` changes only where the loop ends, so it is "
-        "the run patience would have given). Where patience never triggers, the row is the default run itself.",
+        "again, so the network sees the same numbers. Not measured.",
+        "- **Hidden-layer optimiser**: `--optimizer sgd|adam` (sgd at `--lr` 0.1; adam at PyTorch's "
+        "default step 1e-3, while `--lr` keeps setting the last layer's line search), and SGD's mini-batch "
+        "`--batch-size` (5 when probed; it also sets how many last-layer steps an epoch takes). The last layer "
+        "always takes DeepSaDe's own exact-feasible step.",
+        "- **Early stopping**: `--patience N` (0: every `--epochs` epoch is trained; the epoch with the "
+        "lowest validation loss is kept either way).",
+        "- `default` is the trainer's defaults when this probe was made (SGD at `--lr` 0.1, `--batch-size` 5, "
+        "every epoch; now pinned as `--batch-size 5 --patience 0`, since the probe's decision made 32 and 10 the "
+        "defaults outside `--paper`).",
         "",
-        "Settings: " + "; ".join(f"`{a.name}`: {a.describe()}" for a in ALTERNATIVES) + ".",
+        "Settings: " + "; ".join(f"`{a.name}`: {a.describe()}" for a in ALTERNATIVES
+                                 if a.name == "default" or a.name in meta.get("settings", DEFAULT_SETTINGS)) + ".",
         "",
         "## Per problem",
         "",
@@ -320,9 +324,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated price problems (default: {','.join(DEFAULT_PROBLEMS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="split and training seeds (default 1)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per train call (default 900)")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "defaults_probe", help="results folder")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "defaults_probe",
-                        help="models and splits (default runs/defaults_probe, not committed)")
+    parser.add_argument("--settings", default=",".join(DEFAULT_SETTINGS),
+                        help="comma-separated alternatives to the default, of: "
+                             f"{', '.join(a.name for a in ALTERNATIVES[1:])} (default: {','.join(DEFAULT_SETTINGS)})")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "defaults_probe_optim",
+                        help="results folder (default results/defaults_probe_optim)")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "defaults_probe_optim",
+                        help="models and splits (default runs/defaults_probe_optim, not committed)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from stored results")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's reading of the results (repeatable; kept in meta.json)")
@@ -336,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown problem(s): {', '.join(unknown)}; known: {', '.join(PROBLEMS)}", file=sys.stderr)
         return 2
+    chosen = tuple(n.strip() for n in args.settings.split(",") if n.strip())
+    unknown = [n for n in chosen if n not in {a.name for a in ALTERNATIVES[1:]}]
+    if unknown:
+        print(f"unknown setting(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
     out = args.out
     (out / "runs").mkdir(parents=True, exist_ok=True)
     meta_file = out / "meta.json"
@@ -347,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"command": command, **bench_price.git_state(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "settings": list(chosen)}
         meta_file.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if args.note:
         meta["notes"] = args.note
@@ -361,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:  # seed-major: a cut-short run covers every problem once
             for name in names:
                 started = time.perf_counter()
-                run_problem(PROBLEMS[name], seed, out, args.work, settings)
+                run_problem(PROBLEMS[name], seed, out, args.work, settings, chosen)
                 print(f"{name} seed {seed} done [{time.perf_counter() - started:.0f} s]", flush=True)
                 write_report(out, meta)
     write_report(out, meta)

@@ -23,6 +23,7 @@ from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
 from deepsade.ingest import read_csv
 from deepsade.methods import AUTO, get_method
 from deepsade.training.lifecycle import checkpoint_directory
+from deepsade.training.settings import OPTIMIZERS
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -84,7 +85,8 @@ class _Progress:
 @click.option("--hidden", multiple=True, default=("50,30,10",), show_default=True, callback=list_callback(joined=True),
               help="Hidden layer sizes, comma-separated or repeated.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")
-@click.option("--batch-size", type=click.IntRange(1), default=5, show_default=True, help="Rows per mini-batch.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Rows per mini-batch.  [default: 32; 5 (the paper's) under --paper and for the baselines]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Learning rate (hidden layers; also the line search's longest step).")
 @click.option("--max-step", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
@@ -123,10 +125,17 @@ class _Progress:
 @click.option("--paper", is_flag=True,
               help="Train as the DeepSaDe paper does: one latent box over the whole domain, no premise gates, no "
                    "convex refit of the last layer (reproduces the committed use-case results).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+              help="Optimiser of the hidden layers: plain SGD at --lr (the paper's), or Adam at PyTorch's default "
+                   "step 1e-3 (--lr then only sets the line search). The last layer always takes DeepSaDe's own "
+                   "constraint-satisfying step.")
+@click.option("--patience", type=click.IntRange(0), default=None,
+              help="Early stopping: end training after this many epochs without a lower validation loss (the best "
+                   "epoch is kept, as always); 0 trains every epoch.  [default: 10; 0 under --paper]")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir, paper) -> None:
+          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir, paper, optimizer, patience) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
     if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
         raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
@@ -144,7 +153,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                          projection=projection, strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
                          margin=output_margin, val_fraction=val_fraction, seed=seed, out=out_dir,
                          checkpoint_every=checkpoint_every, resume=resume_dir if resume_dir is not None else False,
-                         paper=paper)
+                         paper=paper, optimizer=optimizer, patience=patience)
     progress = _Progress(None, quiet)
     estimator.progress = None if quiet else progress  # None silences every method, baselines included
     try:

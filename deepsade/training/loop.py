@@ -28,7 +28,14 @@ from deepsade.regions import input_regions
 from deepsade.spec import Spec
 from deepsade.training.last_layer import LastLayerStep
 from deepsade.training.refit import LastLayerRefit
-from deepsade.training.settings import EpochStats, NoModelExists, TrainResult, TrainSettings
+from deepsade.training.settings import (
+    ADAM_LR,
+    OPTIMIZERS,
+    EpochStats,
+    NoModelExists,
+    TrainResult,
+    TrainSettings,
+)
 from deepsade.training.state import ResumableState, TrainState
 
 
@@ -69,7 +76,7 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         self.can_project = settings.projection and self.encoder.can_project
         # CEGIS asserts linear in the outputs at fixed inputs: an LP replaces MaxSMT (off under --paper)
         self.points_by_lp = settings.projection and not settings.paper and point_projection.applies(self.encoder)
-        self.optimizer = torch.optim.SGD(self.model.hidden_parameters(), lr=settings.lr)
+        self.optimizer = hidden_optimizer(self.model, settings)
         self.weights_vars, self.bias_vars = weight_variables(self.layout)
         self.cegis_points: list[tuple[int, list[Fraction], list[Fraction]]] = []
         # the solver asks for twice the certificate's margin so float32 rounding of its answer stays inside
@@ -163,6 +170,8 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
 
         while loop.epoch <= s.epochs:
             stop_if_interrupted()
+            if loop.order is None and patience_ran_out(loop, s.patience):
+                break
             t_epoch = time.perf_counter()
             if loop.order is None:
                 loop.order = torch.as_tensor(self.rng.permutation(len(x_all)))
@@ -222,6 +231,20 @@ class DeepSaDeTrainer(LastLayerStep, LastLayerRefit, ResumableState):
         if self.update_last_layer(x, y, stats):
             loop.valid_state = {name: t.detach().clone() for name, t in self.model.state_dict().items()}
         self.optimizer.step()  # hidden layers only; the last layer moved under the solver's control
+
+
+def hidden_optimizer(model: SkipMLP, settings: TrainSettings) -> torch.optim.Optimizer:
+    """The optimiser of the hidden layers (``settings.optimizer``); the last layer is never in it."""
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.hidden_parameters(), lr=settings.lr)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(model.hidden_parameters(), lr=ADAM_LR)
+    raise UserInputError(f"unknown optimizer {settings.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def patience_ran_out(loop: TrainState, patience: int) -> bool:
+    """Early stopping: ``patience`` (> 0) finished epochs have passed since the best validation loss."""
+    return patience > 0 and bool(loop.history) and loop.history[-1].epoch - loop.best_epoch >= patience
 
 
 @contextlib.contextmanager
