@@ -21,7 +21,7 @@ from deepsade.errors import UserInputError
 from deepsade.maxsmt import MaxSMTResult
 
 RULE = "(declare-const x1 Real)(declare-const y Real)(assert (<= y x1))\n"
-TRAIN = ["--target", "y", "--hidden", "4", "--epochs", "1", "--batch-size", "20", "--quiet"]
+TRAIN = ["--target", "y", "--method", "deepsade", "--hidden", "4", "--epochs", "1", "--batch-size", "20", "--quiet"]
 
 
 def _frame(n: int = 80) -> pd.DataFrame:

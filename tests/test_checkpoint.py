@@ -229,7 +229,8 @@ def _cli_problem(tmp_path: Path) -> tuple[list[str], Path, Path]:
     csv, rule, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "model"
     _frame(300).drop(columns=["label"]).to_csv(csv, index=False)
     rule.write_text(REGRESSION_RULE)
-    args = ["train", str(csv), "--constraint", str(rule), "--target", "y", "--hidden", "8,6", "--batch-size", "10", "--patience", "0",
+    args = ["train", str(csv), "--constraint", str(rule), "--target", "y", "--method", "deepsade", "--hidden", "8,6",
+            "--batch-size", "10", "--patience", "0",
             "--epochs", "25", "--seed", "3", "--out", str(out), "--quiet", "--checkpoint-every", "7"]
     return args, out, Path(str(out) + ".checkpoint")
 
