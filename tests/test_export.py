@@ -63,7 +63,7 @@ LOAN_RULE = ("(declare-const ApplicantIncome Real)\n(declare-const Credit_Histor
              "(assert (=> (and (< ApplicantIncome 5000) (= Credit_History 0)) (< Loan_Status 0)))\n")
 
 CASES = {
-    "regression": (regression_frame, BOUNDS_RULE, ["y"], {}),
+    "regression": (regression_frame, BOUNDS_RULE, ["y"], {"method": "deepsade"}),  # auto would take clamps
     "binary": (binary_frame, IMPLICATION_RULE, ["label"], {"positive": "yes"}),
     "loan": (loan_frame, LOAN_RULE, ["Loan_Status"], {"positive": "Y"}),
 }
