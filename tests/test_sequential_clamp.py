@@ -93,6 +93,19 @@ def test_an_empty_polytope_is_refused_naming_the_input(tmp_path: Path):
         DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(4,), epochs=1).fit(frame)
 
 
+def test_a_rule_of_box_premises_only_is_refused_in_one_line_not_a_traceback(tmp_path: Path):
+    """Every assert has a premise a gate could take, but no assert without a premise bounds the gated rows
+    (the price benchmark's diabetes rule): --method polytope exits 2 with the reason."""
+    frame = _mixed_frame(150, 3)
+    csv, rules = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rules.write_text("(declare-const x Real)(declare-const a Real)(assert (=> (>= x 0.5) (>= a 3.0)))")
+    result = run_cli("train", str(csv), "--constraint", str(rules), "--target", "a", "--method", "polytope",
+                     "--epochs", "1", "--quiet", "--out", str(tmp_path / "m"))
+    assert result.returncode == 2, result.stderr
+    assert "need at least one assert without a premise" in result.stderr and "Traceback" not in result.stderr
+
+
 def _budget_frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     income = rng.uniform(1000, 5000, n)

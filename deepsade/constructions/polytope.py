@@ -231,15 +231,21 @@ def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], e
     return replace(spec, asserts=asserts)
 
 
+def no_polytope_reason(split: SplitRule) -> str:
+    """Why the clamps take nothing: no assert without a premise is a polytope (a premise gate needs one to
+    bound its row's excess), in one line naming the first assert's reason."""
+    first = (list(split.remaining) + list(split.gated))[0]
+    return (f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear inequalities "
+            f"on the outputs; {split.reasons.get(first, f'assert {first + 1} is not one')}")
+
+
 def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fraction]],
                        tightening: Fraction = Fraction(2 * 10**-4)) -> tuple[bool, str]:
     """Whether ``--method polytope`` can guarantee the rule, and how (or why not), in one line (for ``advise``)."""
     low, high = box
     split = split_asserts(spec, low, high)
     if not split.constructible:
-        first = split.remaining[0]
-        return False, (f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear "
-                       f"inequalities on the outputs; {split.reasons[first]}")
+        return False, no_polytope_reason(split)
     try:
         rows, _, gates, split = polytope_projection(spec, split, low, high, tightening)
     except NoRoom as exc:

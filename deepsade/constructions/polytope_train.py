@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deepsade.constructions.hardnet import SLACK_FACTOR, fit_constructed
-from deepsade.constructions.polytope import POLYTOPE, polytope_projection, split_asserts, strengthened_spec
+from deepsade.constructions.polytope import (
+    no_polytope_reason,
+    polytope_projection,
+    split_asserts,
+    strengthened_spec,
+)
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
@@ -48,9 +53,7 @@ def train_polytope(job: Any) -> ModelArtifact:
     low, high = train.domain.scaled_exact(train.encoding)
     split = split_asserts(spec, low, high)
     if not split.constructible:
-        first = split.remaining[0]
-        raise NotApplicable(f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear "
-                            f"inequalities on the outputs; {split.reasons[first]}")
+        raise NotApplicable(no_polytope_reason(split))
     slack = Fraction(SLACK_FACTOR * settings.output_margin)
     rows, projection, gates, split = polytope_projection(spec, split, low, high, slack, train.encoding)
     n_in, n_out = len(spec.input_names), len(spec.output_names)
