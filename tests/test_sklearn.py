@@ -161,10 +161,11 @@ def test_classifier_labels_and_positive_class():
 
 
 def test_fit_with_out_runs_the_checkpoint_lifecycle_of_deepsade_train(tmp_path, monkeypatch):
+    """The DeepSaDe trainer's checkpoints (its bounds rule would otherwise be taken by sequential clamps)."""
     frame = generate_regression(80, seed=0)
     X, y = frame[["x1", "x2", "x3"]], frame["y"]
     out = tmp_path / "model"
-    model = DeepSaDeRegressor(BOUNDS_RULE, out=out, **TINY).fit(X, y)
+    model = DeepSaDeRegressor(BOUNDS_RULE, method="deepsade", out=out, **TINY).fit(X, y)
     assert artifact_io.load(out).certificate["verdict"] == "certified" == model.certificate_["verdict"]
     assert not checkpoint.exists(checkpoint.default_directory(out)) and model.checkpoint_kept_ is None
 
@@ -174,12 +175,12 @@ def test_fit_with_out_runs_the_checkpoint_lifecycle_of_deepsade_train(tmp_path, 
     monkeypatch.setattr(artifact_io, "save", cannot_write)
     other = tmp_path / "other"
     with pytest.raises(UserInputError, match="resume"):
-        DeepSaDeRegressor(BOUNDS_RULE, out=other, **TINY).fit(X, y)
+        DeepSaDeRegressor(BOUNDS_RULE, method="deepsade", out=other, **TINY).fit(X, y)
     assert checkpoint.exists(checkpoint.default_directory(other))  # the trained state is kept
     with pytest.raises(UserInputError, match="interrupted run"):  # a fresh fit refuses to throw it away
-        DeepSaDeRegressor(BOUNDS_RULE, out=other, **TINY).fit(X, y)
+        DeepSaDeRegressor(BOUNDS_RULE, method="deepsade", out=other, **TINY).fit(X, y)
     monkeypatch.undo()
-    resumed = DeepSaDeRegressor(BOUNDS_RULE, out=other, resume=True, **TINY).fit(X, y)
+    resumed = DeepSaDeRegressor(BOUNDS_RULE, method="deepsade", out=other, resume=True, **TINY).fit(X, y)
     assert resumed.certificate_["verdict"] == "certified" and artifact_io.load(other).certificate == \
         resumed.certificate_
     assert not checkpoint.exists(checkpoint.default_directory(other))
