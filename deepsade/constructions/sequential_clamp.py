@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepsade.constructions.enforced import base_as_plain_layers
 from deepsade.constructions.fourier_motzkin import Projection
 from deepsade.network import SkipMLP
 
@@ -205,24 +206,8 @@ class SequentiallyClampedMLP(SkipMLP):
     def plain_layers(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray, np.ndarray]:
         """(hidden layers, last weight, last bias, mapped) of the same function as a plain ReLU network whose
         last layer reads ``[h; x[mapped]]``; every weight is a stored float32 value, its negation, 0 or 1."""
-        def arr(t: torch.Tensor) -> np.ndarray:
-            return t.detach().cpu().float().numpy().astype(np.float64)
-
-        mapped = self.mapped_features.numpy().astype(np.int64)
-        m, n_in, n_out = len(mapped), self.n_inputs, self.n_outputs
-        select = np.zeros((m, n_in))
-        select[np.arange(m), mapped] = 1.0
-        layers: list[tuple[np.ndarray, np.ndarray]] = []
-        for i, layer in enumerate(self.hidden):  # carry relu(x_mapped) and relu(-x_mapped) alongside
-            weight, bias = arr(layer.weight), arr(layer.bias)
-            widened = np.vstack([weight, select, -select]) if i == 0 else _block_diagonal(weight, np.eye(2 * m))
-            layers.append((widened, np.concatenate([bias, np.zeros(2 * m)])))
-        n_hidden = self.hidden_sizes[-1]
-        last_w, last_b = arr(self.last.weight), arr(self.last.bias)
-        w_h, w_s = last_w[:, :n_hidden], last_w[:, n_hidden:]
-        base = np.hstack([w_h, w_s, -w_s])  # f from [h; x+; x-]
-        carry = np.hstack([np.zeros((2 * m, n_hidden)), np.eye(2 * m)])
-        layers.append((np.vstack([base, -base, carry]), np.concatenate([last_b, -last_b, np.zeros(2 * m)])))
+        layers, mapped = base_as_plain_layers(self)
+        m, n_out = len(mapped), self.n_outputs
         clamp_layers, out_weight, out_bias = self.clamp_layers()
         if not clamp_layers:  # no bound at all: y = f from [f+; f-; x+; x-]
             return layers, np.hstack([np.eye(n_out), -np.eye(n_out), np.zeros((n_out, 3 * m))]), \
@@ -232,10 +217,3 @@ class SequentiallyClampedMLP(SkipMLP):
         layers.append((last_layer_w, last_layer_b))
         # the plain form's last layer reads [h; x[mapped]]: its skip part is zero (x rides inside the layer)
         return layers, np.hstack([out_weight, np.zeros((n_out, m))]), out_bias, mapped
-
-
-def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
-    out[: a.shape[0], : a.shape[1]] = a
-    out[a.shape[0]:, a.shape[1]:] = b
-    return out
