@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepsade.constructions.enforced import base_as_plain_layers
 from deepsade.constructions.fourier_motzkin import Projection
+from deepsade.constructions.plain_form import base_as_plain_layers
 from deepsade.network import SkipMLP
 
 SEQUENTIAL_CLAMP = "sequential-clamp"
