@@ -23,7 +23,7 @@ import z3
 
 from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.data import Domain, Encoding
-from deepsade.numbers import z3_rational
+from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.spec import Spec, input_var, output_var
 
 # The verdicts of deepsade.certify.Verdict, by value (that module imports this one).
@@ -162,17 +162,21 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
             point = solver.model()
             hint = {j: point.eval(input_var(j), model_completion=True) for j in mapped.tolist()}
             violation = find_violation(model, spec, encoding, low, high, a.index,
-                                       {j: Fraction(v.numerator_as_long(), v.denominator_as_long())
-                                        for j, v in hint.items()})
-            if violation is not None:
-                entry["result"] = "violated"
-                entry["violating_input_raw"] = violation
-                verdict = VIOLATED
-            elif verdict == CERTIFIED:
-                verdict = NOT_CERTIFIED
+                                       {j: z3_fraction(v) for j, v in hint.items()})
+            verdict = settle_failed_check(entry, violation, verdict)
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - start, 4)}
+
+
+def settle_failed_check(entry: dict, violation: Any, verdict: str) -> str:
+    """The verdict once an assert's bound check failed: *violated* (the concrete input, raw units, goes into
+    ``entry``) when one was found and re-evaluated exactly, otherwise at most *not certified*."""
+    if violation is not None:
+        entry["result"] = "violated"
+        entry["violating_input_raw"] = violation
+        return VIOLATED
+    return NOT_CERTIFIED if verdict == CERTIFIED else verdict
 
 
 def find_violation(model, spec: Spec, encoding: Encoding, low: list[Fraction], high: list[Fraction],

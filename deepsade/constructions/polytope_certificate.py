@@ -24,13 +24,13 @@ from deepsade.boxes import max_over_box, min_over_box
 from deepsade.constructions.certificate import (
     CERTIFIED,
     NOT_CERTIFIED,
-    VIOLATED,
     _input_error,
     base_output_box,
     find_violation,
+    settle_failed_check,
 )
 from deepsade.data import Domain, Encoding
-from deepsade.numbers import z3_rational
+from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.regions import input_regions
 from deepsade.spec import Spec, input_var, output_var
 
@@ -167,17 +167,9 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
         else:
             entry["result"] = "bound check failed"
             point = solver.model()
-            hint = {}
-            for j in mapped:
-                value = point.eval(input_var(j), model_completion=True)
-                hint[j] = Fraction(value.numerator_as_long(), value.denominator_as_long())
+            hint = {j: z3_fraction(point.eval(input_var(j), model_completion=True)) for j in mapped}
             violation = find_violation(model, spec, encoding, list(own_low), list(own_high), a.index, hint)
-            if violation is not None:
-                entry["result"] = "violated"
-                entry["violating_input_raw"] = violation
-                verdict = VIOLATED
-            elif verdict == CERTIFIED:
-                verdict = NOT_CERTIFIED
+            verdict = settle_failed_check(entry, violation, verdict)
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}

@@ -19,7 +19,7 @@ import z3
 from deepsade.boxes import min_over_box
 from deepsade.errors import UserInputError
 from deepsade.linear import LinearAtom, NotLinear, atom_from_comparison
-from deepsade.numbers import z3_rational
+from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.spec import Assert, Spec, conjunction_atoms, output_var
 
 HARDNET = "HardNet-Aff"
@@ -260,13 +260,9 @@ def compile_polytope(spec: Spec, low: Sequence[Fraction], high: Sequence[Fractio
     if opt.check() != z3.sat or not _positive(opt.model().eval(t)):
         raise NotApplicable(f"{HCR} needs a region with an interior; the asserts leave none")
     model = opt.model()
-    point = tuple(_fraction(model.eval(y, model_completion=True)) for y in ys)
+    point = tuple(z3_fraction(model.eval(y, model_completion=True)) for y in ys)
     return Polytope(rule, point)
 
 
-def _fraction(value: z3.ExprRef) -> Fraction:
-    return Fraction(value.numerator_as_long(), value.denominator_as_long())
-
-
 def _positive(value: z3.ExprRef) -> bool:
-    return z3.is_rational_value(value) and _fraction(value) > 0
+    return z3.is_rational_value(value) and z3_fraction(value) > 0
