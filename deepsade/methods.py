@@ -110,7 +110,7 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
     ``auto`` takes ``polytope`` (sequential clamps, exact certificate) when the rule is a regression rule
     whose every assert the clamps take (asserts affine in the outputs without a premise, and premises that
     are boxes of single inputs through premise gates): then nothing has to hold over a wide latent box and
-    the network trains at an unconstrained network's cost (results/price/polytope). Otherwise, and always
+    the network trains at an unconstrained network's cost (results/price/auto). Otherwise, and always
     under ``--paper``, it takes ``deepsade``."""
     if name != AUTO:
         get_method(name)
