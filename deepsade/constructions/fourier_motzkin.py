@@ -9,7 +9,7 @@ clamp layer built from the result (``deepsade.constructions.sequential_clamp``) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -114,15 +114,21 @@ def project(rows: Sequence[HalfSpace], n_outputs: int, low: Sequence[Fraction],
     return Projection(tuple(reversed(lower)), tuple(reversed(upper)), conditions)
 
 
-def violated_condition(projection: Projection, low: Sequence[Fraction],
-                       high: Sequence[Fraction]) -> tuple[HalfSpace, list[Fraction]] | None:
-    """A condition on the inputs that fails somewhere in the box, with such an input (exact), or None."""
+def violated_condition(projection: Projection, low: Sequence[Fraction], high: Sequence[Fraction],
+                       links: Callable[[Sequence[z3.ArithRef]], list[z3.BoolRef]] | None = None
+                       ) -> tuple[HalfSpace, list[Fraction]] | None:
+    """A condition on the inputs that fails somewhere in the box, with such an input (exact), or None.
+
+    ``links``: constraints between the box's columns (an extra column defined as a function of the inputs), so
+    that the search stays where the columns can actually be."""
     xs = [z3.Real(f"fm_x!{j}") for j in range(len(low))]
+    tied = links(xs) if links is not None else []
     for condition in projection.conditions:
         if all(v == 0 for v in condition.inputs):  # 0 <= const: a constant that fails everywhere
             return condition, [Fraction(v) for v in low]
         solver = z3.Solver()
         solver.add(*[c for j, x in enumerate(xs) for c in (x >= z3_rational(low[j]), x <= z3_rational(high[j]))])
+        solver.add(*tied)
         solver.add(z3.Not(_z3_row(condition, [], xs)) if not condition.outputs else
                    z3.Not(_z3_row(condition, [z3.RealVal(0)] * len(condition.outputs), xs)))
         if solver.check() == z3.sat:

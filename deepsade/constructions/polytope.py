@@ -18,12 +18,20 @@ import numpy as np
 import z3
 
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
+from deepsade.constructions.ratio_bound import (
+    BoundUnit,
+    RatioRow,
+    inner_bound,
+    split_comparisons,
+    unit_definition,
+)
 from deepsade.constructions.recognise import NoRoom, NotApplicable, _atoms
 from deepsade.data import Encoding
 from deepsade.gates import plan_gates
+from deepsade.linear import NotLinear, atom_from_comparison
 from deepsade.numbers import z3_numeral_or_none, z3_rational
 from deepsade.regions import InputRegion, input_regions
-from deepsade.spec import Spec, input_var, is_linear, output_var
+from deepsade.spec import Spec, conjunction_atoms, input_var, is_linear, output_var
 
 POLYTOPE = "sequential clamps"
 
@@ -37,6 +45,7 @@ class SplitRule:
     remaining: tuple[int, ...]
     reasons: dict[int, str]
     gated: tuple[int, ...] = ()
+    ratio: tuple[int, ...] = ()  # the constructible asserts with a ratio bound (``ratio_bound``)
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
     """Which asserts are a polytope with input-affine bounds (no premise, linear inequalities on outputs), and
     (given the domain box) which premise asserts a gate can take: a premise that is exactly a box of single-input
     bounds narrowing the domain, with a conclusion of linear inequalities on the outputs."""
-    taken, gated, rest, reasons = [], [], [], {}
+    taken, gated, rest, ratio, reasons = [], [], [], [], {}
     regions = input_regions(spec, low, high) if low is not None else {}
     for a in spec.asserts:
         try:
@@ -95,6 +104,13 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
             continue
         except NotApplicable as exc:
             reasons[a.index] = str(exc)
+        if low is not None and not a.has_premise:
+            try:
+                split_comparisons(a, POLYTOPE, low, high)
+                ratio.append(a.index)
+                continue
+            except NotApplicable as exc:
+                reasons[a.index] = str(exc)
         region = regions.get(a.index)
         if a.has_premise and region is not None and region.restricts and not region.empty:
             try:
@@ -105,24 +121,50 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
             except NotApplicable:
                 pass
         rest.append(a.index)
+    if ratio and (rest or gated):  # a ratio bound only when the clamps take everything else without a gate
+        reasons.update({i: f"{POLYTOPE} take assert {i + 1}'s ratio bound only when they take every assert without "
+                           "a premise gate" for i in ratio})
+        rest, ratio = sorted(rest + ratio), []
     if rest:  # gates only when they take every premise assert: otherwise DeepSaDe keeps them all
         rest, gated = sorted(rest + gated), []
-    return SplitRule(tuple(taken), tuple(rest), {i: reasons[i] for i in rest}, tuple(gated))
+    return SplitRule(tuple(sorted(taken + ratio)), tuple(rest), {i: reasons[i] for i in rest}, tuple(gated),
+                     tuple(ratio))
 
 
-def polytope_rows(spec: Spec, indices: Sequence[int], tightening: Fraction, n_gates: int = 0) -> list[HalfSpace]:
+def polytope_rows(spec: Spec, indices: Sequence[int], tightening: Fraction, n_gates: int = 0,
+                  ratios: Sequence[RatioRow] = ()) -> list[HalfSpace]:
     """The asserts ``indices`` (their conclusions) as half-spaces ``a . y <= c . x + d`` (scaled units), each
-    moved inwards by ``tightening * |a|_1``; ``n_gates`` zero coefficients for the gates follow the inputs."""
+    moved inwards by ``tightening * |a|_1``; ``n_gates`` zero coefficients for extra columns follow the inputs.
+
+    ``ratios``: the inner bounds of the asserts' ratio comparisons, in the order of the last ``len(ratios)``
+    extra columns (their units); their assert's linear comparisons give ordinary rows."""
     n_in, n_out = len(spec.input_names), len(spec.output_names)
+    n_columns = n_in + n_gates
+    with_ratio = {r.assert_index for r in ratios}
     rows = []
     for index in indices:
-        a = spec.asserts[index]
-        for atom in _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE):  # coefs . (y, x) + const <= 0 (or < 0)
+        a = replace(spec.asserts[index], premise=z3.BoolVal(True))
+        atoms = _linear_comparisons(a) if index in with_ratio else _atoms(a, POLYTOPE)
+        for atom in atoms:  # coefs . (y, x) + const <= 0 (or < 0)
             outputs = tuple(atom.outputs().get(k, Fraction(0)) for k in range(n_out))
             inputs = tuple(-atom.inputs().get(j, Fraction(0)) for j in range(n_in)) + (Fraction(0),) * n_gates
             tightened = -atom.const - tightening * sum(abs(v) for v in outputs)
             rows.append(HalfSpace(outputs, inputs, tightened, frozenset({index})))
+    for position, ratio in enumerate(ratios):
+        row = ratio.half_space(n_in, n_out, n_columns - len(ratios) + position, n_columns)
+        rows.append(HalfSpace(row.outputs, row.inputs, row.const - tightening, row.asserts))
     return rows
+
+
+def _linear_comparisons(a) -> list:
+    """The linear atoms of a conjunction that also holds ratio comparisons (those are skipped)."""
+    atoms = []
+    for comparison in conjunction_atoms(a.conclusion) or []:
+        try:
+            atoms.append(atom_from_comparison(comparison))
+        except NotLinear:
+            continue
+    return atoms
 
 
 def _largest_excess(row: HalfSpace, others: Sequence[HalfSpace], low: Sequence[Fraction],
@@ -149,6 +191,8 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
     """The tightened rows, their Fourier–Motzkin projection, the premise gates and the split actually used
     (gated asserts go back to DeepSaDe's share when no gate can take them); NoRoom (one line, naming an input
     where no output satisfies the rule) when the tightened polytope is empty somewhere in the domain box."""
+    if split.ratio:
+        return _with_ratio_bounds(spec, split, low, high, tightening, encoding)
     if split.gated:
         gated = _gated(spec, split, low, high, tightening)
         if gated is not None:
@@ -162,7 +206,40 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
                           {**split.reasons, **{i: "its gate leaves no room" for i in split.gated}})
     rows = polytope_rows(spec, split.constructible, tightening)
     projection = project(rows, len(spec.output_names), low, high)
-    failure = violated_condition(projection, low, high)
+    _no_room(spec, violated_condition(projection, low, high), tightening, encoding)
+    return rows, projection, [], split
+
+
+def ratio_rows(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction]) -> list[RatioRow]:
+    """The proved piecewise-linear inner bound of every ratio comparison of the split's ratio asserts."""
+    return [inner_bound(r, low, high) for i in split.ratio
+            for r in split_comparisons(spec.asserts[i], POLYTOPE, low, high)[1]]
+
+
+def _with_ratio_bounds(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
+                       tightening: Fraction, encoding: Encoding | None
+                       ) -> tuple[list[HalfSpace], Projection, list[BoundUnit], SplitRule]:
+    """The rows with each ratio comparison replaced by its inner bound over one extra column (its unit, bounded by
+    the unit's range for the projection; the non-emptiness conditions are checked with the unit tied to its
+    definition)."""
+    ratios = ratio_rows(spec, split, low, high)
+    units = [r.unit for r in ratios]
+    rows = polytope_rows(spec, split.constructible, tightening, len(units), ratios)
+    box_low = list(low) + [u.low for u in units]
+    box_high = list(high) + [u.high for u in units]
+    projection = project(rows, len(spec.output_names), box_low, box_high)
+    n_in = len(low)
+
+    def links(xs: Sequence[z3.ArithRef]) -> list[z3.BoolRef]:
+        return [unit_definition(u, xs[n_in + i], xs) for i, u in enumerate(units)]
+
+    _no_room(spec, violated_condition(projection, box_low, box_high, links), tightening, encoding)
+    return rows, projection, units, split
+
+
+def _no_room(spec: Spec, failure, tightening: Fraction, encoding: Encoding | None) -> None:
+    """NoRoom naming the asserts and an input where the tightened polytope is empty (``failure`` from
+    ``violated_condition``); nothing when it is None."""
     if failure is not None:
         condition, point = failure
         which = ", ".join(str(i + 1) for i in sorted(condition.asserts))
@@ -173,7 +250,6 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
         raise NoRoom(f"asserts {which} admit no output {'at ' + where if where else 'at any input'}"
                      f"{' (within the certificate margin)' if tightening > 0 else ''}: the rule has no solution "
                      "there (narrow the box with --domain, or lower --margin)")
-    return rows, projection, [], split
 
 
 def _gated(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
@@ -252,7 +328,10 @@ def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fract
         return False, str(exc)
     taken = ", ".join(str(i + 1) for i in split.constructible + split.gated)
     how = f"by construction, exactly certified: sequential clamps onto {len(rows)} row(s) (asserts {taken}"
-    how += f"; {len(gates)} premise gate(s))" if gates else ")"
+    n_gates = sum(1 for g in gates if isinstance(g, GateUnits))
+    ratio = [g.describe() for g in gates if isinstance(g, BoundUnit)]
+    how += f"; {n_gates} premise gate(s))" if n_gates else ")"
+    how += f" ({'; '.join(ratio)})" if ratio else ""
     if split.remaining:
         how += (f"; DeepSaDe trains assert(s) {', '.join(str(i + 1) for i in split.remaining)}, strengthened with "
                 "the polytope")

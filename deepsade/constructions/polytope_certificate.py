@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -35,6 +36,7 @@ from deepsade.regions import input_regions
 from deepsade.spec import Spec, input_var, output_var
 
 _U32 = 2.0 ** -24
+PIECE_KINKS = 4  # breakpoints of the clamp layer's input units inside one piece of a nonlinear assert's check
 
 
 def _fractions(array: np.ndarray) -> np.ndarray:
@@ -49,23 +51,82 @@ def _affine(row: np.ndarray, variables: list[z3.ArithRef], const: Fraction = Fra
     return z3.Sum(terms) if len(terms) > 1 else terms[0]
 
 
-def clamp_terms(model, fs: list[z3.ArithRef], xs: list[z3.ArithRef]) -> tuple[list[z3.ArithRef], list[z3.BoolRef]]:
+def clamp_terms(model, fs: list[z3.ArithRef], xs: list[z3.ArithRef],
+                x_box: tuple[Sequence[Fraction], Sequence[Fraction]] | None = None
+                ) -> tuple[list[z3.ArithRef], list[z3.BoolRef]]:
     """The clamped outputs as z3 terms of the base outputs ``fs`` and the mapped inputs ``xs`` (exact, on the
-    stored float32 values), with the definitions of the ReLU units they use."""
+    stored float32 values), with the definitions of the ReLU units they use.
+
+    ``x_box`` (exact bounds of the mapped inputs): a first-layer unit that reads the inputs only and whose
+    pre-activation keeps one sign over that box (exact interval arithmetic) is defined without its ``If``
+    (its value there, exactly), which leaves the nonlinear checks fewer cases."""
     layers, out_weight, out_bias = model.clamp_layers()
 
     def relu(term: z3.ArithRef) -> z3.ArithRef:
         return z3.If(term > 0, term, z3.RealVal(0))
 
+    n_f, m = len(fs), len(xs)
     current = [relu(v) for v in fs] + [relu(-v) for v in fs] + [relu(v) for v in xs] + [relu(-v) for v in xs]
+    signs = _input_unit_signs(layers[0], n_f, m, x_box) if layers and x_box is not None else {}
     definitions = []
     for depth, (weight, bias) in enumerate(layers):
         w, b = _fractions(weight), _fractions(bias)
         units = [z3.Real(f"clamp!{depth}!{i}") for i in range(len(b))]
-        definitions += [u == relu(_affine(w[i], current, b[i])) for i, u in enumerate(units)]
+        for i, u in enumerate(units):
+            sign = signs.get(i, 0) if depth == 0 else 0
+            pre = _affine(w[i], current, b[i])
+            definitions.append(u == (pre if sign > 0 else z3.RealVal(0) if sign < 0 else relu(pre)))
         current = units
     w, b = _fractions(out_weight), _fractions(out_bias)
     return [_affine(w[k], current, b[k]) for k in range(len(b))], definitions
+
+
+def _input_unit_signs(layer: tuple[np.ndarray, np.ndarray], n_f: int, m: int,
+                      x_box: tuple[Sequence[Fraction], Sequence[Fraction]]) -> dict[int, int]:
+    """Per first-layer unit that reads no base output: +1 when its pre-activation is >= 0 over the box of the
+    mapped inputs, -1 when <= 0 (exact interval bounds of ``relu(x)``, ``relu(-x)``); others are left out."""
+    w, b = _fractions(layer[0]), _fractions(layer[1])
+    lo = np.array([Fraction(v) for v in x_box[0]], dtype=object)
+    hi = np.array([Fraction(v) for v in x_box[1]], dtype=object)
+    zero = np.array([Fraction(0)] * m, dtype=object)
+    z_low = np.concatenate([np.maximum(lo, zero), np.maximum(-hi, zero)])
+    z_high = np.concatenate([np.maximum(hi, zero), np.maximum(-lo, zero)])
+    signs = {}
+    for i in range(w.shape[0]):
+        if any(v != 0 for v in w[i, :2 * n_f]):
+            continue
+        row = w[i, 2 * n_f:]
+        if min_over_box(row, z_low, z_high) + b[i] >= 0:
+            signs[i] = 1
+        elif max_over_box(row, z_low, z_high) + b[i] <= 0:
+            signs[i] = -1
+    return signs
+
+
+def input_breakpoints(model, n_f: int) -> dict[int, list[Fraction]]:
+    """Per mapped input (position), where a first-layer unit of the clamp layer that reads that input alone turns
+    on: ``-bias / weight`` (exact, from the stored values); the nonlinear checks split the box there."""
+    layers, _, _ = model.clamp_layers()
+    if not layers:
+        return {}
+    w, b = _fractions(layers[0][0]), _fractions(layers[0][1])
+    m = (w.shape[1] - 2 * n_f) // 2
+    cuts: dict[int, set[Fraction]] = {}
+    for i in range(w.shape[0]):
+        if any(v != 0 for v in w[i, :2 * n_f]):
+            continue
+        reads = [p for p in range(m) if w[i, 2 * n_f + p] != 0 or w[i, 2 * n_f + m + p] != 0]
+        if len(reads) == 1 and w[i, 2 * n_f + reads[0]] == -w[i, 2 * n_f + m + reads[0]]:
+            p = reads[0]
+            cuts.setdefault(p, {Fraction(0)}).add(-b[i] / w[i, 2 * n_f + p])
+    return {p: sorted(c) for p, c in cuts.items()}
+
+
+def _pieces(low: Fraction, high: Fraction, cuts: Sequence[Fraction]) -> list[tuple[Fraction, Fraction]]:
+    """``[low, high]`` split at every ``PIECE_KINKS``-th cut inside it (consecutive closed intervals covering it)."""
+    inside = [c for c in cuts if low < c < high][PIECE_KINKS - 1::PIECE_KINKS]
+    points = [low, *inside, high]
+    return list(zip(points[:-1], points[1:], strict=True))
 
 
 def clamp_error_bound(model, f_error: float, f_size: np.ndarray, x_size: np.ndarray, x_error: np.ndarray) -> float:
@@ -86,14 +147,25 @@ def clamp_error_bound(model, f_error: float, f_size: np.ndarray, x_size: np.ndar
     return bound if math.isfinite(bound) else math.inf
 
 
+def _solver(linear: bool, timeout_s: float | None) -> z3.Solver:
+    """z3's default solver for a linear assert; nlsat (a decision procedure for nonlinear real arithmetic, after
+    the ReLUs' ``If``s become cases) for a nonlinear one."""
+    solver = z3.Solver() if linear else \
+        z3.Then("simplify", "solve-eqs", "elim-term-ite", "simplify", "qfnra-nlsat").solver()
+    if timeout_s is not None:
+        solver.set("timeout", int(timeout_s * 1000))
+    return solver
+
+
 def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margin: float,
                     timeout_s: float | None, base: dict[str, Any], started: float,
                     base_output_error: float) -> dict[str, Any]:
     """Exactly check every assert of the original rule on the whole network (base + sequential clamps);
     the certificate dict in DeepSaDe's format."""
     base = {**base, "method": "exact rational interval bounds of the base network's latent vector over each assert's "
-                              "input region + z3 QF_LRA search per assert through the base's last layer and the "
-                              "sequential clamps (ReLUs exact)",
+                              "input region + z3 search per assert through the base's last layer and the "
+                              "sequential clamps (ReLUs exact; QF_LRA, or nlsat on pieces of one input for an "
+                              "assert that multiplies an output by an input)",
             "construction": {"kind": model.kind, "layer_sizes": list(model.layer_sizes), "by_construction": [],
                              "checked": "the whole rule, for every latent vector in its exact interval box over the "
                                         "assert's input region, through the base's last layer and the clamps"}}
@@ -117,6 +189,7 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
     linked = [_affine(weight[k], hs + xs, bias[k]) for k in range(model.n_outputs)]  # ... or through [h; x]
     outputs_free, definitions_free = clamp_terms(model, free, xs)
     outputs_linked, definitions_linked = clamp_terms(model, linked, xs)
+    breakpoints = input_breakpoints(model, model.n_outputs)
     perturbations = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]
     exact_margin = z3_rational(Fraction(margin))
     regions = input_regions(spec, low, high)
@@ -140,22 +213,49 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
                   + bias[k], max_over_box(weight[k], np.array(latent_low, dtype=object),
                                           np.array(latent_high, dtype=object)) + bias[k])
                  for k in range(model.n_outputs)]
-        attempts = [
-            ([c for k, f in enumerate(free) for c in (f >= z3_rational(f_box[k][0]), f <= z3_rational(f_box[k][1]))]
-             + definitions_free, outputs_free, "base output in its box"),
-            ([c for i, h in enumerate(hs) for c in (h >= z3_rational(latent_low[i]), h <= z3_rational(latent_high[i]))]
-             + definitions_linked, outputs_linked, "latent box through the last layer")]
-        for constraints, outputs, how in attempts:
-            solver = z3.Solver()
-            if timeout_s is not None:
-                solver.set("timeout", int(timeout_s * 1000))
-            solver.add(*common, *constraints)
-            solver.add(z3.Not(z3.substitute(a.scaled, *[(output_var(k), outputs[k] + perturbations[k])
-                                                        for k in range(model.n_outputs)])))
-            answer = solver.check()
-            if answer == z3.unsat:
-                checked_with = how
+        f_constraints = [c for k, f in enumerate(free) for c in (f >= z3_rational(f_box[k][0]),
+                                                                 f <= z3_rational(f_box[k][1]))]
+        h_constraints = [c for i, h in enumerate(hs) for c in (h >= z3_rational(latent_low[i]),
+                                                               h <= z3_rational(latent_high[i]))]
+        # a nonlinear assert (an output times an input), or a layer whose input units break one input often (a
+        # ratio bound): checked on consecutive pieces of that input (they cover its range), where most of those
+        # units are fixed; nonlinear arithmetic by nlsat
+        pieces: list[tuple[int, Fraction, Fraction] | None] = [None]
+        busiest = max(breakpoints, key=lambda q: len(breakpoints[q])) if breakpoints else None
+        if busiest is not None and (not a.linear or len(breakpoints[busiest]) > 2 * PIECE_KINKS):
+            p = busiest
+            j = mapped[p]
+            pieces = [(p, left, right) for left, right in _pieces(Fraction(own_low[j]), Fraction(own_high[j]),
+                                                                  breakpoints[p])]
+        answer, how_checked = z3.unsat, set()
+        for piece in pieces:
+            if piece is None:
+                x_box, bounds = None, []
+            else:
+                p, left, right = piece
+                x_low = [Fraction(own_low[j]) for j in mapped]
+                x_high = [Fraction(own_high[j]) for j in mapped]
+                x_low[p], x_high[p] = left, right
+                x_box, bounds = (x_low, x_high), [xs[p] >= z3_rational(left), xs[p] <= z3_rational(right)]
+            attempts = [(f_constraints, free, (outputs_free, definitions_free), "base output in its box"),
+                        (h_constraints, linked, (outputs_linked, definitions_linked),
+                         "latent box through the last layer")]
+            for constraints, base_outputs, whole_box, how in attempts:
+                outputs, definitions = whole_box if x_box is None else clamp_terms(model, base_outputs, xs, x_box)
+                solver = _solver(a.linear, timeout_s)
+                solver.add(*common, *bounds, *constraints, *definitions)
+                solver.add(z3.Not(z3.substitute(a.scaled, *[(output_var(k), outputs[k] + perturbations[k])
+                                                            for k in range(model.n_outputs)])))
+                answer = solver.check()
+                if answer == z3.unsat:
+                    how_checked.add(how)
+                    break
+            if answer != z3.unsat:
                 break
+        checked_with = " and ".join(sorted(how_checked))
+        if len(pieces) > 1:
+            checked_with += (f", {'nonlinear arithmetic ' if not a.linear else ''}on {len(pieces)} pieces of "
+                             f"input {spec.input_names[mapped[pieces[0][0]]]}")
         entry: dict[str, Any] = {"assert": a.index + 1, "text": " ".join(a.text.split()),
                                  "input_region": "premise region" if region.restricts else "domain"}
         if answer == z3.unsat:

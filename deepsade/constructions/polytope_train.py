@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from deepsade.constructions.polytope import (
     split_asserts,
     strengthened_spec,
 )
+from deepsade.constructions.ratio_bound import BoundUnit
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
@@ -36,12 +38,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def describe(n_rows: int, model: SequentiallyClampedMLP, constructible: tuple[int, ...], remaining: tuple[int, ...],
-             gated: tuple[int, ...] = ()) -> str:
-    """One line: which asserts the clamps enforce, how big the layer is, and what DeepSaDe keeps."""
+             gated: tuple[int, ...] = (), units: Sequence = ()) -> str:
+    """One line: which asserts the clamps enforce, how big the layer is, and what DeepSaDe keeps (``units``: the
+    ratio bounds' units, ``ratio_bound.BoundUnit``)."""
     taken = ", ".join(str(i + 1) for i in constructible)
     kept = (f"; DeepSaDe trains assert(s) {', '.join(str(i + 1) for i in remaining)}, each strengthened with the "
             "polytope on its premise region" if remaining else "")
     gates = (f" (assert(s) {', '.join(str(i + 1) for i in gated)} through premise gates)" if gated else "")
+    ratio = [u.describe() for u in units if isinstance(u, BoundUnit)]
+    gates += f" ({'; '.join(ratio)})" if ratio else ""
     return (f"sequential clamps for assert(s) {taken}{gates}: {n_rows} row(s), {len(model.layer_sizes)} ReLU layer(s) of "
             f"{max(model.layer_sizes, default=0)} unit(s) at most{kept}")
 
@@ -62,7 +67,8 @@ def train_polytope(job: Any) -> ModelArtifact:
         model = SequentiallyClampedMLP.for_projection(n_in, settings.hidden, n_out, spec.mapped_features, projection,
                                                       gates)
         return fit_constructed(job, model, start, {
-            "construction": describe(len(rows), model, split.constructible + split.gated, split.remaining, split.gated),
+            "construction": describe(len(rows), model, split.constructible + split.gated, split.remaining, split.gated,
+                                     gates),
             "slack_factor": SLACK_FACTOR, "base_loss_weight": BASE_LOSS_WEIGHT}, base_loss_weight=BASE_LOSS_WEIGHT)
     return _with_deepsade(job, split, rows, projection, start)
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from deepsade.constructions.fourier_motzkin import Projection
 from deepsade.constructions.plain_form import base_as_plain_layers
+from deepsade.constructions.ratio_bound import BoundUnit
 from deepsade.network import SkipMLP
 
 SEQUENTIAL_CLAMP = "sequential-clamp"
@@ -80,13 +81,50 @@ def _combine(terms: Sequence[tuple[Fraction, tuple[np.ndarray, Fraction]]], cons
     return coefs, total
 
 
+def _extra_columns(program: _Program, extras: list, f: list, x: list, position: dict[int, int]) -> tuple[list, list, list]:
+    """The values of the extra columns the bounds read after the inputs, in order: a premise gate
+    (``polytope.GateUnits``, two ReLU layers) or a ratio bound's unit (``ratio_bound.BoundUnit``, one ReLU layer:
+    ``alpha + beta t + sum c relu(t - s)``); returns (extra values, f, x) as forms over the last layer built."""
+    n_outputs = len(f)
+    new = []
+    for extra in extras:
+        if isinstance(extra, BoundUnit):
+            d = extra.direction
+            new += [_combine([(d, x[position[extra.input_index]])], -d * s, program.width) for s, _ in extra.kinks]
+        else:
+            new += [_combine([(weight, x[position[j]])], bias, program.width) for j, weight, bias in extra.sides]
+    carried, r = program.relu_layer([*f, *x], new)
+    f, x = carried[:n_outputs], carried[n_outputs:]
+    values: list = []
+    gate_units, start = [], 0
+    for extra in extras:
+        if isinstance(extra, BoundUnit):
+            values.append(_combine([(extra.beta, x[position[extra.input_index]])]
+                                   + [(c, r[start + i]) for i, (_, c) in enumerate(extra.kinks)],
+                                   extra.alpha, program.width))
+            start += len(extra.kinks)
+        else:
+            gate_units.append(_combine([(-1, r[start + s]) for s in range(len(extra.sides))], Fraction(1),
+                                       program.width))
+            values.append(None)
+            start += len(extra.sides)
+    if gate_units:  # g = relu(1 - sum of its sides): one more layer, carrying the rest
+        kept = [v for v in values if v is not None]
+        carried, units = program.relu_layer([*f, *x, *kept], gate_units)
+        f, x, kept = carried[:n_outputs], carried[n_outputs:n_outputs + len(x)], carried[n_outputs + len(x):]
+        kept_iter, units_iter = iter(kept), iter(units)
+        values = [next(units_iter) if v is None else next(kept_iter) for v in values]
+    return values, f, x
+
+
 def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int, gates: Sequence = ()
                    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """The clamp layers (exact Fraction arrays) over ``[relu(f); relu(-f); relu(x); relu(-x)]`` and the final
     linear map to ``y``; ``mapped`` lists the input indices present (the bounds may mention no others).
 
-    With premise ``gates`` (``polytope.GateUnits``), two ReLU layers first compute each gate ``g`` from the
-    inputs; the bounds' input coefficients then run over the inputs followed by the gates."""
+    With extra columns ``gates`` (premise gates ``polytope.GateUnits``, two ReLU layers, or ratio bounds' units
+    ``ratio_bound.BoundUnit``, one ReLU layer), the first layers compute them from the inputs; the bounds' input
+    coefficients then run over the inputs followed by those columns."""
     m = len(mapped)
     program = _Program(2 * n_outputs + 2 * m)
     f = [_difference(program.unit(k), program.unit(n_outputs + k)) for k in range(n_outputs)]
@@ -94,16 +132,7 @@ def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int
     position = {j: p for p, j in enumerate(mapped)}
     g: list[tuple[np.ndarray, Fraction]] = []
     if gates:
-        sides = [_combine([(weight, x[position[j]])], bias, program.width) for gate in gates
-                 for j, weight, bias in gate.sides]
-        carried, r = program.relu_layer([*f, *x], sides)
-        f, x = carried[:n_outputs], carried[n_outputs:]
-        units, start = [], 0
-        for gate in gates:
-            units.append(_combine([(-1, r[start + s]) for s in range(len(gate.sides))], Fraction(1), program.width))
-            start += len(gate.sides)
-        carried, g = program.relu_layer([*f, *x], units)
-        f, x = carried[:n_outputs], carried[n_outputs:]
+        g, f, x = _extra_columns(program, list(gates), f, x, position)
     n_g = len(g)
     y: list[tuple[np.ndarray, Fraction]] = []
     for j in range(n_outputs):
