@@ -178,3 +178,11 @@ def test_the_certificate_is_re_derived_and_catches_a_layer_above_the_bound(train
     broken = certify_model(lifted, spec, art.encoding, art.domain, art.certificate["margin"])
     assert broken["verdict"] != "certified"
     assert broken["asserts"][0]["result"] != "holds"
+
+
+def test_an_equality_beside_a_ratio_is_refused():
+    text = DOSING.replace("(<= (* w d) 100.0)", "(and (<= (* w d) 100.0) (= d 1.0))")
+    spec, low, high = _spec(text)
+    with pytest.raises(NotApplicable, match="inequalities"):
+        split_comparisons(spec.asserts[0], "clamps", low, high)
+    assert 0 in split_asserts(spec, low, high).remaining

@@ -149,11 +149,15 @@ def split_comparisons(a: Assert, method: str, low: Sequence[Fraction], high: Seq
     linear, ratios = [], []
     for comparison in comparisons:
         try:
-            atom_from_comparison(comparison)
+            linear_atom = atom_from_comparison(comparison)
+        except NotLinear:
+            linear_atom = None
+        if linear_atom is not None:
+            if linear_atom.op == "==" or not linear_atom.outputs():
+                raise NotApplicable(f"{method} takes inequalities that mention an output only; {where} has another "
+                                    "comparison")
             linear.append(comparison)
             continue
-        except NotLinear:
-            pass
         try:
             atom = bilinear_atom(comparison)
         except NotBilinear as exc:
