@@ -119,8 +119,9 @@ def test_a_nonlinear_rule_trains_by_lp_without_maxsmt_and_is_certified(problem):
         frame, text, target, kwargs = _dosing_frame(), DOSING, "d", {}
     else:
         frame, text, target, kwargs = _screening_frame(), SCREENING, "r", {"positive": "yes"}
+    # method deepsade: auto takes the sequential clamps for the dosing rule (a ratio bound), this tests the trainer
     estimator = DeepSaDe(text, target, hidden=(8, 6), epochs=2, batch_size=20, solver_timeout=5.0, seed=0,
-                         **kwargs).fit(frame)
+                         method="deepsade", **kwargs).fit(frame)
     history = estimator.artifact_.history
     assert sum(h["projection_hits"] for h in history) == sum(h["iterations"] for h in history) > 0
     assert sum(h["maxsmt_calls"] for h in history) == 0  # the LP step replaced MaxSMT on every batch

@@ -186,3 +186,26 @@ def test_an_equality_beside_a_ratio_is_refused():
     with pytest.raises(NotApplicable, match="inequalities"):
         split_comparisons(spec.asserts[0], "clamps", low, high)
     assert 0 in split_asserts(spec, low, high).remaining
+
+
+def test_a_lower_ratio_bound_with_another_input_trains_certified_and_holds_on_the_box():
+    """``(50 - w) d >= 10 + other``: a lower bound, chords (the ratio is concave in w), the coefficient largest at
+    w's low end, and a second input in the numerator (McCormick)."""
+    text = ("(declare-const w Real)(declare-const other Real)(declare-const d Real)"
+            "(assert (>= (* (- 50.0 w) d) (+ 10.0 other)))(assert (<= d 30.0))")
+    frame = _frame()
+    frame["d"] = (10.0 + frame["other"]) / (50.0 - frame["w"]) + frame["w"] / 10.0
+    est = DeepSaDe(text, ["d"], method="polytope", hidden=(8,), epochs=2, seed=0).fit(frame)
+    art = est.artifact_
+    assert art.certificate["verdict"] == "certified", art.certificate["asserts"]
+    assert "ratio bound" in art.training["construction"]
+    spec = parse_spec_text(art.constraint_text, art.encoding)
+    points, _ = _points(art)
+    assert _broken_rows(spec, points, _float32_outputs(art.model, points)) == []
+    assert _broken_rows(spec, points[:100], _exact_outputs(art.model, points[:100])) == []
+    big = copy.deepcopy(art.model)
+    with torch.no_grad():
+        big.last.bias.sub_(50.0)
+        base = big.base(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
+    assert len(_broken_rows(spec, points, base)) > 0
+    assert _broken_rows(spec, points, _float32_outputs(big, points)) == []

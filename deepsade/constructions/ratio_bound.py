@@ -272,7 +272,21 @@ def _choose_nodes(phi: _Moebius, t_lo: Fraction, t_hi: Fraction, kinks_of) -> li
 
 def inner_bound(ratio: RatioAtom, low: Sequence[Fraction], high: Sequence[Fraction]) -> RatioRow:
     """The piecewise-linear inner bound of one ratio comparison over the box, proved exactly (z3); NotApplicable
-    when the proof does not go through."""
+    when the proof does not go through. Remembered per comparison and box (``auto`` builds it before training
+    builds it again)."""
+    key = (ratio.comparison.sexpr(), ratio.assert_index, tuple(Fraction(v) for v in low),
+           tuple(Fraction(v) for v in high))
+    if key not in _BUILT:
+        if len(_BUILT) >= 64:
+            _BUILT.clear()
+        _BUILT[key] = _inner_bound(ratio, low, high)
+    return _BUILT[key]
+
+
+_BUILT: dict[tuple, RatioRow] = {}
+
+
+def _inner_bound(ratio: RatioAtom, low: Sequence[Fraction], high: Sequence[Fraction]) -> RatioRow:
     t = ratio.input_index
     t_lo, t_hi = Fraction(low[t]), Fraction(high[t])
     m = {j: -v for j, v in ratio.b.items()}  # N(x) = m . x + m0
