@@ -33,23 +33,17 @@ from fractions import Fraction
 import clarabel
 import numpy as np
 import z3
-from scipy.sparse import csc_matrix
+from scipy.sparse import coo_matrix, csc_matrix, csr_matrix
 
 from deepsade.encoding.base import LastLayer, LatentBoxes, Margins
 from deepsade.encoding.dual import DualAssert, Premise, conclusion_rows
 from deepsade.encoding.encoder import Encoder
-from deepsade.encoding.exact import (
-    UNKNOWN,
-    Counterexample,
-    Undecided,
-    find_counterexample,
-    substitute_outputs,
-)
-from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
-from deepsade.last_layer_polyhedron import polyhedron_from_duals
+from deepsade.encoding.exact import UNKNOWN, Counterexample, Undecided, find_counterexample
+from deepsade.encoding.layout import LatentLayout, exact_term
+from deepsade.encoding.reduced_check import reduced_counterexample
+from deepsade.last_layer_polyhedron import WorstCaseRows, polyhedron_from_duals
 from deepsade.linear import NotLinear, atom_from_comparison
-from deepsade.numbers import z3_fraction
-from deepsade.spec import Assert, conjunction_atoms, input_var, output_var
+from deepsade.spec import Assert, conjunction_atoms, input_var
 
 CegisPoint = tuple[int, list[Fraction], list[Fraction]]  # (assert index, latent point, output perturbation)
 
@@ -110,7 +104,30 @@ def point_inputs(assert_: Assert, layout: LatentLayout, latent: Sequence[Fractio
 
 def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
                 boxes: LatentBoxes) -> list[DualAssert]:
-    """One pinned dual per distinct (assert, input point) among ``points`` (vacuous ones left out)."""
+    """One pinned dual per distinct (assert, input point) among ``points`` (vacuous ones left out).
+
+    Remembered for the last call: a step usually sees the same points over the same input boxes as the one
+    before (only the hidden coordinates' box moves, and pinned rows do not depend on it)."""
+    input_boxes = tuple((a.index, tuple(float(bound[layout.coordinate(j)]) for bound in boxes.for_assert(a.index)
+                                        for j in a.inputs)) for a in asserts)
+    remembered = _last_pinned_rows.get("key")
+    if remembered is not None:
+        kept_asserts, kept_layout, kept_boxes, kept_points = remembered
+        if (kept_layout == layout and kept_boxes == input_boxes and len(kept_asserts) == len(asserts)
+                and all(x is y for x, y in zip(kept_asserts, asserts)) and len(kept_points) == len(points)
+                and all(x is y for x, y in zip(kept_points, points))):
+            return list(_last_pinned_rows["duals"])
+    duals = _pinned_rows(asserts, layout, points, boxes)
+    _last_pinned_rows["key"] = (tuple(asserts), layout, input_boxes, tuple(points))
+    _last_pinned_rows["duals"] = duals
+    return list(duals)
+
+
+_last_pinned_rows: dict = {}
+
+
+def _pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
+                 boxes: LatentBoxes) -> list[DualAssert]:
     by_index = {a.index: a for a in asserts}
     seen: set[tuple] = set()
     duals = []
@@ -129,57 +146,59 @@ def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequenc
     return duals
 
 
-def reduced_counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray,
-                           low: Sequence, high: Sequence, margin: Fraction, timeout_s: float | None
-                           ) -> Counterexample | Undecided | None:
-    """``find_counterexample`` for an assert on one output, with every latent coordinate but the assert's own
-    inputs folded into one variable: the same verdict, from a far smaller z3 problem.
+def shared_linear_system(rows: WorstCaseRows) -> tuple[csr_matrix, np.ndarray, int]:
+    """``rows.linear_system()`` with one auxiliary per distinct worst-case term instead of one per row and
+    moving coordinate: the same feasible ``(W, b)``, from a far smaller program.
 
-    The output is ``y = sum_pinned W_l s_l + b + v`` with ``v = sum_free W_l z_l``. Over the box, ``v`` takes
-    exactly the values of ``[min_over_box, max_over_box]`` (a linear form over a box is onto that interval),
-    and the assert sees the free coordinates only through ``y``: so some latent point violates the assert
-    iff some ``(s, v)`` with ``v`` in that interval does. A found ``v`` is mapped back to the latent point on
-    the segment between the minimising and the maximising corner. Exact in rationals throughout."""
-    (k,) = assert_.outputs
-    pinned = [layout.coordinate(j) for j in assert_.inputs]
-    free = np.array([l for l in range(layout.n_latent) if l not in pinned], dtype=int)
-    row = np.array([Fraction(float(w)) for w in weights[k]], dtype=object)
-    box_low = np.array([Fraction(v) for v in low], dtype=object)
-    box_high = np.array([Fraction(v) for v in high], dtype=object)
-    at_min = np.where(row[free] >= 0, box_low[free], box_high[free])
-    at_max = np.where(row[free] >= 0, box_high[free], box_low[free])
-    v_min = Fraction(sum(row[free] * at_min, Fraction(0)))
-    v_max = Fraction(sum(row[free] * at_max, Fraction(0)))
-    s = {j: z3.Real(f"s!{j}") for j in assert_.inputs}
-    v, e = z3.Real("v"), z3.Real("e")
-    solver = z3.SolverFor("QF_LRA") if assert_.linear else z3.Solver()
-    if timeout_s:
-        solver.set("timeout", max(1, int(timeout_s * 1000)))
-    for j, c in zip(assert_.inputs, pinned):
-        solver.add(s[j] >= exact_term(box_low[c]), s[j] <= exact_term(box_high[c]))
-    solver.add(v >= exact_term(v_min), v <= exact_term(v_max), e >= -exact_term(margin), e <= exact_term(margin))
-    exact = sum_terms([exact_term(row[c]) * s[j] for j, c in zip(assert_.inputs, pinned) if row[c] != 0])
-    exact = exact + exact_term(Fraction(float(biases[k]))) + v
-    inputs = [(input_var(j), s[j]) for j in assert_.inputs]
-    formula = substitute_outputs(assert_.scaled, inputs + [(output_var(k), exact + e)], inputs + [(output_var(k), exact)])
-    solver.add(z3.Not(formula))
-    verdict = solver.check()
-    if verdict == z3.unsat:
-        return None
-    if verdict != z3.sat:
-        return UNKNOWN
-    model = solver.model()
-    value = lambda term: z3_fraction(model.eval(term, model_completion=True))  # noqa: E731
-    found_v = value(v)
-    share = (found_v - v_min) / (v_max - v_min) if v_max != v_min else Fraction(0)
-    latent = list(box_low)
-    for l, lo_corner, hi_corner in zip(free, at_min, at_max):
-        latent[l] = lo_corner + share * (hi_corner - lo_corner)
-    for j, c in zip(assert_.inputs, pinned):
-        latent[c] = value(s[j])
-    perturbation = [Fraction(0)] * layout.n_out
-    perturbation[k] = value(e)
-    return Counterexample(assert_.index, [Fraction(x) for x in latent], perturbation)
+    A term ``max(a_l lo_l, a_l hi_l)`` with ``a = out W + lat`` depends on ``(out, l, lat_l, lo_l, hi_l)``
+    only. The pinned rows of the CEGIS points differ in their pinned coordinates but share every other one
+    (same output coefficients, same box), so they share those terms: where one auxiliary stands for several
+    rows' copies, its tightest value is each copy's tightest value, so a ``(W, b)`` is feasible with shared
+    auxiliaries iff it is feasible with one auxiliary per copy."""
+    n_out, n_lat = rows.n_out, rows.n_latent
+    n_w = n_out * n_lat
+    n_theta = n_w + n_out
+    moving = rows.low != rows.high
+    row_of, coord_of = np.nonzero(moving)
+    keys = np.column_stack([rows.out[row_of], coord_of, rows.lat[row_of, coord_of], rows.low[row_of, coord_of],
+                            rows.high[row_of, coord_of]])
+    if len(keys):
+        unique, term_of = np.unique(keys, axis=0, return_inverse=True)
+        term_of = term_of.ravel()
+    else:
+        unique, term_of = np.zeros((0, n_out + 4)), np.zeros(0, dtype=int)
+    n_aux = len(unique)
+    term_out, term_coord = unique[:, :n_out], unique[:, n_out].astype(int)
+    term_lat, term_low, term_high = unique[:, n_out + 1], unique[:, n_out + 2], unique[:, n_out + 3]
+    entries_rows, entries_cols, entries_vals, upper = [], [], [], []
+    # a_l * corner - t <= -lat_l * corner, for both corners of every shared term
+    term_idx, out_idx = np.nonzero(term_out)
+    for block, corner in enumerate((term_low, term_high)):
+        offset = block * n_aux
+        entries_rows += [offset + term_idx, offset + np.arange(n_aux)]
+        entries_cols += [out_idx * n_lat + term_coord[term_idx], n_theta + np.arange(n_aux)]
+        entries_vals += [term_out[term_idx, out_idx] * corner[term_idx], -np.ones(n_aux)]
+        upper.append(-term_lat * corner)
+    # per row: its terms' auxiliaries + the fixed coordinates' a_l lo_l + out . b <= bound
+    first = 2 * n_aux
+    entries_rows.append(first + row_of)
+    entries_cols.append(n_theta + term_of)
+    entries_vals.append(np.ones(len(row_of)))
+    fixed_row, fixed_coord = np.nonzero(~moving)
+    fixed_term, fixed_out = np.nonzero(rows.out[fixed_row])
+    entries_rows.append(first + fixed_row[fixed_term])
+    entries_cols.append(fixed_out * n_lat + fixed_coord[fixed_term])
+    entries_vals.append(rows.out[fixed_row[fixed_term], fixed_out] * rows.low[fixed_row[fixed_term],
+                                                                                 fixed_coord[fixed_term]])
+    bias_row, bias_out = np.nonzero(rows.out)
+    entries_rows.append(first + bias_row)
+    entries_cols.append(n_w + bias_out)
+    entries_vals.append(rows.out[bias_row, bias_out])
+    fixed_constant = np.where(moving, 0.0, rows.lat * rows.low).sum(axis=1)
+    upper.append(rows.bound - fixed_constant)
+    matrix = coo_matrix((np.concatenate(entries_vals), (np.concatenate(entries_rows), np.concatenate(entries_cols))),
+                        shape=(first + rows.n_rows, n_theta + n_aux)).tocsr()
+    return matrix, np.concatenate(upper), n_aux
 
 
 def counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray, low: Sequence,
@@ -205,7 +224,7 @@ def project_l2(rows: Sequence[DualAssert], layout: LatentLayout, target: LastLay
     polyhedron = polyhedron_from_duals(rows, n_out, n_lat, boxes, None, margin)
     if polyhedron.n_rows == 0:
         return np.asarray(target[0], dtype=np.float64), np.asarray(target[1], dtype=np.float64)
-    matrix, upper, n_aux = polyhedron.linear_system()
+    matrix, upper, n_aux = shared_linear_system(polyhedron)
     n_vars = n_theta + n_aux
     # 1/2 |theta|^2 - target . theta, the auxiliaries free of cost; A x <= u as A x + s = u, s >= 0
     quadratic = csc_matrix((np.ones(n_theta), (np.arange(n_theta), np.arange(n_theta))), shape=(n_vars, n_vars))
