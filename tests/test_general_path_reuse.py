@@ -214,3 +214,18 @@ def test_a_pinned_dual_is_what_the_remembered_rows_hold():
         if dual is not None:
             expected.append(dual.premise.bounds)
     assert [d.premise.bounds for d in duals] == expected
+
+
+def test_pinned_rows_put_over_a_box_from_kept_arrays_are_the_polyhedron_of_the_duals():
+    _, spec, layout, low, high = _problem(SCREENING, "r", n_hidden=6)
+    points = _screening_points(spec, layout, low, high, 30)
+    rng = np.random.default_rng(4)
+    for _ in range(3):  # the hidden box moves every step; the kept arrays must follow it
+        step_low = low - np.r_[rng.random(6), 0.0, 0.0]
+        boxes = LatentBoxes((step_low, high))
+        duals = pinned_rows(spec.asserts, layout, points, boxes)
+        expected = polyhedron_from_duals(duals, 1, layout.n_latent, boxes, None, 1e-3)
+        got = point_projection.pinned_polyhedron(spec.asserts, layout, points, boxes, 1e-3)
+        for name in ("out", "lat", "low", "high", "bound"):
+            assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert expected.n_rows > 5

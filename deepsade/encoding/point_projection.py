@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import clarabel
@@ -41,7 +42,7 @@ from deepsade.encoding.encoder import Encoder
 from deepsade.encoding.exact import UNKNOWN, Counterexample, Undecided, find_counterexample
 from deepsade.encoding.layout import LatentLayout, exact_term
 from deepsade.encoding.reduced_check import reduced_counterexample
-from deepsade.last_layer_polyhedron import WorstCaseRows, polyhedron_from_duals
+from deepsade.last_layer_polyhedron import NotPolyhedral, WorstCaseRows, polyhedron_from_duals
 from deepsade.linear import NotLinear, atom_from_comparison
 from deepsade.spec import Assert, conjunction_atoms, input_var
 
@@ -120,7 +121,79 @@ def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequenc
     duals = _pinned_rows(asserts, layout, points, boxes)
     _last_pinned_rows["key"] = (tuple(asserts), layout, input_boxes, tuple(points))
     _last_pinned_rows["duals"] = duals
+    _last_pinned_rows["arrays"] = None
     return list(duals)
+
+
+def pinned_polyhedron(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
+                      boxes: LatentBoxes, margin: float) -> WorstCaseRows:
+    """``polyhedron_from_duals`` of ``pinned_rows``, from arrays kept while the pinned rows are remembered:
+    each step only puts the rows over the current box."""
+    duals = pinned_rows(asserts, layout, points, boxes)
+    arrays = _last_pinned_rows.get("arrays")
+    if arrays is None:
+        arrays = _last_pinned_rows["arrays"] = PinnedRowArrays.of(duals, layout.n_out, layout.n_latent)
+    return arrays.over(boxes, margin)
+
+
+@dataclass(frozen=True)
+class PinnedRowArrays:
+    """The conclusion rows of closed-form duals whose premises bound single coordinates, as arrays: row ``r``
+    reads ``out_r . y + lat_r . z + const_r <= 0`` over its assert's box cut by ``[premise_low_r,
+    premise_high_r]``."""
+
+    index: np.ndarray  # (R,) source assert
+    out: np.ndarray  # (R, n_out)
+    lat: np.ndarray  # (R, n_latent)
+    const: np.ndarray  # (R,)
+    margin_scale: np.ndarray  # (R,) 0 where the row takes no margin
+    strict: np.ndarray  # (R,) bool
+    premise_low: np.ndarray  # (R, n_latent), -inf where the premise leaves the coordinate free
+    premise_high: np.ndarray  # (R, n_latent), +inf likewise
+
+    @classmethod
+    def of(cls, duals: Sequence[DualAssert], n_out: int, n_latent: int) -> PinnedRowArrays:
+        """The arrays of ``duals``' rows (``NotPolyhedral`` for a premise that couples several inputs)."""
+        fields: dict[str, list] = {name: [] for name in ("index", "out", "lat", "const", "margin_scale", "strict",
+                                                         "premise_low", "premise_high")}
+        for dual in duals:
+            if dual.premise.rows:
+                raise NotPolyhedral("a premise couples several inputs (Farkas form): not supported by the refit")
+            premise_low, premise_high = np.full(n_latent, -np.inf), np.full(n_latent, np.inf)
+            for coord, (lo, hi) in dual.premise.bounds.items():
+                if lo is not None:
+                    premise_low[coord] = float(lo)
+                if hi is not None:
+                    premise_high[coord] = float(hi)
+            for row in dual.rows:
+                lat = np.zeros(n_latent)
+                for coord, value in row.lat.items():
+                    lat[coord] = float(value)
+                for name, value in (("index", dual.source.index), ("out", row.out_float), ("lat", lat),
+                                    ("const", float(row.const)), ("strict", row.strict),
+                                    ("margin_scale", float(row.margin_scale()) if row.with_margin else 0.0),
+                                    ("premise_low", premise_low), ("premise_high", premise_high)):
+                    fields[name].append(value)
+        if not fields["index"]:
+            return cls(np.zeros(0, int), np.zeros((0, n_out)), np.zeros((0, n_latent)), np.zeros(0), np.zeros(0),
+                       np.zeros(0, bool), np.zeros((0, n_latent)), np.zeros((0, n_latent)))
+        return cls(*(np.array(fields[name]) for name in ("index", "out", "lat", "const", "margin_scale", "strict",
+                                                         "premise_low", "premise_high")))
+
+    def over(self, boxes: LatentBoxes, margin: float) -> WorstCaseRows:
+        """The rows over each one's box, bounds lowered by the margin, as ``polyhedron_from_duals`` makes them
+        (rows whose premise misses the box left out)."""
+        n_latent = self.lat.shape[1]
+        low, high = np.empty((len(self.index), n_latent)), np.empty((len(self.index), n_latent))
+        for index in np.unique(self.index):
+            own_low, own_high = boxes.for_assert(int(index))
+            low[self.index == index] = np.asarray(own_low, dtype=np.float64)
+            high[self.index == index] = np.asarray(own_high, dtype=np.float64)
+        low, high = np.maximum(low, self.premise_low), np.minimum(high, self.premise_high)
+        keep = ~(low > high).any(axis=1)
+        slack = margin * self.margin_scale
+        slack = np.where(self.strict & (slack <= 0), 1e-12, slack)  # a strict row needs some room
+        return WorstCaseRows(self.out[keep], self.lat[keep], low[keep], high[keep], (-self.const - slack)[keep])
 
 
 _last_pinned_rows: dict = {}
@@ -218,10 +291,15 @@ def project_l2(rows: Sequence[DualAssert], layout: LatentLayout, target: LastLay
     L2 rather than the L1 of ``deepsade.encoding.projection``: an L1 projection lands on a vertex, which sets
     whole groups of hidden-unit weights to exactly 0; the hidden layers then get no gradient and never
     recover. An L2 projection shrinks them instead."""
+    return project_onto(polyhedron_from_duals(rows, layout.n_out, layout.n_latent, boxes, None, margin), layout,
+                        target)
+
+
+def project_onto(polyhedron: WorstCaseRows, layout: LatentLayout, target: LastLayer) -> LastLayer | None:
+    """``project_l2`` onto rows already put over their boxes (margins subtracted)."""
     n_out, n_lat = layout.n_out, layout.n_latent
     n_theta = n_out * n_lat + n_out
     theta = np.concatenate([np.asarray(target[0], dtype=np.float64).ravel(), np.asarray(target[1], dtype=np.float64)])
-    polyhedron = polyhedron_from_duals(rows, n_out, n_lat, boxes, None, margin)
     if polyhedron.n_rows == 0:
         return np.asarray(target[0], dtype=np.float64), np.asarray(target[1], dtype=np.float64)
     matrix, upper, n_aux = shared_linear_system(polyhedron)
@@ -269,6 +347,11 @@ def satisfied_except_points(encoder: Encoder, weights: np.ndarray, biases: np.nd
     return True
 
 
+def _stacked(first: WorstCaseRows, second: WorstCaseRows) -> WorstCaseRows:
+    return WorstCaseRows(*(np.concatenate([getattr(first, name), getattr(second, name)])
+                           for name in ("out", "lat", "low", "high", "bound")))
+
+
 def project_by_points(encoder: Encoder, target: LastLayer, current: LastLayer, boxes: LatentBoxes,
                       margins: Margins, points: list[CegisPoint], rounds: int, timeout_s: float,
                       on_point: Callable[[], None] | None = None) -> LastLayer | None:
@@ -284,8 +367,10 @@ def project_by_points(encoder: Encoder, target: LastLayer, current: LastLayer, b
                   for row in s.polyhedron(current, boxes, target, margins)]
     deadline = time.perf_counter() + timeout_s
     for _ in range(max(1, rounds)):
-        rows = other_rows + pinned_rows(point_asserts, layout, points, boxes)
-        found = project_l2(rows, layout, target, boxes, float(margins.solve))
+        polyhedron = _stacked(polyhedron_from_duals(other_rows, layout.n_out, layout.n_latent, boxes, None,
+                                                    float(margins.solve)),
+                              pinned_polyhedron(point_asserts, layout, points, boxes, float(margins.solve)))
+        found = project_onto(polyhedron, layout, target)
         if found is None:
             return None
         weights = np.asarray(found[0], dtype=np.float32).astype(np.float64)
