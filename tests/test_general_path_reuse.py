@@ -103,6 +103,22 @@ def test_what_the_nonlinear_procedure_leaves_undecided_the_default_solver_decide
         assert (full is None) == (found is None)
         verdicts.append(found is None)
     assert any(verdicts) and not all(verdicts)
+    assert check._solver_order()[0] == 1  # once timed, the procedure that never decides is tried last
+
+
+def test_after_timing_each_way_of_solving_the_fastest_goes_first():
+    _, spec, layout, low, high = _problem(SCREENING, "r")
+    check = ReducedCheck(spec.asserts[0], layout, *_pinned_box(spec.asserts[0], layout, low, high), Fraction(1, 10))
+    rng = np.random.default_rng(6)
+    firsts = []
+    for _ in range(2 * reduced_check._TRIALS):
+        firsts.append(check._solver_order()[0])
+        check.check(rng.normal(0, 0.3, (1, layout.n_latent)), rng.normal(0.4, 0.5, 1), low, high, 10.0)
+    assert sorted(set(firsts)) == [0, 1] and all(len(t) == reduced_check._TRIALS for t in check.seconds)
+    check.seconds = [[0.5] * reduced_check._TRIALS, [0.001] * reduced_check._TRIALS]
+    assert check._solver_order() == [1, 0]
+    check.seconds = [[0.001] * reduced_check._TRIALS, [0.5] * reduced_check._TRIALS]
+    assert check._solver_order() == [0, 1]
 
 
 def _pinned_box(a, layout, low, high):

@@ -10,9 +10,10 @@ What does not depend on the weights (the assert with the network substituted, as
 the margin variable ``e`` and one parameter per pinned weight; the bounds of ``s`` and ``e``) is built once
 per (assert, layout, pinned box, margin) and kept (``ReducedCheck``). A check substitutes the step's numbers
 for the parameters (one z3 call) and asks a fresh solver, so every verdict is the one a solver built from
-scratch gives. A non-linear assert goes to z3's own complete procedure for non-linear real arithmetic
-(``qfnra-nlsat``, what the default solver runs on such a problem, without its start-up cost); anything it
-does not decide goes to the default solver as well. Exact in rationals throughout.
+scratch gives. A non-linear assert has two ways to a verdict: z3's complete procedure for non-linear real
+arithmetic (``qfnra-nlsat``) and the default solver. Which is faster depends on the rule, so the first few
+checks time both and the faster goes first from then on; what it leaves undecided goes to the other. Every
+verdict is z3's (sat with a model, or unsat), exact in rationals throughout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from deepsade.numbers import z3_fraction
 from deepsade.spec import Assert, input_var, output_var
 
 _NONLINEAR_TACTIC = "qfnra-nlsat"
+_TRIALS = 5  # checks timed per way of solving before the fastest goes first
 
 
 class ReducedCheck:
@@ -56,14 +58,22 @@ class ReducedCheck:
                        for c in (s >= exact_term(lo), s <= exact_term(hi))]
         self.bounds += [self.perturbation >= -exact_term(margin), self.perturbation <= exact_term(margin)]
         self.linear = assert_.linear
+        # how to make each fresh solver; which is faster depends on the rule (obesity's premise: nlsat, dosing's
+        # product: the default solver), so the first checks time each in turn and later ones start with the
+        # fastest, the others kept for what it leaves undecided
+        self.makers = ([lambda: z3.SolverFor("QF_LRA")] if self.linear else
+                       [lambda: z3.Tactic(_NONLINEAR_TACTIC).solver(), z3.Solver])
+        self.seconds: list[list[float]] = [[] for _ in self.makers]
 
-    def _solvers(self):
-        """Fresh solvers to try in turn: the first verdict other than unknown is the answer."""
-        if self.linear:
-            yield z3.SolverFor("QF_LRA")
-            return
-        yield z3.Tactic(_NONLINEAR_TACTIC).solver()
-        yield z3.Solver()
+    def _solver_order(self) -> list[int]:
+        """The makers in the order to try: each in turn first while it has fewer than ``_TRIALS`` timings,
+        then the fastest by median first."""
+        untried = [i for i, times in enumerate(self.seconds) if len(times) < _TRIALS]
+        if untried:
+            first = untried[0]
+        else:
+            first = min(range(len(self.makers)), key=lambda i: float(np.median(self.seconds[i])))
+        return [first] + [i for i in range(len(self.makers)) if i != first]
 
     def check(self, weights: np.ndarray, biases: np.ndarray, low: Sequence, high: Sequence,
               timeout_s: float | None) -> Counterexample | Undecided | None:
@@ -83,7 +93,9 @@ class ReducedCheck:
         shift_bounds = [self.shift >= exact_term(bias + v_min), self.shift <= exact_term(bias + v_max)]
         verdict, model = z3.unknown, None
         deadline = time.perf_counter() + timeout_s if timeout_s else None
-        for solver in self._solvers():
+        for attempt, maker in enumerate(self._solver_order()):
+            solver = self.makers[maker]()
+            started = time.perf_counter()
             if deadline is not None:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -94,6 +106,8 @@ class ReducedCheck:
                 verdict = solver.check()
             except z3.Z3Exception:  # a tactic may refuse a goal outside its fragment: the next solver decides
                 verdict = z3.unknown
+            if attempt == 0:  # an undecided first try counts as never finishing
+                self.seconds[maker].append(time.perf_counter() - started if verdict != z3.unknown else np.inf)
             if verdict != z3.unknown:
                 model = solver.model() if verdict == z3.sat else None
                 break
