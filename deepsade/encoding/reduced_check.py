@@ -64,16 +64,18 @@ class ReducedCheck:
         self.makers = ([lambda: z3.SolverFor("QF_LRA")] if self.linear else
                        [lambda: z3.Tactic(_NONLINEAR_TACTIC).solver(), z3.Solver])
         self.seconds: list[list[float]] = [[] for _ in self.makers]
+        self.order: list[int] | None = None
 
     def _solver_order(self) -> list[int]:
         """The makers in the order to try: each in turn first while it has fewer than ``_TRIALS`` timings,
-        then the fastest by median first."""
-        untried = [i for i, times in enumerate(self.seconds) if len(times) < _TRIALS]
-        if untried:
-            first = untried[0]
-        else:
-            first = min(range(len(self.makers)), key=lambda i: float(np.median(self.seconds[i])))
-        return [first] + [i for i in range(len(self.makers)) if i != first]
+        then the fastest by median first (decided once, when the last timing is in)."""
+        if self.order is None:
+            untried = [i for i, times in enumerate(self.seconds) if len(times) < _TRIALS]
+            if untried:
+                return untried[:1] + [i for i in range(len(self.makers)) if i != untried[0]]
+            medians = [float(np.median(times)) for times in self.seconds]
+            self.order = sorted(range(len(self.makers)), key=lambda i: medians[i])
+        return self.order
 
     def check(self, weights: np.ndarray, biases: np.ndarray, low: Sequence, high: Sequence,
               timeout_s: float | None) -> Counterexample | Undecided | None:
@@ -106,7 +108,7 @@ class ReducedCheck:
                 verdict = solver.check()
             except z3.Z3Exception:  # a tactic may refuse a goal outside its fragment: the next solver decides
                 verdict = z3.unknown
-            if attempt == 0:  # an undecided first try counts as never finishing
+            if attempt == 0 and self.order is None:  # an undecided first try counts as never finishing
                 self.seconds[maker].append(time.perf_counter() - started if verdict != z3.unknown else np.inf)
             if verdict != z3.unknown:
                 model = solver.model() if verdict == z3.sat else None
