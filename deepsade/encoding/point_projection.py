@@ -28,28 +28,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import clarabel
 import numpy as np
 import z3
-from scipy.sparse import csc_matrix
+from scipy.sparse import coo_matrix, csc_matrix, csr_matrix
 
 from deepsade.encoding.base import LastLayer, LatentBoxes, Margins
 from deepsade.encoding.dual import DualAssert, Premise, conclusion_rows
 from deepsade.encoding.encoder import Encoder
-from deepsade.encoding.exact import (
-    UNKNOWN,
-    Counterexample,
-    Undecided,
-    find_counterexample,
-    substitute_outputs,
-)
-from deepsade.encoding.layout import LatentLayout, exact_term, sum_terms
-from deepsade.last_layer_polyhedron import polyhedron_from_duals
+from deepsade.encoding.exact import UNKNOWN, Counterexample, Undecided, find_counterexample
+from deepsade.encoding.layout import LatentLayout, exact_term
+from deepsade.encoding.reduced_check import reduced_counterexample
+from deepsade.last_layer_polyhedron import NotPolyhedral, WorstCaseRows, polyhedron_from_duals
 from deepsade.linear import NotLinear, atom_from_comparison
-from deepsade.numbers import z3_fraction
-from deepsade.spec import Assert, conjunction_atoms, input_var, output_var
+from deepsade.spec import Assert, conjunction_atoms, input_var
 
 CegisPoint = tuple[int, list[Fraction], list[Fraction]]  # (assert index, latent point, output perturbation)
 
@@ -110,7 +105,102 @@ def point_inputs(assert_: Assert, layout: LatentLayout, latent: Sequence[Fractio
 
 def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
                 boxes: LatentBoxes) -> list[DualAssert]:
-    """One pinned dual per distinct (assert, input point) among ``points`` (vacuous ones left out)."""
+    """One pinned dual per distinct (assert, input point) among ``points`` (vacuous ones left out).
+
+    Remembered for the last call: a step usually sees the same points over the same input boxes as the one
+    before (only the hidden coordinates' box moves, and pinned rows do not depend on it)."""
+    input_boxes = tuple((a.index, tuple(float(bound[layout.coordinate(j)]) for bound in boxes.for_assert(a.index)
+                                        for j in a.inputs)) for a in asserts)
+    remembered = _last_pinned_rows.get("key")
+    if remembered is not None:
+        kept_asserts, kept_layout, kept_boxes, kept_points = remembered
+        if (kept_layout == layout and kept_boxes == input_boxes and len(kept_asserts) == len(asserts)
+                and all(x is y for x, y in zip(kept_asserts, asserts)) and len(kept_points) == len(points)
+                and all(x is y for x, y in zip(kept_points, points))):
+            return list(_last_pinned_rows["duals"])
+    duals = _pinned_rows(asserts, layout, points, boxes)
+    _last_pinned_rows["key"] = (tuple(asserts), layout, input_boxes, tuple(points))
+    _last_pinned_rows["duals"] = duals
+    _last_pinned_rows["arrays"] = None
+    return list(duals)
+
+
+def pinned_polyhedron(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
+                      boxes: LatentBoxes, margin: float) -> WorstCaseRows:
+    """``polyhedron_from_duals`` of ``pinned_rows``, from arrays kept while the pinned rows are remembered:
+    each step only puts the rows over the current box."""
+    duals = pinned_rows(asserts, layout, points, boxes)
+    arrays = _last_pinned_rows.get("arrays")
+    if arrays is None:
+        arrays = _last_pinned_rows["arrays"] = PinnedRowArrays.of(duals, layout.n_out, layout.n_latent)
+    return arrays.over(boxes, margin)
+
+
+@dataclass(frozen=True)
+class PinnedRowArrays:
+    """The conclusion rows of closed-form duals whose premises bound single coordinates, as arrays: row ``r``
+    reads ``out_r . y + lat_r . z + const_r <= 0`` over its assert's box cut by ``[premise_low_r,
+    premise_high_r]``."""
+
+    index: np.ndarray  # (R,) source assert
+    out: np.ndarray  # (R, n_out)
+    lat: np.ndarray  # (R, n_latent)
+    const: np.ndarray  # (R,)
+    margin_scale: np.ndarray  # (R,) 0 where the row takes no margin
+    strict: np.ndarray  # (R,) bool
+    premise_low: np.ndarray  # (R, n_latent), -inf where the premise leaves the coordinate free
+    premise_high: np.ndarray  # (R, n_latent), +inf likewise
+
+    @classmethod
+    def of(cls, duals: Sequence[DualAssert], n_out: int, n_latent: int) -> PinnedRowArrays:
+        """The arrays of ``duals``' rows (``NotPolyhedral`` for a premise that couples several inputs)."""
+        fields: dict[str, list] = {name: [] for name in ("index", "out", "lat", "const", "margin_scale", "strict",
+                                                         "premise_low", "premise_high")}
+        for dual in duals:
+            if dual.premise.rows:
+                raise NotPolyhedral("a premise couples several inputs (Farkas form): not supported by the refit")
+            premise_low, premise_high = np.full(n_latent, -np.inf), np.full(n_latent, np.inf)
+            for coord, (lo, hi) in dual.premise.bounds.items():
+                if lo is not None:
+                    premise_low[coord] = float(lo)
+                if hi is not None:
+                    premise_high[coord] = float(hi)
+            for row in dual.rows:
+                lat = np.zeros(n_latent)
+                for coord, value in row.lat.items():
+                    lat[coord] = float(value)
+                for name, value in (("index", dual.source.index), ("out", row.out_float), ("lat", lat),
+                                    ("const", float(row.const)), ("strict", row.strict),
+                                    ("margin_scale", float(row.margin_scale()) if row.with_margin else 0.0),
+                                    ("premise_low", premise_low), ("premise_high", premise_high)):
+                    fields[name].append(value)
+        if not fields["index"]:
+            return cls(np.zeros(0, int), np.zeros((0, n_out)), np.zeros((0, n_latent)), np.zeros(0), np.zeros(0),
+                       np.zeros(0, bool), np.zeros((0, n_latent)), np.zeros((0, n_latent)))
+        return cls(*(np.array(fields[name]) for name in ("index", "out", "lat", "const", "margin_scale", "strict",
+                                                         "premise_low", "premise_high")))
+
+    def over(self, boxes: LatentBoxes, margin: float) -> WorstCaseRows:
+        """The rows over each one's box, bounds lowered by the margin, as ``polyhedron_from_duals`` makes them
+        (rows whose premise misses the box left out)."""
+        n_latent = self.lat.shape[1]
+        low, high = np.empty((len(self.index), n_latent)), np.empty((len(self.index), n_latent))
+        for index in np.unique(self.index):
+            own_low, own_high = boxes.for_assert(int(index))
+            low[self.index == index] = np.asarray(own_low, dtype=np.float64)
+            high[self.index == index] = np.asarray(own_high, dtype=np.float64)
+        low, high = np.maximum(low, self.premise_low), np.minimum(high, self.premise_high)
+        keep = ~(low > high).any(axis=1)
+        slack = margin * self.margin_scale
+        slack = np.where(self.strict & (slack <= 0), 1e-12, slack)  # a strict row needs some room
+        return WorstCaseRows(self.out[keep], self.lat[keep], low[keep], high[keep], (-self.const - slack)[keep])
+
+
+_last_pinned_rows: dict = {}
+
+
+def _pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequence[CegisPoint],
+                 boxes: LatentBoxes) -> list[DualAssert]:
     by_index = {a.index: a for a in asserts}
     seen: set[tuple] = set()
     duals = []
@@ -129,57 +219,59 @@ def pinned_rows(asserts: Sequence[Assert], layout: LatentLayout, points: Sequenc
     return duals
 
 
-def reduced_counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray,
-                           low: Sequence, high: Sequence, margin: Fraction, timeout_s: float | None
-                           ) -> Counterexample | Undecided | None:
-    """``find_counterexample`` for an assert on one output, with every latent coordinate but the assert's own
-    inputs folded into one variable: the same verdict, from a far smaller z3 problem.
+def shared_linear_system(rows: WorstCaseRows) -> tuple[csr_matrix, np.ndarray, int]:
+    """``rows.linear_system()`` with one auxiliary per distinct worst-case term instead of one per row and
+    moving coordinate: the same feasible ``(W, b)``, from a far smaller program.
 
-    The output is ``y = sum_pinned W_l s_l + b + v`` with ``v = sum_free W_l z_l``. Over the box, ``v`` takes
-    exactly the values of ``[min_over_box, max_over_box]`` (a linear form over a box is onto that interval),
-    and the assert sees the free coordinates only through ``y``: so some latent point violates the assert
-    iff some ``(s, v)`` with ``v`` in that interval does. A found ``v`` is mapped back to the latent point on
-    the segment between the minimising and the maximising corner. Exact in rationals throughout."""
-    (k,) = assert_.outputs
-    pinned = [layout.coordinate(j) for j in assert_.inputs]
-    free = np.array([l for l in range(layout.n_latent) if l not in pinned], dtype=int)
-    row = np.array([Fraction(float(w)) for w in weights[k]], dtype=object)
-    box_low = np.array([Fraction(v) for v in low], dtype=object)
-    box_high = np.array([Fraction(v) for v in high], dtype=object)
-    at_min = np.where(row[free] >= 0, box_low[free], box_high[free])
-    at_max = np.where(row[free] >= 0, box_high[free], box_low[free])
-    v_min = Fraction(sum(row[free] * at_min, Fraction(0)))
-    v_max = Fraction(sum(row[free] * at_max, Fraction(0)))
-    s = {j: z3.Real(f"s!{j}") for j in assert_.inputs}
-    v, e = z3.Real("v"), z3.Real("e")
-    solver = z3.SolverFor("QF_LRA") if assert_.linear else z3.Solver()
-    if timeout_s:
-        solver.set("timeout", max(1, int(timeout_s * 1000)))
-    for j, c in zip(assert_.inputs, pinned):
-        solver.add(s[j] >= exact_term(box_low[c]), s[j] <= exact_term(box_high[c]))
-    solver.add(v >= exact_term(v_min), v <= exact_term(v_max), e >= -exact_term(margin), e <= exact_term(margin))
-    exact = sum_terms([exact_term(row[c]) * s[j] for j, c in zip(assert_.inputs, pinned) if row[c] != 0])
-    exact = exact + exact_term(Fraction(float(biases[k]))) + v
-    inputs = [(input_var(j), s[j]) for j in assert_.inputs]
-    formula = substitute_outputs(assert_.scaled, inputs + [(output_var(k), exact + e)], inputs + [(output_var(k), exact)])
-    solver.add(z3.Not(formula))
-    verdict = solver.check()
-    if verdict == z3.unsat:
-        return None
-    if verdict != z3.sat:
-        return UNKNOWN
-    model = solver.model()
-    value = lambda term: z3_fraction(model.eval(term, model_completion=True))  # noqa: E731
-    found_v = value(v)
-    share = (found_v - v_min) / (v_max - v_min) if v_max != v_min else Fraction(0)
-    latent = list(box_low)
-    for l, lo_corner, hi_corner in zip(free, at_min, at_max):
-        latent[l] = lo_corner + share * (hi_corner - lo_corner)
-    for j, c in zip(assert_.inputs, pinned):
-        latent[c] = value(s[j])
-    perturbation = [Fraction(0)] * layout.n_out
-    perturbation[k] = value(e)
-    return Counterexample(assert_.index, [Fraction(x) for x in latent], perturbation)
+    A term ``max(a_l lo_l, a_l hi_l)`` with ``a = out W + lat`` depends on ``(out, l, lat_l, lo_l, hi_l)``
+    only. The pinned rows of the CEGIS points differ in their pinned coordinates but share every other one
+    (same output coefficients, same box), so they share those terms: where one auxiliary stands for several
+    rows' copies, its tightest value is each copy's tightest value, so a ``(W, b)`` is feasible with shared
+    auxiliaries iff it is feasible with one auxiliary per copy."""
+    n_out, n_lat = rows.n_out, rows.n_latent
+    n_w = n_out * n_lat
+    n_theta = n_w + n_out
+    moving = rows.low != rows.high
+    row_of, coord_of = np.nonzero(moving)
+    keys = np.column_stack([rows.out[row_of], coord_of, rows.lat[row_of, coord_of], rows.low[row_of, coord_of],
+                            rows.high[row_of, coord_of]])
+    if len(keys):
+        unique, term_of = np.unique(keys, axis=0, return_inverse=True)
+        term_of = term_of.ravel()
+    else:
+        unique, term_of = np.zeros((0, n_out + 4)), np.zeros(0, dtype=int)
+    n_aux = len(unique)
+    term_out, term_coord = unique[:, :n_out], unique[:, n_out].astype(int)
+    term_lat, term_low, term_high = unique[:, n_out + 1], unique[:, n_out + 2], unique[:, n_out + 3]
+    entries_rows, entries_cols, entries_vals, upper = [], [], [], []
+    # a_l * corner - t <= -lat_l * corner, for both corners of every shared term
+    term_idx, out_idx = np.nonzero(term_out)
+    for block, corner in enumerate((term_low, term_high)):
+        offset = block * n_aux
+        entries_rows += [offset + term_idx, offset + np.arange(n_aux)]
+        entries_cols += [out_idx * n_lat + term_coord[term_idx], n_theta + np.arange(n_aux)]
+        entries_vals += [term_out[term_idx, out_idx] * corner[term_idx], -np.ones(n_aux)]
+        upper.append(-term_lat * corner)
+    # per row: its terms' auxiliaries + the fixed coordinates' a_l lo_l + out . b <= bound
+    first = 2 * n_aux
+    entries_rows.append(first + row_of)
+    entries_cols.append(n_theta + term_of)
+    entries_vals.append(np.ones(len(row_of)))
+    fixed_row, fixed_coord = np.nonzero(~moving)
+    fixed_term, fixed_out = np.nonzero(rows.out[fixed_row])
+    entries_rows.append(first + fixed_row[fixed_term])
+    entries_cols.append(fixed_out * n_lat + fixed_coord[fixed_term])
+    entries_vals.append(rows.out[fixed_row[fixed_term], fixed_out] * rows.low[fixed_row[fixed_term],
+                                                                                 fixed_coord[fixed_term]])
+    bias_row, bias_out = np.nonzero(rows.out)
+    entries_rows.append(first + bias_row)
+    entries_cols.append(n_w + bias_out)
+    entries_vals.append(rows.out[bias_row, bias_out])
+    fixed_constant = np.where(moving, 0.0, rows.lat * rows.low).sum(axis=1)
+    upper.append(rows.bound - fixed_constant)
+    matrix = coo_matrix((np.concatenate(entries_vals), (np.concatenate(entries_rows), np.concatenate(entries_cols))),
+                        shape=(first + rows.n_rows, n_theta + n_aux)).tocsr()
+    return matrix, np.concatenate(upper), n_aux
 
 
 def counterexample(assert_: Assert, layout: LatentLayout, weights: np.ndarray, biases: np.ndarray, low: Sequence,
@@ -199,13 +291,18 @@ def project_l2(rows: Sequence[DualAssert], layout: LatentLayout, target: LastLay
     L2 rather than the L1 of ``deepsade.encoding.projection``: an L1 projection lands on a vertex, which sets
     whole groups of hidden-unit weights to exactly 0; the hidden layers then get no gradient and never
     recover. An L2 projection shrinks them instead."""
+    return project_onto(polyhedron_from_duals(rows, layout.n_out, layout.n_latent, boxes, None, margin), layout,
+                        target)
+
+
+def project_onto(polyhedron: WorstCaseRows, layout: LatentLayout, target: LastLayer) -> LastLayer | None:
+    """``project_l2`` onto rows already put over their boxes (margins subtracted)."""
     n_out, n_lat = layout.n_out, layout.n_latent
     n_theta = n_out * n_lat + n_out
     theta = np.concatenate([np.asarray(target[0], dtype=np.float64).ravel(), np.asarray(target[1], dtype=np.float64)])
-    polyhedron = polyhedron_from_duals(rows, n_out, n_lat, boxes, None, margin)
     if polyhedron.n_rows == 0:
         return np.asarray(target[0], dtype=np.float64), np.asarray(target[1], dtype=np.float64)
-    matrix, upper, n_aux = polyhedron.linear_system()
+    matrix, upper, n_aux = shared_linear_system(polyhedron)
     n_vars = n_theta + n_aux
     # 1/2 |theta|^2 - target . theta, the auxiliaries free of cost; A x <= u as A x + s = u, s >= 0
     quadratic = csc_matrix((np.ones(n_theta), (np.arange(n_theta), np.arange(n_theta))), shape=(n_vars, n_vars))
@@ -250,6 +347,11 @@ def satisfied_except_points(encoder: Encoder, weights: np.ndarray, biases: np.nd
     return True
 
 
+def _stacked(first: WorstCaseRows, second: WorstCaseRows) -> WorstCaseRows:
+    return WorstCaseRows(*(np.concatenate([getattr(first, name), getattr(second, name)])
+                           for name in ("out", "lat", "low", "high", "bound")))
+
+
 def project_by_points(encoder: Encoder, target: LastLayer, current: LastLayer, boxes: LatentBoxes,
                       margins: Margins, points: list[CegisPoint], rounds: int, timeout_s: float,
                       on_point: Callable[[], None] | None = None) -> LastLayer | None:
@@ -265,8 +367,10 @@ def project_by_points(encoder: Encoder, target: LastLayer, current: LastLayer, b
                   for row in s.polyhedron(current, boxes, target, margins)]
     deadline = time.perf_counter() + timeout_s
     for _ in range(max(1, rounds)):
-        rows = other_rows + pinned_rows(point_asserts, layout, points, boxes)
-        found = project_l2(rows, layout, target, boxes, float(margins.solve))
+        polyhedron = _stacked(polyhedron_from_duals(other_rows, layout.n_out, layout.n_latent, boxes, None,
+                                                    float(margins.solve)),
+                              pinned_polyhedron(point_asserts, layout, points, boxes, float(margins.solve)))
+        found = project_onto(polyhedron, layout, target)
         if found is None:
             return None
         weights = np.asarray(found[0], dtype=np.float32).astype(np.float64)
