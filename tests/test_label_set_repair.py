@@ -177,3 +177,23 @@ def test_auto_trains_label_set_repair_end_to_end_and_it_survives_a_reload(tmp_pa
     np.testing.assert_array_equal(reloaded, predicted)
     spec = parse_spec(str(uc4_digits.CASE.constraint_path), art.encoding)
     assert certify_model(again.artifact_.model, spec, art.encoding, art.domain, 1e-4)["verdict"] == "certified"
+
+
+def test_exported_onnx_keeps_the_rule_with_huge_base_scores():
+    ort = pytest.importorskip("onnxruntime")
+    from deepsade.constructions.repair_onnx import build_repair_onnx
+
+    spec, data = _uc4()
+    model = LabelSetRepairMLP(len(spec.input_names), [16], len(spec.output_names), spec.mapped_features,
+                              recognise_monotone(spec, data.encoding.task).minimal_sets, 2e-4)
+    with torch.no_grad():
+        model.last.weight.mul_(1e6)
+        model.last.bias.copy_(torch.linspace(-3e6, -1e5, 10))
+    low, high = np.asarray(data.encoding.input_min), np.asarray(data.encoding.input_max)
+    x = low + (high - low) * np.random.default_rng(4).random((2000, len(low)))
+    session = ort.InferenceSession(build_repair_onnx(model, low, high).SerializeToString())
+    scores = session.run(None, {"X": x.astype(np.float32)})[0]
+    with torch.no_grad():
+        base = model.base(torch.as_tensor((x - low) / (high - low), dtype=torch.float32)).numpy()
+    assert np.abs(base).max() > 1e5 and not _digit_sum_holds(base).all()
+    assert _digit_sum_holds(scores).all()
