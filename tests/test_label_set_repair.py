@@ -197,3 +197,18 @@ def test_exported_onnx_keeps_the_rule_with_huge_base_scores():
         base = model.base(torch.as_tensor((x - low) / (high - low), dtype=torch.float32)).numpy()
     assert np.abs(base).max() > 1e5 and not _digit_sum_holds(base).all()
     assert _digit_sum_holds(scores).all()
+
+
+def test_verify_proves_a_repair_model_through_its_layer(tmp_path):
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+    from deepsade.estimator import DeepSaDe
+
+    frame = uc4_digits.generate(120, seed=5)
+    model = DeepSaDe(str(uc4_digits.CASE.constraint_path), uc4_digits.TARGETS, task="multilabel", hidden=(8,),
+                     epochs=1, seed=0).fit(frame)
+    model.save(tmp_path / "m")
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "m"), "--timeout", "30"])
+    assert result.exit_code == 0, result.output
+    assert "label-set repair layer" in result.output
