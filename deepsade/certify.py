@@ -68,6 +68,10 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
                           f"features the constraint mentions {list(spec.mapped_features)}",
                 "asserts": [], "seconds": round(time.perf_counter() - start, 4)}
     # --- constructions: a network with an enforcement layer has its own exact check ---
+    if getattr(model, "kind", None) == "label-set-repair":  # deepsade.constructions.repair_layer
+        from deepsade.constructions.repair_certificate import certify_repaired
+
+        return certify_repaired(model, spec, margin, timeout_s, base, start)
     if getattr(model, "kind", None) == "sequential-clamp":  # deepsade.constructions.sequential_clamp
         from deepsade.constructions.polytope_certificate import certify_clamped
 

@@ -97,6 +97,10 @@ def export_model(artifact: ModelArtifact, directory: str | Path, tolerance: floa
         from deepsade.constructions.hcr_onnx import build_hcr_onnx
 
         model = build_hcr_onnx(artifact.model, *scaling, precision)
+    elif getattr(artifact.model, "kind", None) == "label-set-repair":  # exact min/max, not the ReLU form
+        from deepsade.constructions.repair_onnx import build_repair_onnx
+
+        model = build_repair_onnx(artifact.model, scaling[0], scaling[1], precision)
     else:
         model = build_onnx(NetworkWeights.from_model(artifact.model), *scaling, precision)
     write_bytes_atomically(directory / ONNX_FILE, model.SerializeToString())
@@ -153,6 +157,10 @@ def _manifest(artifact: ModelArtifact, result: ExportResult, tolerance: float, p
         extra["guarantee"] = {"vnnlib": NO_VNNLIB, "piecewise_linear": False,
                               "certificate": "by construction: the region is proven exactly (z3); that every output "
                                              "lies in it rests on the construction, not on an exact engine"}
+    if getattr(artifact.model, "kind", None) == "label-set-repair":
+        from deepsade.constructions.repair_onnx import GRAPH, OPERATORS
+
+        operators, graph = OPERATORS, GRAPH
     return {
         "format": FORMAT,
         "model": ONNX_FILE,

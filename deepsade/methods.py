@@ -117,6 +117,16 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
         return name, ""
     if settings.paper:
         return DEEPSADE, "auto: deepsade (--paper)"
+    if train.encoding.task in ("binary", "multilabel"):
+        from deepsade.constructions.monotone_rule import recognise_monotone
+        from deepsade.constructions.recognise import NotApplicable
+
+        try:
+            recognise_monotone(spec, train.encoding.task)
+        except NotApplicable as exc:
+            return DEEPSADE, f"auto: deepsade (label-set repair does not apply: {exc})"
+        return "repair", ("auto: repair (the rule only asks for labels and predicting more never breaks it, so a fixed "
+                          "layer adds the cheapest labels it needs; --method deepsade trains DeepSaDe instead)")
     if train.encoding.task != "regression":
         return DEEPSADE, "auto: deepsade (sequential clamps are used for regression rules only)"
     from deepsade.constructions.polytope import polytope_projection, split_asserts
@@ -226,4 +236,7 @@ register(Method("hcr", "guaranteed by construction: HCR layer (direction + radiu
                 train=train_constructed, family=CONSTRUCTION))
 register(Method("polytope", "certified: sequential clamps onto the polytope of the asserts affine in the outputs "
                 "(bounds affine in the inputs, any number of rows), DeepSaDe for the other asserts; exact certificate",
+                certifies=True, train=train_constructed, family=CONSTRUCTION))
+register(Method("repair", "certified: label-set repair, a fixed layer that adds the cheapest labels a monotone rule on "
+                "the predicted labels needs (multi-label and binary rules that mention no input); exact certificate",
                 certifies=True, train=train_constructed, family=CONSTRUCTION))

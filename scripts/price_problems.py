@@ -211,6 +211,21 @@ def obesity_screening() -> pd.DataFrame:
                          "fasting_glucose": glucose, "risk": high_risk})
 
 
+TOPICS = ("politics", "sports", "science", "business", "culture")
+
+
+def news_topics() -> pd.DataFrame:
+    """make_multilabel_classification: word counts of news articles and their topics (every article has one)."""
+    from sklearn.datasets import make_multilabel_classification
+
+    counts, labels = make_multilabel_classification(n_samples=800, n_features=12, n_classes=len(TOPICS), n_labels=2,
+                                                    allow_unlabeled=False, random_state=DATA_SEED % 2**31)
+    frame = pd.DataFrame(counts, columns=[f"word_{j}" for j in range(counts.shape[1])])
+    for k, topic in enumerate(TOPICS):
+        frame[topic] = labels[:, k]
+    return frame
+
+
 PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("breast_cancer", "a tumour whose worst area exceeds 1500 is always classified malignant",
             ("premise -> class (binary)",), "binary", ("diagnosis",), breast_cancer, positive="malignant",
@@ -245,9 +260,15 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("pump_alarms", "temperature >= 100 raises overheat; overheat or bearing wear raises maintenance",
             ("multi-label rule",), "multilabel", ("overheat", "bearing_wear", "maintenance_due"),
             pump_monitoring, source="own generator"),
+    Problem("news_topics", "every article is filed under at least one topic",
+            ("multi-label rule on the labels alone (at least one)",), "multilabel", TOPICS, news_topics,
+            source="sklearn make_multilabel_classification"),
     Problem("dosing", "dose per kg times body weight never exceeds 1000 mg; the dose is never negative",
             ("general path: product of an input and an output",), "regression", ("dose_mg_per_kg",),
             paediatric_dosing, general_path=True, source="own generator"),
+    Problem("dosing_children", "a child under 12 never gets more than 700 mg in one dose (dose per kg x weight)",
+            ("general path: product of an input and an output under a premise",), "regression",
+            ("dose_mg_per_kg",), paediatric_dosing, general_path=True, source="own generator"),
     Problem("obesity", "weight >= 35 x height^2 (BMI >= 35) is always high risk",
             ("general path: premise coupling inputs nonlinearly", "premise -> class (binary)"), "binary",
             ("risk",), obesity_screening, positive="high", general_path=True, source="own generator"),

@@ -14,5 +14,8 @@
 - ``constructed_verify``: what ``verify`` and ``adi`` report on the layers that are not piecewise linear
   (HCR, ``A(x)``): the part z3 proves, the part that is by construction, sampled inputs checked exactly.
 - ``hcr_onnx``: HCR's network as an ONNX graph for ``export`` (no VNN-LIB: not piecewise linear).
+- ``monotone_rule``, ``repair_layer``, ``repair_certificate``, ``repair_train``: label-set repair of a monotone
+  rule on the predicted labels (binary, multi-label): the rule's minimal label sets, the layer that adds the
+  cheapest one where the base's labels break the rule, its exact certificate over every base output, training.
 - ``advise``: which methods can guarantee a rule file, with the reason for each.
 """

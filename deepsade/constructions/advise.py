@@ -79,12 +79,25 @@ def _hcr(spec: Spec, box: Box) -> tuple[bool, str]:
                   "are not piecewise linear: checked exactly only where stated)")
 
 
+def _repair(spec: Spec, box: Box) -> tuple[bool, str]:
+    from deepsade.constructions.monotone_rule import recognise_monotone
+
+    try:
+        rule = recognise_monotone(spec, None)
+    except NotApplicable as exc:
+        return False, str(exc)
+    return True, (f"by construction, exactly certified (binary and multi-label models): a fixed layer adds the "
+                  f"cheapest of the rule's {len(rule.minimal_sets)} minimal label set(s) where the network's own "
+                  "labels break it")
+
+
 # The methods that can guarantee a rule and the test that says whether they apply to it.
 RECOGNISERS: dict[str, Callable[[Spec, Box], tuple[bool, str]]] = {
     "deepsade": _deepsade,
     "hardnet": _hardnet,
     "hcr": _hcr,
     "polytope": recognise_polytope,  # deepsade.constructions.polytope: sequential clamps (+ DeepSaDe for the rest)
+    "repair": _repair,  # deepsade.constructions.repair_layer: label-set repair of a monotone label rule
 }
 
 

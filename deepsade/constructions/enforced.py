@@ -206,8 +206,11 @@ def network_from_architecture(arch: dict) -> SkipMLP:
     """The constructed network an architecture describes (``arch['enforcement']`` says which)."""
     from deepsade.constructions.hcr import HCR_KIND, HyperSphericalMLP
     from deepsade.constructions.input_enforced import HARDNET_AFF_X, InputEnforcedMLP
+    from deepsade.constructions.repair_layer import LABEL_SET_REPAIR, LabelSetRepairMLP
     from deepsade.constructions.sequential_clamp import SEQUENTIAL_CLAMP, SequentiallyClampedMLP
 
+    if arch["enforcement"].get("kind") == LABEL_SET_REPAIR:
+        return LabelSetRepairMLP.from_architecture(arch)
     if arch["enforcement"].get("kind") == HCR_KIND:
         return HyperSphericalMLP.from_architecture(arch)
     if arch["enforcement"].get("kind") == HARDNET_AFF_X:
@@ -221,6 +224,8 @@ def is_constructed(model: nn.Module) -> bool:
     """Whether ``model`` carries an enforcement layer of this package."""
     from deepsade.constructions.hcr import HyperSphericalMLP
     from deepsade.constructions.input_enforced import InputEnforcedMLP
+    from deepsade.constructions.repair_layer import LabelSetRepairMLP
     from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
-    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP | SequentiallyClampedMLP)
+    return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP | SequentiallyClampedMLP
+                      | LabelSetRepairMLP)

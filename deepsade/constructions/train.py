@@ -24,4 +24,8 @@ def train_construction(job: Any) -> ModelArtifact:
         from deepsade.constructions.polytope_train import train_polytope
 
         return train_polytope(job)
+    if job.method == "repair":
+        from deepsade.constructions.repair_train import train_repair
+
+        return train_repair(job)
     raise UserInputError(f"no construction is called {job.method!r}")
