@@ -157,3 +157,22 @@ def test_the_reduced_check_gives_the_full_checks_verdict_and_real_counterexample
                 assert all(lo <= p <= hi for p, lo, hi in zip(point, latent_low, latent_high))
                 assert find_counterexample(a, layout, weights, biases, point, point, margin, 10.0) is not None
     assert any(verdicts) and not all(verdicts)  # both verdicts occur: the comparison can fail
+
+
+def test_a_constant_start_where_cegis_from_the_first_model_does_not_converge():
+    """dosing_children: 'a child under 12 gets at most 700 mg' over a box where a 110 kg child exists; CEGIS from
+    z3's first model finds a new point on the curve every round, a constant dose below the data's range passes."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from price_problems import PROBLEMS
+
+    from deepsade.estimator import DeepSaDe
+
+    problem = PROBLEMS["dosing_children"]
+    frame = problem.build()
+    model = DeepSaDe(str(problem.rule_file), list(problem.targets), task="regression", hidden=(8,), epochs=1,
+                     seed=1).fit(frame)
+    assert model.method_ == "deepsade"
+    assert model.artifact_.certificate["verdict"] == "certified"

@@ -109,6 +109,23 @@ def soft_clauses(task: str, latent: np.ndarray, targets: np.ndarray, margins, we
     return clauses
 
 
+def constant_outputs(task: str, targets: np.ndarray, n_out: int) -> list[np.ndarray]:
+    """Constant outputs worth trying as a first last layer: the targets' deciles (regression, the same decile for
+    every output), then values ever further below and above their range (a rule may leave room only outside the
+    data's range somewhere in the box: a child of 110 kg may get less per kg than any row did); each class on top
+    (multiclass); every label off / on (binary, multi-label)."""
+    if task == "regression":
+        table = targets.reshape(len(targets), -1)
+        low, high = table.min(axis=0), table.max(axis=0)
+        span = np.maximum(high - low, 1e-6)
+        beyond = [edge + sign * k * span for k in (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+                  for edge, sign in ((low, -1.0), (high, 1.0))]
+        return [np.quantile(table, q, axis=0) for q in np.linspace(0, 1, 11)] + [np.zeros(n_out)] + beyond
+    if task == "multiclass":
+        return [np.where(np.arange(n_out) == k, 1.0, -1.0) for k in range(n_out)]
+    return [np.full(n_out, -1.0), np.full(n_out, 1.0)]
+
+
 class LastLayerStep:
     """The last-layer half of ``DeepSaDeTrainer`` (a mixin over its model, encoder and settings)."""
 
@@ -223,6 +240,8 @@ class LastLayerStep:
             return
         if self.points_by_lp and self.project_points_step(weights, biases, box, None, (weights, biases)):
             return
+        if self.constant_start(box):
+            return
         found = self.solve_last_layer(box, [], [], "first-model", None)
         if found is NoLastLayer.NOT_FOUND and self.layout.n_hidden:
             # z3 often cannot decide the whole bilinear problem (the quantified strategy at any real width), but
@@ -244,6 +263,23 @@ class LastLayerStep:
                 "raise --solver-timeout"
             )
         _set_last_layer(self.model, *found)
+
+    def constant_start(self, box) -> bool:
+        """A last layer that outputs one constant (every weight 0), the best of a few (quantiles of the targets;
+        class scores) that pass the exact check. Where CEGIS from the solver's first model does not converge (a
+        product of an input and an output under a premise: every round a new point on the curve), a constant
+        output inside the rule often is a valid start; SGD moves on from it. False when none passes."""
+        weights = np.zeros((self.layout.n_out, self.layout.n_latent))
+        targets = np.asarray(self.data.targets, dtype=np.float64)
+        candidates = constant_outputs(self.task, targets, self.layout.n_out)
+        passing = [c for c in candidates if self.satisfied(weights, _as_float32(c), box)]
+        if not passing:
+            return False
+        y = torch.as_tensor(np.asarray(self.data.targets))
+        losses = [float(data_loss(self.task, torch.as_tensor(_as_float32(c))[None].expand(len(y), -1), y))
+                  for c in passing]
+        _set_last_layer(self.model, weights, _as_float32(passing[int(np.argmin(losses))]))
+        return True
 
     def _hidden_weights_zero(self) -> list[z3.BoolRef]:
         """Constraints fixing the last layer's weights on the hidden units to 0 (only skip weights and biases free)."""
