@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 
@@ -176,7 +175,7 @@ def cloned_state(value):
     if isinstance(value, dict):
         copied = type(value)((key, cloned_state(item)) for key, item in value.items())
         if hasattr(value, "_metadata"):  # a module's state dict: per-module versions load_state_dict reads
-            copied._metadata = copy.deepcopy(value._metadata)
+            copied._metadata = type(value._metadata)((key, dict(entry)) for key, entry in value._metadata.items())
         return copied
     if isinstance(value, list):
         return [cloned_state(item) for item in value]
