@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import subprocess
 import sys
@@ -167,7 +168,7 @@ def compare(problem_name: str, recorded: list[tuple], repeats: int) -> list[dict
     return results
 
 
-def write_report(rows: list[dict], out: Path, command: str, epochs: int, repeats: int) -> None:
+def write_report(rows: list[dict], out: Path, command: str, epochs: int, repeats: int, skipped: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fields = sorted({key for row in rows for key in row}, key=lambda k: list(rows[0]).index(k)
                     if k in rows[0] else len(rows[0]))
@@ -182,7 +183,8 @@ def write_report(rows: list[dict], out: Path, command: str, epochs: int, repeats
              f"(plus the working tree); python {platform.python_version()}, scipy {scipy.__version__} (bundles "
              f"HiGHS {_scipy_highs_version()}), highspy {_highspy_version()}. LPs recorded from DeepSaDe "
              f"training with defaults, {epochs} epochs, seed 1; each LP timed {repeats} times per path, "
-             "interleaved, best time kept (a shared 2-core machine: the best is the least disturbed).", "",
+             "interleaved, best time kept (a shared 2-core machine: the best is the least disturbed); load average "
+             f"at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.", "",
              "| problem | LPs | rows x cols (median) | scipy build+solve µs (median) | of it build | "
              "highspy build+solve µs (median) | of it build | speed-up (total) | same LP | same optimum "
              "(rel. 1e-9) | identical weights | max weight diff | reused instance = fresh |",
@@ -205,6 +207,9 @@ def write_report(rows: list[dict], out: Path, command: str, epochs: int, repeats
         unsolved = [r["lp"] for r in mine if r["scipy_solved"] != r["highspy_solved"]]
         if unsolved:
             lines.append(f"\n{problem}: solved by one path only: LPs {unsolved[:20]}\n")
+    if skipped:
+        lines += ["", f"No projection LP was built while training {', '.join(skipped)} (line search or a closed "
+                  "form took every step)."]
     lines += ["", "Columns: *same LP*: the vectorised builder gives the legacy builder's matrix, right-hand side, "
               "objective and bounds exactly; *same optimum*: the optimal L1 distances agree to 1e-9 relative; "
               "*identical weights*: the projected weights are bit-identical (an L1 projection can have several "
@@ -236,6 +241,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "projection_speed")
     args = parser.parse_args()
     rows: list[dict] = []
+    skipped: list[str] = []
     for name in [p for p in args.problems.split(",") if p]:
         with tempfile.TemporaryDirectory() as work:
             recorded = record_lps(name, args.seed, args.epochs, Path(work))
@@ -243,11 +249,14 @@ def main() -> None:
             keep = np.linspace(0, len(recorded) - 1, args.max_lps).round().astype(int)
             recorded = [recorded[i] for i in keep]
         print(f"{name}: {len(recorded)} LPs recorded", flush=True)
+        if not recorded:
+            skipped.append(name)  # every step was a line-search hit or a closed-form projection
+            continue
         rows += compare(name, recorded, args.repeats)
     if not rows:
         raise SystemExit("no projection LP was built: nothing to compare")
     write_report(rows, args.out, "python scripts/bench_projection.py " + " ".join(sys.argv[1:]), args.epochs,
-                 args.repeats)
+                 args.repeats, skipped)
     print(f"report: {args.out / 'report.md'}")
 
 
