@@ -27,10 +27,23 @@ def _layer_arrays(model: SkipMLP) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def latent_box(model: SkipMLP, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Float64 interval bounds of ``[h; s]`` over the input box, padded outwards."""
-    low, high = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    return latent_boxes(model, [(lower, upper)])[0]
+
+
+def latent_boxes(model: SkipMLP, boxes: Sequence[tuple[np.ndarray, np.ndarray]]
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``latent_box`` for several input boxes, reading the hidden layers' weights once (the trainer asks for
+    the whole domain's box and each premise region's at every step)."""
+    layers = _layer_arrays(model)
     mapped = model.mapped_features.numpy()
+    return [_propagate(layers, mapped, lower, upper) for lower, upper in boxes]
+
+
+def _propagate(layers: list[tuple[np.ndarray, np.ndarray]], mapped: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    low, high = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
     skip_low, skip_high = low[mapped], high[mapped]
-    for weight, bias in _layer_arrays(model):
+    for weight, bias in layers:
         center, radius = (high + low) / 2, (high - low) / 2
         mid = weight @ center + bias
         spread = np.abs(weight) @ radius

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import z3
 
-from deepsade.bounds import latent_box
+from deepsade.bounds import latent_box, latent_boxes
 from deepsade.encoding.base import LatentBoxes, Margins, Warmup
 from deepsade.encoding.exact import UNKNOWN, find_counterexample, point_constraint
 from deepsade.encoding.point_projection import NotLinearAtPoint, project_by_points
@@ -140,20 +140,32 @@ class LastLayerStep:
     def box(self) -> LatentBoxes:
         """The latent boxes of the current hidden layers: over the domain, and (``region_boxes``) per assert
         over its premise's input region (one interval propagation per distinct region)."""
-        whole = latent_box(self.model, self.domain_low, self.domain_high)
         if not self.settings.uses_region_boxes:
-            return LatentBoxes(whole)
-        by_region: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        per_assert = {}
-        for index, region in self.regions.items():
-            if not region.restricts or region.empty:
-                continue  # an empty region: the premise never holds, any box is sound; keep the whole one
-            key = (region.low, region.high)
-            if key not in by_region:
-                by_region[key] = latent_box(self.model, np.array([float(v) for v in region.low]),
-                                            np.array([float(v) for v in region.high]))
-            per_assert[index] = by_region[key]
-        return LatentBoxes(whole, per_assert)
+            return LatentBoxes(latent_box(self.model, self.domain_low, self.domain_high))
+        inputs, region_of = self._region_input_boxes()
+        found = latent_boxes(self.model, [(self.domain_low, self.domain_high), *inputs])
+        return LatentBoxes(found[0], {index: found[1 + k] for index, k in region_of.items()})
+
+    def _region_input_boxes(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, int]]:
+        """The distinct premise regions' input boxes in floats, and per assert the position of its region
+        among them; read once from ``self.regions`` (fixed for the run). Asserts whose region does not narrow
+        the domain, or is empty (the premise never holds: any box is sound), keep the whole one."""
+        cached = getattr(self, "_region_plan", None)
+        if cached is None or cached[0] is not self.regions:
+            inputs: list[tuple[np.ndarray, np.ndarray]] = []
+            position: dict[tuple, int] = {}
+            region_of: dict[int, int] = {}
+            for index, region in self.regions.items():
+                if not region.restricts or region.empty:
+                    continue
+                key = (region.low, region.high)
+                if key not in position:
+                    position[key] = len(inputs)
+                    inputs.append((np.array([float(v) for v in region.low]),
+                                   np.array([float(v) for v in region.high])))
+                region_of[index] = position[key]
+            cached = self._region_plan = (self.regions, inputs, region_of)
+        return cached[1], cached[2]
 
     def satisfied(self, weights: np.ndarray, biases: np.ndarray, box) -> bool:
         """Whether these last-layer weights satisfy every assert over its box (exactly, or not proven)."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 
@@ -45,8 +44,9 @@ class ResumableState:
     """The checkpoint half of ``DeepSaDeTrainer`` (a mixin over its model, optimizer, RNGs and settings)."""
 
     def _snapshot(self, loop: TrainState) -> dict:
-        """The state before an iteration, to undo it if a signal interrupts it (cheap: these nets are small)."""
-        return {"model": copy.deepcopy(self.model.state_dict()), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        """The state before an iteration, to undo it if a signal interrupts it: tensor clones of the model's
+        and the optimizer's state (``copy.deepcopy`` of the two state dicts cost a tenth of a run's time)."""
+        return {"model": cloned_state(self.model.state_dict()), "optimizer": cloned_state(self.optimizer.state_dict()),
                 "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "restart_next": self.restart_next, "cegis_points": list(self.cegis_points),
                 "stats": replace(loop.stats), "n_losses": len(loop.losses), "valid_state": loop.valid_state,
@@ -165,6 +165,21 @@ class ResumableState:
                                  "start a new run") from None
         self.notes.append(f"resumed from {self.checkpoint_dir} at epoch {loop.epoch}, iteration {loop.iterations}")
         return loop
+
+
+def cloned_state(value):
+    """A copy of a (model or optimizer) state dict that shares no tensor, dict or list with it: tensors are
+    cloned, containers rebuilt, anything else (numbers, strings, tuples of numbers) kept as it is."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        copied = type(value)((key, cloned_state(item)) for key, item in value.items())
+        if hasattr(value, "_metadata"):  # a module's state dict: per-module versions load_state_dict reads
+            copied._metadata = type(value._metadata)((key, dict(entry)) for key, entry in value._metadata.items())
+        return copied
+    if isinstance(value, list):
+        return [cloned_state(item) for item in value]
+    return value
 
 
 def _jsonable(value):
