@@ -14,5 +14,9 @@
 - ``constructed_verify``: what ``verify`` and ``adi`` report on the layers that are not piecewise linear
   (HCR, ``A(x)``): the part z3 proves, the part that is by construction, sampled inputs checked exactly.
 - ``hcr_onnx``: HCR's network as an ONNX graph for ``export`` (no VNN-LIB: not piecewise linear).
+- ``score_clamp_rule``, ``score_clamp``, ``score_clamp_train``, ``score_clamp_certificate``: score clamps for
+  classifier rules (max/min after the scores, premise gates on boxes of inputs, rules between scores): the
+  clauses compiled from the rule, the layer and its plain ReLU form, training, and the exact certificate with
+  the base scores free.
 - ``advise``: which methods can guarantee a rule file, with the reason for each.
 """

@@ -79,12 +79,21 @@ def _hcr(spec: Spec, box: Box) -> tuple[bool, str]:
                   "are not piecewise linear: checked exactly only where stated)")
 
 
+def _scoreclamp(spec: Spec, box: Box, task: str | None = None) -> tuple[bool, str]:
+    if task is None:
+        return False, "score clamps are for classifier scores (the task is not known here)"
+    from deepsade.constructions.score_clamp_train import recognise_score_clamps
+
+    return recognise_score_clamps(spec, box, task)
+
+
 # The methods that can guarantee a rule and the test that says whether they apply to it.
 RECOGNISERS: dict[str, Callable[[Spec, Box], tuple[bool, str]]] = {
     "deepsade": _deepsade,
     "hardnet": _hardnet,
     "hcr": _hcr,
     "polytope": recognise_polytope,  # deepsade.constructions.polytope: sequential clamps (+ DeepSaDe for the rest)
+    "scoreclamp": _scoreclamp,  # deepsade.constructions.score_clamp: max/min after a classifier's scores
 }
 
 
@@ -96,7 +105,8 @@ def advise(spec: Spec, encoding: Encoding, domain: Domain) -> list[Advice]:
     names = list(method_names()) + [name for name in RECOGNISERS if name not in method_names()]
     for name in names:
         if name in RECOGNISERS:
-            fits, reason = RECOGNISERS[name](spec, box)
+            fits, reason = (_scoreclamp(spec, box, encoding.task) if name == "scoreclamp"
+                            else RECOGNISERS[name](spec, box))
             if name not in method_names():
                 reason = f"(not available in this version) {reason}"
                 fits = False

@@ -24,4 +24,8 @@ def train_construction(job: Any) -> ModelArtifact:
         from deepsade.constructions.polytope_train import train_polytope
 
         return train_polytope(job)
+    if job.method == "scoreclamp":
+        from deepsade.constructions.score_clamp_train import train_score_clamps
+
+        return train_score_clamps(job)
     raise UserInputError(f"no construction is called {job.method!r}")
