@@ -194,7 +194,14 @@ class Comparison:
     smaller: int
 
 
+def _has_ite(expr: z3.ExprRef) -> bool:
+    return z3.is_app(expr) and (expr.decl().kind() == z3.Z3_OP_ITE or any(_has_ite(c) for c in expr.children()))
+
+
 def _linear(atom: z3.BoolRef, where: str) -> LinearAtom:
+    if _has_ite(atom):
+        raise NotApplicable(f"{SCORE_CLAMPS} take comparisons of scores, not counts; {where} compares a sum of ite "
+                            "terms (a counting rule)")
     try:
         return atom_from_comparison(atom)
     except NotLinear:
