@@ -124,10 +124,11 @@ class ScoreProgram:
             for t in s["terms"])) for s in data["steps"])
         return cls(gates, Fraction(data["mu"]), steps, tuple(int(i) for i in data.get("taken", [])))
 
-    def describe(self) -> str:
-        heads = ", ".join(str(s.output) for s in self.steps)
+    def describe(self, output_names: Sequence[str] | None = None) -> str:
+        """One line: which asserts, which scores are clamped, how many gates."""
+        heads = ", ".join(output_names[s.output] if output_names else str(s.output) for s in self.steps)
         return (f"score clamps for assert(s) {', '.join(str(i + 1) for i in self.taken)}: {len(self.steps)} clamped "
-                f"score(s) (outputs {heads}), {len(self.gates)} premise gate(s), mu {float(self.mu):g}")
+                f"score(s) ({heads}), {len(self.gates)} premise gate(s), mu {float(self.mu):g}")
 
 
 # ---- the exact CNF of one assert ------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def recognise_score_clamps(spec: Spec, box: tuple[Sequence[Fraction], Sequence[F
         program = score_program(spec, *box, task, output_margin)
     except NotApplicable as exc:
         return False, str(exc)
-    return True, f"by construction, exactly certified for every base score: {program.describe()}"
+    return True, f"by construction, exactly certified for every base score: {program.describe(spec.output_names)}"
 
 
 def train_score_clamps(job: Any) -> ModelArtifact:
@@ -58,4 +58,4 @@ def train_score_clamps(job: Any) -> ModelArtifact:
     torch.manual_seed(settings.seed)
     model = ScoreClampedMLP(len(spec.input_names), settings.hidden, len(spec.output_names), spec.mapped_features,
                             program)
-    return fit_constructed(job, model, start, {"construction": program.describe()})
+    return fit_constructed(job, model, start, {"construction": program.describe(spec.output_names)})
