@@ -232,3 +232,16 @@ def test_paper_keeps_deepsade(tmp_path: Path):
     path.write_text(CREDIT_RULES)
     est = DeepSaDe(path, ["approved"], hidden=(6,), epochs=1, lr=0.05, paper=True).fit(_credit_frame(120, 1))
     assert est.method_ == "deepsade"
+
+
+def test_advise_names_score_clamps_for_a_classifier_rule_and_not_for_a_nonlinear_premise():
+    from deepsade.constructions.advise import advise
+    from deepsade.data import default_domain
+
+    encoding = _encoding("binary", ["h", "w"], ["r"])
+    box_rule = "(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= h 1.5) (> r 0.0)))"
+    curved = "(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= w (* h h)) (> r 0.0)))"
+    for rules, fits in ((box_rule, True), (curved, False)):
+        spec = parse_spec_text(rules, encoding)
+        (entry,) = [a for a in advise(spec, encoding, default_domain(encoding)) if a.method == "scoreclamp"]
+        assert entry.guarantees is fits, entry.reason
