@@ -77,6 +77,11 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
 
         return certify_clamped(model, spec, encoding, domain, margin, timeout_s, base, start,
                                float32_error_bound(model, encoding, domain))
+    if getattr(model, "kind", None) == "score-clamp":  # deepsade.constructions.score_clamp
+        from deepsade.constructions.score_clamp_certificate import certify_score_clamped
+
+        return certify_score_clamped(model, spec, encoding, domain, margin, timeout_s, base, start,
+                                     float32_error_bound(model, encoding, domain))
     if hasattr(model, "plain_layers"):
         from deepsade.constructions.certificate import certify_constructed
 

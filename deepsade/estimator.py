@@ -229,8 +229,9 @@ class _ConstrainedTraining(BaseEstimator):
 _SHARED_PARAMETERS = """
     method : str, default="auto"
         ``auto`` (certified: sequential clamps, ``polytope``, when they take every assert of a regression rule,
-        otherwise ``deepsade``; always ``deepsade`` with ``paper``), or a method of the registry in
-        ``deepsade.methods``: ``deepsade``, a construction (``hardnet``, ``hcr``, ``polytope``) or a baseline
+        score clamps, ``scoreclamp``, when they take every assert of a classifier rule, otherwise ``deepsade``;
+        always ``deepsade`` with ``paper``), or a method of the registry in ``deepsade.methods``: ``deepsade``,
+        a construction (``hardnet``, ``hcr``, ``polytope``, ``scoreclamp``) or a baseline
         without guarantee (``ffn``, ``reg``, ``sbr``, ``sl``, ...). ``method_`` holds the one that trained.
     hidden : sequence of int, default=(50, 30, 10)
         Hidden layer sizes.

@@ -111,7 +111,11 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
     whose every assert the clamps take (asserts affine in the outputs without a premise, and premises that
     are boxes of single inputs through premise gates): then nothing has to hold over a wide latent box and
     the network trains at an unconstrained network's cost (results/price/auto). Otherwise, and always
-    under ``--paper``, it takes ``deepsade``."""
+    under ``--paper``, it takes ``deepsade``. For a binary or multi-label rule on the predicted labels alone that
+    predicting more labels never breaks, it takes ``repair`` (label-set repair, exact certificate). For another
+    classifier rule it takes ``scoreclamp`` (score clamps, exact
+    certificate) when the clamps take every assert (premises that are boxes of single inputs, heads that are
+    score signs or class comparisons, rules between scores), else ``deepsade``."""
     if name != AUTO:
         get_method(name)
         return name, ""
@@ -123,12 +127,12 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
 
         try:
             recognise_monotone(spec, train.encoding.task)
-        except NotApplicable as exc:
-            return DEEPSADE, f"auto: deepsade (label-set repair does not apply: {exc})"
+        except NotApplicable:
+            return _classifier_choice(spec, train, settings)
         return "repair", ("auto: repair (the rule only asks for labels and predicting more never breaks it, so a fixed "
                           "layer adds the cheapest labels it needs; --method deepsade trains DeepSaDe instead)")
     if train.encoding.task != "regression":
-        return DEEPSADE, "auto: deepsade (sequential clamps are used for regression rules only)"
+        return _classifier_choice(spec, train, settings)
     from deepsade.constructions.polytope import polytope_projection, split_asserts
     from deepsade.constructions.recognise import NotApplicable
 
@@ -151,6 +155,21 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
                           + " need the DeepSaDe trainer)")
     return "polytope", ("auto: polytope (sequential clamps take every assert, so the guarantee costs no "
                         "latent box; --method deepsade trains DeepSaDe instead)")
+
+
+def _classifier_choice(spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:
+    """``auto`` for a classifier: score clamps when they take every assert (proven for every score by z3),
+    otherwise DeepSaDe, with the clamps' one-line reason."""
+    from deepsade.constructions.recognise import NotApplicable
+    from deepsade.constructions.score_clamp_train import score_program
+
+    low, high = train.domain.scaled_exact(train.encoding)
+    try:
+        score_program(spec, low, high, train.encoding.task, settings.output_margin)
+    except NotApplicable as exc:
+        return DEEPSADE, f"auto: deepsade (score clamps do not apply: {exc})"
+    return "scoreclamp", ("auto: scoreclamp (score clamps take every assert, so the guarantee holds for any score "
+                          "and costs no latent box; --method deepsade trains DeepSaDe instead)")
 
 
 # ---- the built-in methods ----------------------------------------------------------------------------
@@ -240,3 +259,6 @@ register(Method("polytope", "certified: sequential clamps onto the polytope of t
 register(Method("repair", "certified: label-set repair, a fixed layer that adds the cheapest labels a monotone rule on "
                 "the predicted labels needs (multi-label and binary rules that mention no input); exact certificate",
                 certifies=True, train=train_constructed, family=CONSTRUCTION))
+register(Method("scoreclamp", "certified by construction: score clamps (max/min after a classifier's scores, premise "
+                "gates on boxes of inputs) keep every assert for any score; exact certificate", certifies=True,
+                train=train_constructed, family=CONSTRUCTION))

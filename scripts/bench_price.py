@@ -47,7 +47,7 @@ TIME_RATIO_LIMIT = 3.0  # at most 3x ffn's training time
 GENERAL_PATH_TIME_RATIO_LIMIT = 10.0  # the general-path problems: within 10x
 SINGLE_CLASS_SHARE = 0.99  # a model predicting one class on >= 99% of test rows predicts "a single class"
 QUICK_ROWS = 150
-CONSTRUCTIONS = ("hardnet", "hcr", "polytope", "repair")  # guarantees by construction (deepsade.constructions); exit 2: not applicable
+CONSTRUCTIONS = ("hardnet", "hcr", "polytope", "repair", "scoreclamp")  # guarantees by construction (deepsade.constructions); exit 2: not applicable
 QUICK_ARGS = ["--epochs", "2"]  # smoke test only: recorded in the report, never in a real run
 
 

@@ -58,7 +58,8 @@ def mean_method() -> Iterator[Method]:
 
 
 def test_builtin_registry_lists_every_method_once() -> None:
-    assert method_names() == ("deepsade", "ffn", "reg", "sbr", "sl", "hardnet", "hcr", "polytope", "repair")
+    assert method_names() == ("deepsade", "ffn", "reg", "sbr", "sl", "hardnet", "hcr", "polytope", "repair",
+                              "scoreclamp")
     assert get_method("deepsade").certifies and get_method("deepsade").family == DEEPSADE
     baselines = [m for m in method_names() if get_method(m).family == BASELINE]
     assert baselines == list(CONSTRAINT_LOSSES)  # every registered baseline has its constraint loss

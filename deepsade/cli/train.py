@@ -80,8 +80,9 @@ class _Progress:
 @data_options
 @click.option("--method", type=MethodChoice(auto=True), default="auto", show_default=True,
               help="auto (certified: sequential clamps, 'polytope', when they take every assert of a regression "
-                   "rule, otherwise 'deepsade'; always 'deepsade' with --paper), deepsade, a construction "
-                   "(hardnet, hcr, polytope), or a baseline without guarantee.")
+                   "rule, score clamps, 'scoreclamp', when they take every assert of a classifier rule, otherwise "
+                   "'deepsade'; always 'deepsade' with --paper), deepsade, a construction (hardnet, hcr, polytope, "
+                   "scoreclamp), or a baseline without guarantee.")
 @click.option("--hidden", multiple=True, default=("50,30,10",), show_default=True, callback=list_callback(joined=True),
               help="Hidden layer sizes, comma-separated or repeated.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")

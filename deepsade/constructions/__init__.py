@@ -17,5 +17,9 @@
 - ``monotone_rule``, ``repair_layer``, ``repair_certificate``, ``repair_train``: label-set repair of a monotone
   rule on the predicted labels (binary, multi-label): the rule's minimal label sets, the layer that adds the
   cheapest one where the base's labels break the rule, its exact certificate over every base output, training.
+- ``score_clamp_rule``, ``score_clamp``, ``score_clamp_train``, ``score_clamp_certificate``: score clamps for
+  classifier rules (max/min after the scores, premise gates on boxes of inputs, rules between scores): the
+  clauses compiled from the rule, the layer and its plain ReLU form, training, and the exact certificate with
+  the base scores free.
 - ``advise``: which methods can guarantee a rule file, with the reason for each.
 """

@@ -79,16 +79,24 @@ def _hcr(spec: Spec, box: Box) -> tuple[bool, str]:
                   "are not piecewise linear: checked exactly only where stated)")
 
 
-def _repair(spec: Spec, box: Box) -> tuple[bool, str]:
+def _repair(spec: Spec, box: Box, task: str | None = None) -> tuple[bool, str]:
     from deepsade.constructions.monotone_rule import recognise_monotone
 
     try:
-        rule = recognise_monotone(spec, None)
+        rule = recognise_monotone(spec, task)
     except NotApplicable as exc:
         return False, str(exc)
     return True, (f"by construction, exactly certified (binary and multi-label models): a fixed layer adds the "
                   f"cheapest of the rule's {len(rule.minimal_sets)} minimal label set(s) where the network's own "
                   "labels break it")
+
+
+def _scoreclamp(spec: Spec, box: Box, task: str | None = None) -> tuple[bool, str]:
+    if task is None:
+        return False, "score clamps are for classifier scores (the task is not known here)"
+    from deepsade.constructions.score_clamp_train import recognise_score_clamps
+
+    return recognise_score_clamps(spec, box, task)
 
 
 # The methods that can guarantee a rule and the test that says whether they apply to it.
@@ -98,6 +106,7 @@ RECOGNISERS: dict[str, Callable[[Spec, Box], tuple[bool, str]]] = {
     "hcr": _hcr,
     "polytope": recognise_polytope,  # deepsade.constructions.polytope: sequential clamps (+ DeepSaDe for the rest)
     "repair": _repair,  # deepsade.constructions.repair_layer: label-set repair of a monotone label rule
+    "scoreclamp": _scoreclamp,  # deepsade.constructions.score_clamp: max/min after a classifier's scores
 }
 
 
@@ -109,7 +118,8 @@ def advise(spec: Spec, encoding: Encoding, domain: Domain) -> list[Advice]:
     names = list(method_names()) + [name for name in RECOGNISERS if name not in method_names()]
     for name in names:
         if name in RECOGNISERS:
-            fits, reason = RECOGNISERS[name](spec, box)
+            fits, reason = (RECOGNISERS[name](spec, box, encoding.task) if name in ("repair", "scoreclamp")
+                            else RECOGNISERS[name](spec, box))
             if name not in method_names():
                 reason = f"(not available in this version) {reason}"
                 fits = False

@@ -217,6 +217,10 @@ def network_from_architecture(arch: dict) -> SkipMLP:
         return InputEnforcedMLP.from_architecture(arch)
     if arch["enforcement"].get("kind") == SEQUENTIAL_CLAMP:
         return SequentiallyClampedMLP.from_architecture(arch)
+    from deepsade.constructions.score_clamp import SCORE_CLAMP, ScoreClampedMLP
+
+    if arch["enforcement"].get("kind") == SCORE_CLAMP:
+        return ScoreClampedMLP.from_architecture(arch)
     return EnforcedMLP.from_architecture(arch)
 
 
@@ -225,7 +229,8 @@ def is_constructed(model: nn.Module) -> bool:
     from deepsade.constructions.hcr import HyperSphericalMLP
     from deepsade.constructions.input_enforced import InputEnforcedMLP
     from deepsade.constructions.repair_layer import LabelSetRepairMLP
+    from deepsade.constructions.score_clamp import ScoreClampedMLP
     from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
 
     return isinstance(model, EnforcedMLP | HyperSphericalMLP | InputEnforcedMLP | SequentiallyClampedMLP
-                      | LabelSetRepairMLP)
+                      | LabelSetRepairMLP | ScoreClampedMLP)

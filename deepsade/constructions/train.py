@@ -28,4 +28,8 @@ def train_construction(job: Any) -> ModelArtifact:
         from deepsade.constructions.repair_train import train_repair
 
         return train_repair(job)
+    if job.method == "scoreclamp":
+        from deepsade.constructions.score_clamp_train import train_score_clamps
+
+        return train_score_clamps(job)
     raise UserInputError(f"no construction is called {job.method!r}")

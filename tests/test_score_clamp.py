@@ -1,0 +1,247 @@
+"""Score clamps (--method scoreclamp, auto's pick for classifier rules they take): the rule holds for any score.
+
+Each model is trained briefly, then its base network is blown up (last layer scaled to scores of 1e3-1e6,
+biases pushed against the rule) and fed the domain box's corners, face points and random points: the clamped
+scores, float32 and exact (rational evaluation of the plain ReLU form), keep every assert, while the base
+scores alone break it on the same points (the checks have teeth). The certificate is exact with the base
+scores free, and a layer with a step removed is not certified.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepsade.artifact import load, save
+from deepsade.certify import certify_model
+from deepsade.constructions.recognise import NotApplicable
+from deepsade.constructions.score_clamp import ScoreClampedMLP
+from deepsade.constructions.score_clamp_rule import compile_score_program
+from deepsade.constructions.score_clamp_train import recognise_score_clamps
+from deepsade.data import Encoding
+from deepsade.estimator import DeepSaDe
+from deepsade.spec import parse_spec_text
+from deepsade.verification.network import NetworkWeights
+from tests.conftest import run_cli
+
+PUMP_RULES = """
+(declare-const temp Real)
+(declare-const overheat Real)
+(declare-const wear Real)
+(declare-const due Real)
+(assert (=> (>= temp 100.0) (> overheat 0.0)))
+(assert (=> (or (> overheat 0.0) (> wear 0.0)) (> due 0.0)))
+"""
+WINE_RULES = """
+(declare-const proline Real)
+(declare-const |kind=a| Real)
+(declare-const |kind=b| Real)
+(declare-const |kind=c| Real)
+(assert (=> (> proline 1000.0) (or (> |kind=a| |kind=b|) (> |kind=c| |kind=b|))))
+(assert (=> (< proline 300.0) (and (> |kind=c| |kind=a|) (> |kind=c| |kind=b|))))
+"""
+CREDIT_RULES = """
+(declare-const score Real)
+(declare-const other Real)
+(declare-const approved Real)
+(assert (=> (< score 310.0) (< approved 0.0)))
+"""
+
+
+def _pump_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    temp, vib = rng.uniform(20, 150, n), rng.uniform(0, 1, n)
+    overheat = (temp + rng.normal(0, 15, n) > 110).astype(int)
+    wear = (vib + rng.normal(0, 0.2, n) > 0.7).astype(int)
+    due = ((overheat + wear) > 0).astype(int) | (rng.random(n) < 0.1).astype(int)
+    return pd.DataFrame({"temp": temp, "vib": vib, "overheat": overheat, "wear": wear, "due": due})
+
+
+def _wine_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    proline, alcohol = rng.uniform(200, 1600, n), rng.uniform(11, 15, n)
+    kind = np.where(proline > 900, "a", np.where(alcohol > 13, "b", "c"))
+    return pd.DataFrame({"proline": proline, "alcohol": alcohol, "kind": kind})
+
+
+def _credit_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    score, other = rng.uniform(300, 850, n), rng.uniform(0, 1, n)
+    return pd.DataFrame({"score": score, "other": other,
+                         "approved": ((score - 500) / 100 + other + rng.normal(0, 0.5, n) > 0.5).astype(int)})
+
+
+CASES = {
+    "pump": (PUMP_RULES, ["overheat", "wear", "due"], _pump_frame),
+    "wine": (WINE_RULES, ["kind"], _wine_frame),
+    "credit": (CREDIT_RULES, ["approved"], _credit_frame),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, DeepSaDe]:
+    folder = tmp_path_factory.mktemp("scoreclamp")
+    models = {}
+    for name, (rules, targets, frame) in CASES.items():
+        path = folder / f"{name}.smt2"
+        path.write_text(rules)
+        models[name] = DeepSaDe(path, targets, hidden=(8, 6), epochs=2, lr=0.05).fit(frame(240, 0))
+    return models
+
+
+def _box_points(low: np.ndarray, high: np.ndarray, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    d = len(low)
+    corners = np.where(rng.random((count, d)) < 0.5, low, high)
+    faces = low + (high - low) * rng.random((count, d))
+    pinned = rng.integers(0, d, count)
+    faces[np.arange(count), pinned] = np.where(rng.random(count) < 0.5, low[pinned], high[pinned])
+    inside = low + (high - low) * rng.random((count, d))
+    return np.vstack([corners, faces, inside]).astype(np.float32).astype(np.float64)
+
+
+def _blown_up(model: ScoreClampedMLP, scale: float, seed: int) -> ScoreClampedMLP:
+    """The same layer over a base whose scores reach ``scale`` and are pushed against the rule (the sign of
+    each score's bias drawn at random, so that every score is large and of either sign somewhere)."""
+    big = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        big.last.weight.mul_(scale)
+        big.last.bias.copy_(scale * (2 * torch.rand(big.n_outputs, generator=generator) - 1))
+    return big
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_auto_trains_score_clamps_that_keep_the_rule_far_from_the_data_for_huge_scores(trained, name):
+    est = trained[name]
+    art = est.artifact_
+    assert est.method_ == "scoreclamp" and art.training["method_choice"].startswith("auto: scoreclamp")
+    assert isinstance(art.model, ScoreClampedMLP) and art.certificate["verdict"] == "certified", art.certificate
+    spec = parse_spec_text(art.constraint_text, art.encoding)
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    points = _box_points(low, high, 300, 1)
+    broken_by_base = 0
+    for seed, scale in enumerate((1e3, 1e4, 1e6)):
+        big = _blown_up(art.model, scale, seed)
+        with torch.no_grad():
+            y32 = big(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
+            f32 = big.base(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
+        assert spec.evaluate_scaled(points, y32).all(), f"scale {scale}"
+        broken_by_base += int((~spec.evaluate_scaled(points, f32)).any(axis=1).sum())
+        plain = NetworkWeights.from_model(big)
+        for point in points[::60]:
+            exact = plain.forward_exact([Fraction(float(v)) for v in point])
+            assert spec.evaluate_scaled(point[None, :], np.array([[float(v) for v in exact]])).all()
+    assert broken_by_base > 0  # without the layer the same points break the rule
+
+
+def test_the_plain_relu_form_the_exact_engines_read_is_the_forward_function(trained):
+    for est in trained.values():
+        model = est.artifact_.model
+        big = _blown_up(model, 50.0, 3)
+        x = torch.rand(512, model.n_inputs, dtype=torch.float64)
+        with torch.no_grad():
+            forward = copy.deepcopy(big).double()(x).numpy()
+        assert np.allclose(NetworkWeights.from_model(big).forward(x.numpy()), forward, atol=1e-9)
+
+
+def test_a_layer_missing_a_step_is_not_certified(trained):
+    art = trained["pump"].artifact_
+    spec = parse_spec_text(art.constraint_text, art.encoding)
+    program = art.model.program
+    assert len(program.steps) == 2
+    for kept in ([program.steps[0]], [program.steps[1]]):
+        lame = ScoreClampedMLP(art.model.n_inputs, art.model.hidden_sizes, art.model.n_outputs,
+                               art.model.mapped_features.tolist(), replace(program, steps=tuple(kept)))
+        lame.load_state_dict(_blown_up(art.model, 100.0, 0).state_dict())
+        assert certify_model(lame, spec, art.encoding, art.domain, 1e-4)["verdict"] != "certified"
+    # the gate too: with a gate that never reaches mu, the premise rule is not kept
+    weak_gate = replace(program.gates[0], scale=program.gates[0].offset)
+    weak = ScoreClampedMLP(art.model.n_inputs, art.model.hidden_sizes, art.model.n_outputs,
+                           art.model.mapped_features.tolist(), replace(program, gates=(weak_gate,)))
+    weak.load_state_dict(art.model.state_dict())
+    assert certify_model(weak, spec, art.encoding, art.domain, 1e-4)["verdict"] != "certified"
+
+
+def test_the_gate_is_exactly_on_at_the_premise_boundary_in_float32(trained):
+    """temp >= 100: at the scaled float32 boundary (and just inside it) the clamped score is at least mu."""
+    art = trained["pump"].artifact_
+    (offset, scale), _ = art.encoding.input_affine()
+    boundary = np.float32((100.0 - float(offset)) / float(scale))
+    inside = [boundary, np.nextafter(boundary, np.float32(2)), np.float32(1.0)]
+    x = torch.tensor([[v, np.float32(0.5)] for v in inside], dtype=torch.float32)
+    big = _blown_up(art.model, 1e5, 0)
+    with torch.no_grad():
+        big.last.bias[0] = -1e5  # the base says "no overheat" with all its might
+        y = big(x)
+    assert (y[:, 0] >= float(art.model.program.mu) - 1e-3).all() and (y[:, 2] > 0).all()
+    assert (big.base(x)[:, 0] < 0).all()
+
+
+def test_saved_model_recertifies_predicts_and_exports(trained, tmp_path: Path):
+    art = trained["wine"].artifact_
+    save(art, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert isinstance(loaded.model, ScoreClampedMLP) and loaded.model.program == art.model.program
+    result = run_cli("certify", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    pytest.importorskip("onnx")
+    from deepsade.export import export_model
+
+    export_model(loaded, tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "model.onnx").exists()
+
+
+def _encoding(task: str, inputs: list[str], outputs: list[str]) -> Encoding:
+    return Encoding(feature_columns=inputs, categorical_levels={}, input_names=inputs, target_columns=outputs,
+                    task=task, output_names=outputs, input_min=[0.0] * len(inputs), input_max=[2.0] * len(inputs))
+
+
+@pytest.mark.parametrize("rules, reason", [
+    ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= w (* 35.0 h h)) (> r 0.0)))",
+     "nonlinear"),
+    ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= (+ w h) 1.0) (> r 0.0)))",
+     "boxes of single-input bounds"),
+    ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (>= (+ (ite (> r 0.0) 1.0 0.0) "
+     "(ite (> w 0.0) 1.0 0.0)) 1.0))", "ite"),
+    ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= h 1.0) (> r 0.5)))"
+     "(assert (=> (>= h 0.5) (< r 0.0)))", "fight"),
+])
+def test_rules_the_clamps_cannot_take_are_refused_in_one_line(rules, reason):
+    spec = parse_spec_text(rules, _encoding("binary", ["h", "w"], ["r"]))
+    fits, why = recognise_score_clamps(spec, ([Fraction(0)] * 2, [Fraction(1)] * 2), "binary")
+    assert not fits and reason in why and "\n" not in why
+
+
+def test_regression_rules_are_not_score_clamps():
+    spec = parse_spec_text("(declare-const h Real)(declare-const r Real)(assert (=> (>= h 1.0) (> r 0.0)))",
+                           _encoding("binary", ["h"], ["r"]))
+    with pytest.raises(NotApplicable, match="classifier"):
+        compile_score_program(spec, [Fraction(0)], [Fraction(1)], "regression", 1e-4)
+
+
+def test_paper_keeps_deepsade(tmp_path: Path):
+    path = tmp_path / "credit.smt2"
+    path.write_text(CREDIT_RULES)
+    est = DeepSaDe(path, ["approved"], hidden=(6,), epochs=1, lr=0.05, paper=True).fit(_credit_frame(120, 1))
+    assert est.method_ == "deepsade"
+
+
+def test_advise_names_score_clamps_for_a_classifier_rule_and_not_for_a_nonlinear_premise():
+    from deepsade.constructions.advise import advise
+    from deepsade.data import default_domain
+
+    encoding = _encoding("binary", ["h", "w"], ["r"])
+    box_rule = "(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= h 1.5) (> r 0.0)))"
+    curved = "(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= w (* h h)) (> r 0.0)))"
+    for rules, fits in ((box_rule, True), (curved, False)):
+        spec = parse_spec_text(rules, encoding)
+        (entry,) = [a for a in advise(spec, encoding, default_domain(encoding)) if a.method == "scoreclamp"]
+        assert entry.guarantees is fits, entry.reason
