@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -152,21 +153,31 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
         solver.add(z3.Not(z3.substitute(a.scaled, *pairs)))
         answer = solver.check()
         entry: dict[str, Any] = {"assert": a.index + 1, "text": " ".join(a.text.split())}
-        if answer == z3.unsat:
-            entry["result"] = "holds"
-        elif answer == z3.unknown:
-            entry["result"] = "unknown (solver timeout)"
-            verdict = NOT_CERTIFIED if verdict == CERTIFIED else verdict
-        else:
-            entry["result"] = "bound check failed"
+
+        def search(a=a, solver=solver) -> Any:
             point = solver.model()
-            hint = {j: point.eval(input_var(j), model_completion=True) for j in mapped.tolist()}
-            violation = find_violation(model, spec, encoding, low, high, a.index,
-                                       {j: z3_fraction(v) for j, v in hint.items()})
-            verdict = settle_failed_check(entry, violation, verdict)
+            hint = {j: z3_fraction(point.eval(input_var(j), model_completion=True)) for j in mapped.tolist()}
+            return find_violation(model, spec, encoding, low, high, a.index, hint)
+
+        verdict = settle_answer(entry, answer, verdict, search)
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - start, 4)}
+
+
+def settle_answer(entry: dict, answer: z3.CheckSatResult, verdict: str,
+                  search: Callable[[], Any] | None = None, failed: str = "bound check failed") -> str:
+    """An assert's result in ``entry`` and the running verdict, from z3's answer to "can the assert break":
+    unsat holds; unknown makes it at most *not certified*; sat is ``failed``, then *violated* when ``search``
+    finds a concrete input (``settle_failed_check``), at most *not certified* otherwise."""
+    if answer == z3.unsat:
+        entry["result"] = "holds"
+        return verdict
+    if answer == z3.unknown:
+        entry["result"] = "unknown (solver timeout)"
+        return NOT_CERTIFIED if verdict == CERTIFIED else verdict
+    entry["result"] = failed
+    return settle_failed_check(entry, search() if search is not None else None, verdict)
 
 
 def settle_failed_check(entry: dict, violation: Any, verdict: str) -> str:

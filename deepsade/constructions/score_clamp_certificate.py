@@ -25,7 +25,7 @@ from deepsade.constructions.certificate import (
     NOT_CERTIFIED,
     _input_error,
     find_violation,
-    settle_failed_check,
+    settle_answer,
 )
 from deepsade.constructions.score_clamp_rule import ScoreProgram
 from deepsade.data import Domain, Encoding
@@ -187,16 +187,12 @@ def certify_score_clamped(model, spec: Spec, encoding: Encoding, domain: Domain,
     for index, answer, point, seconds in check_program(program, spec, low, high, eps, timeout_s):
         a = spec.asserts[index]
         entry: dict[str, Any] = {"assert": index + 1, "text": " ".join(a.text.split())}
-        if answer == z3.unsat:
-            entry["result"] = "holds"
-        elif answer == z3.unknown:
-            entry["result"] = "unknown (solver timeout)"
-            verdict = NOT_CERTIFIED if verdict == CERTIFIED else verdict
-        else:
-            entry["result"] = "bound check failed"
+
+        def search(index=index, point=point) -> Any:
             hint = {j: z3_fraction(point.eval(input_var(j), model_completion=True)) for j in mapped}
-            violation = find_violation(model, spec, encoding, list(low), list(high), index, hint)
-            verdict = settle_failed_check(entry, violation, verdict)
+            return find_violation(model, spec, encoding, list(low), list(high), index, hint)
+
+        verdict = settle_answer(entry, answer, verdict, search)
         entry["seconds"] = round(seconds, 4)
         results.append(entry)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}
