@@ -48,6 +48,9 @@ class Encoding:
     # number there (``deepsade.realisable``). None in encodings stored before this was recorded: every
     # numeric column is then treated as real.
     integer_inputs: list[str] | None = None
+    # feature columns left out because they held one value in the training rows (column -> that value):
+    # the network never reads them, so the certificate holds whatever they hold. None: none left out.
+    constant_columns: dict[str, str] | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
     def encode_inputs(self, frame: pd.DataFrame) -> np.ndarray:
@@ -144,11 +147,12 @@ class Encoding:
         return np.where(np.asarray(targets) > 0.5, 1.0, -1.0).reshape(len(targets), -1)
 
     def to_dict(self) -> dict[str, Any]:
-        """The encoding as JSON-ready data (``integer_inputs`` left out when unknown, so that an encoding
-        stored before it was recorded serialises, and hashes, exactly as it did)."""
+        """The encoding as JSON-ready data (``integer_inputs`` and ``constant_columns`` left out when None, so
+        that an encoding stored before they were recorded serialises, and hashes, exactly as it did)."""
         data = dict(self.__dict__)
-        if data["integer_inputs"] is None:
-            del data["integer_inputs"]
+        for optional in ("integer_inputs", "constant_columns"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @classmethod

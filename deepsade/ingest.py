@@ -102,16 +102,17 @@ def fit_encoding(
     if task not in TASKS:
         raise UserInputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
+    constant = {c: format_level(frame[c].iloc[0]) for c in features if frame[c].nunique() < 2}
+    if len(constant) == len(features):
+        raise UserInputError(f"every input column is constant in the data ({', '.join(map(repr, constant))}): "
+                             "there is nothing to learn from")
+    features = [c for c in features if c not in constant]  # one value: no information, no range to scale
+
     categorical_levels: dict[str, list[str]] = {}
     input_names: list[str] = []
     integer_inputs: list[str] = []
     for column in features:
         series = frame[column]
-        if series.nunique() < 2:
-            raise UserInputError(
-                f"input column {column!r} is constant ({format_level(series.iloc[0])!r}): it carries no "
-                "information and has no domain to scale; leave it out with --features"
-            )
         if _is_numeric(series):
             input_names.append(column)
             values = series.to_numpy(dtype=np.float64)
@@ -132,6 +133,7 @@ def fit_encoding(
         input_min=[],
         input_max=[],
         integer_inputs=integer_inputs,
+        constant_columns=constant or None,
     )
     raw_inputs = encoding.encode_inputs(frame)
     if not np.all(np.isfinite(raw_inputs)):

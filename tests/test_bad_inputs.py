@@ -140,8 +140,8 @@ def _data_case(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         frame.assign(x1=np.nan).to_csv(csv, index=False)
     elif case == "inf_everywhere":
         frame.assign(y=np.inf).to_csv(csv, index=False)
-    elif case == "constant_column":
-        frame.assign(x2=3.0).to_csv(csv, index=False)
+    elif case == "constant_column":  # the rule mentions it: it cannot be left out
+        frame.assign(x1=3.0).to_csv(csv, index=False)
     elif case == "constant_target":
         frame.assign(y=1.0).to_csv(csv, index=False)
     elif case == "one_class":
@@ -173,7 +173,7 @@ DATA_CASES = {
     "one_row": "only 1 usable row",
     "all_nan_input": "no rows left",
     "inf_everywhere": "no rows left",
-    "constant_column": "is constant",
+    "constant_column": "holds one value (3) in every row",
     "constant_target": "are constant",
     "one_class": "has a single class",
     "text_in_regression_target": "not numeric",
@@ -404,3 +404,26 @@ def test_estimator_targets_may_be_one_column_name():
     assert model.artifact_.encoding.target_columns == ["y"]
     with pytest.raises(UserInputError, match="targets must name at least one column"):
         DeepSaDe(RULE, [], method="ffn").fit(frame)
+
+
+def test_a_constant_column_the_rule_does_not_mention_is_left_out_with_a_note(tmp_path):
+    """load_digits has pixels that are 0 in every image: training leaves them out and says so; the model does
+    not read them, so predictions (and the certificate) do not depend on what they hold."""
+    csv, constraint, out = _files(tmp_path)
+    frame = _frame().assign(blank=0.0, site="north")
+    frame.to_csv(csv, index=False)
+    trained = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--features", "x1,x2,blank,site",
+                      "--out", str(out))
+    assert trained.exit_code == 0, trained.output
+    assert "2 input column(s) held one value in every row and were left out" in trained.stderr
+    from deepsade.artifact import load
+    from deepsade.prediction import predictions_frame
+
+    art = load(out)
+    assert art.encoding.feature_columns == ["x1", "x2"] and art.encoding.constant_columns == {"blank": "0",
+                                                                                                "site": "north"}
+    assert art.certificate["verdict"] == "certified"
+    same = predictions_frame(art, frame.head(5))
+    moved = predictions_frame(art, frame.head(5).assign(blank=99.0, site="south"))
+    assert np.array_equal(same["predicted_y"].to_numpy(), moved["predicted_y"].to_numpy())
+    assert same["in_domain"].all() and moved["in_domain"].all()

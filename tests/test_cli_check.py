@@ -22,7 +22,7 @@ def test_check_reports_bindings_and_violations(tmp_path, loan_frame, loan_constr
 @pytest.mark.parametrize("case, message", [
     ("missing_file", "data file not found"),
     ("unknown_column", "unknown column"),
-    ("constant_column", "is constant"),
+    ("constant_column", "holds one value (1) in every row"),
     ("regression_text_target", "not numeric"),
     ("empty_after_missing", "no rows left"),
     ("unknown_name", "neither inputs nor outputs"),
@@ -35,8 +35,8 @@ def test_bad_inputs_one_line_exit_2(tmp_path, loan_frame, loan_constraint, case,
     constraint = loan_constraint
     target = ["--target", "Loan_Status"]
     frame = loan_frame.copy()
-    if case == "constant_column":
-        frame["Constant"] = 7
+    if case == "constant_column":  # the rule mentions it
+        frame["Credit_History"] = 1.0
     if case == "empty_after_missing":
         frame["ApplicantIncome"] = float("nan")
     frame.to_csv(csv, index=False)
