@@ -60,7 +60,7 @@ def test_domain_override(tmp_path, loan_frame):
 
 @pytest.mark.parametrize("frame, targets, message", [
     (pd.DataFrame({"x": [1, 2], "y": [1.0, 2.0]}), ["nope"], "unknown column"),
-    (pd.DataFrame({"x": [1, 1, 1], "z": [1, 2, 3], "y": [1.0, 2.0, 3.0]}), ["y"], "constant"),
+    (pd.DataFrame({"x": [1, 1, 1], "z": [2, 2, 2], "y": [1.0, 2.0, 3.0]}), ["y"], "every input column is constant"),
     (pd.DataFrame({"x": [1.0, np.nan], "y": [np.nan, 2.0]}), ["y"], "no rows left"),
     (pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}), ["y"], "not numeric"),
 ])
