@@ -109,12 +109,13 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
 
     ``auto`` takes ``polytope`` (sequential clamps, exact certificate) when the rule is a regression rule
     whose every assert the clamps take (asserts affine in the outputs without a premise, and premises that
-    are boxes of single inputs through premise gates): then nothing has to hold over a wide latent box and
+    are boxes of single inputs or conjunctions of linear inequalities over the inputs, through premise gates): then nothing has to hold over a wide latent box and
     the network trains at an unconstrained network's cost (results/price/auto). Otherwise, and always
     under ``--paper``, it takes ``deepsade``. For a binary or multi-label rule on the predicted labels alone that
     predicting more labels never breaks, it takes ``repair`` (label-set repair, exact certificate). For another
     classifier rule it takes ``scoreclamp`` (score clamps, exact
-    certificate) when the clamps take every assert (premises that are boxes of single inputs, heads that are
+    certificate) when the clamps take every assert (premises that are boxes of single inputs or linear
+    inequalities over the inputs, heads that are
     score signs or class comparisons, rules between scores), else ``deepsade``."""
     if name != AUTO:
         get_method(name)

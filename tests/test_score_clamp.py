@@ -53,6 +53,13 @@ CREDIT_RULES = """
 (declare-const approved Real)
 (assert (=> (< score 310.0) (< approved 0.0)))
 """
+AFFORDABILITY_RULES = """
+(declare-const income Real)
+(declare-const debt Real)
+(declare-const instalment Real)
+(declare-const approved Real)
+(assert (=> (> (+ debt instalment) (* 0.6 income)) (< approved 0.0)))
+"""
 
 
 def _pump_frame(n: int, seed: int) -> pd.DataFrame:
@@ -78,10 +85,19 @@ def _credit_frame(n: int, seed: int) -> pd.DataFrame:
                          "approved": ((score - 500) / 100 + other + rng.normal(0, 0.5, n) > 0.5).astype(int)})
 
 
+def _affordability_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income, debt, instalment = rng.uniform(1000, 8000, n), rng.uniform(0, 3000, n), rng.uniform(100, 1500, n)
+    affordable = debt + instalment <= 0.6 * income
+    approved = (affordable & (rng.random(n) < 0.8)).astype(int)
+    return pd.DataFrame({"income": income, "debt": debt, "instalment": instalment, "approved": approved})
+
+
 CASES = {
     "pump": (PUMP_RULES, ["overheat", "wear", "due"], _pump_frame),
     "wine": (WINE_RULES, ["kind"], _wine_frame),
     "credit": (CREDIT_RULES, ["approved"], _credit_frame),
+    "affordability": (AFFORDABILITY_RULES, ["approved"], _affordability_frame),  # a premise coupling inputs
 }
 
 
@@ -207,8 +223,6 @@ def _encoding(task: str, inputs: list[str], outputs: list[str]) -> Encoding:
 @pytest.mark.parametrize("rules, reason", [
     ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= w (* 35.0 h h)) (> r 0.0)))",
      "nonlinear"),
-    ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= (+ w h) 1.0) (> r 0.0)))",
-     "boxes of single-input bounds"),
     ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (>= (+ (ite (> r 0.0) 1.0 0.0) "
      "(ite (> w 0.0) 1.0 0.0)) 1.0))", "ite"),
     ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= h 1.0) (> r 0.5)))"
@@ -245,3 +259,51 @@ def test_advise_names_score_clamps_for_a_classifier_rule_and_not_for_a_nonlinear
         spec = parse_spec_text(rules, encoding)
         (entry,) = [a for a in advise(spec, encoding, default_domain(encoding)) if a.method == "scoreclamp"]
         assert entry.guarantees is fits, entry.reason
+
+
+def test_a_premise_coupling_inputs_is_gated_exactly_on_its_boundary_in_float32(trained):
+    """debt + instalment > 0.6 income: a half-space, not a box. On float32 points at and near the boundary
+    plane, wherever the premise holds (evaluated exactly on the scaled point) the clamped score is below 0,
+    however hard the base pushes it up; the gate is one layer of the saved network, re-certified exactly."""
+    art = trained["affordability"].artifact_
+    program = art.model.program
+    assert len(program.gates) == 1 and len(program.gates[0].sides[0].terms) == 3
+    spec = parse_spec_text(art.constraint_text, art.encoding)
+    rng = np.random.default_rng(0)
+    income = rng.uniform(1000, 8000, 4000)
+    debt = rng.uniform(0, 1, 4000) * 0.6 * income
+    instalment = 0.6 * income - debt + rng.normal(0, 1e-3, 4000) * np.array([0, 1, 10, 100])[rng.integers(0, 4, 4000)]
+    raw = pd.DataFrame({"income": income, "debt": debt, "instalment": instalment})
+    x = art.encoding.scale_inputs(art.encoding.encode_inputs(raw)).astype(np.float32)
+    low, high = (np.asarray(v, dtype=np.float32) for v in art.domain.scaled(art.encoding))
+    x = np.clip(x, low, high)
+    big = _blown_up(art.model, 1e5, 0)
+    with torch.no_grad():
+        big.last.weight.zero_()
+        big.last.bias[0] = 1e5  # the base says "approve" with all its might, everywhere
+        y = big(torch.as_tensor(x)).double().numpy()
+        f = big.base(torch.as_tensor(x)).double().numpy()
+    holds = spec.evaluate_scaled(x.astype(np.float64), y).all(axis=1)
+    assert holds.all()
+    premise = ~spec.evaluate_scaled(x.astype(np.float64), f).all(axis=1)
+    assert premise.sum() > 100  # the base breaks it there: the points straddle the boundary
+    assert certify_model(big, spec, art.encoding, art.domain, 1e-4)["verdict"] == "certified"
+    # teeth: a side shifted inward by half a band turns the gate off on part of the premise
+    side = program.gates[0].sides[0]
+    inward = replace(program.gates[0], sides=(replace(side, bias=side.bias + Fraction(1, 2)),))
+    lame = ScoreClampedMLP(big.n_inputs, big.hidden_sizes, big.n_outputs, big.mapped_features.tolist(),
+                           replace(program, gates=(inward,)))
+    lame.load_state_dict(big.state_dict())
+    assert certify_model(lame, spec, art.encoding, art.domain, 1e-4)["verdict"] != "certified"
+
+
+def test_gate_sides_serialise_exactly_and_single_input_sides_keep_their_old_form(trained):
+    from deepsade.constructions.score_clamp_rule import ScoreProgram
+
+    coupled = trained["affordability"].artifact_.model.program
+    assert ScoreProgram.from_dict(coupled.to_dict()) == coupled
+    assert isinstance(coupled.to_dict()["gates"][0]["sides"][0], dict)
+    box = trained["credit"].artifact_.model.program
+    stored = box.to_dict()["gates"][0]["sides"][0]
+    assert isinstance(stored, list) and len(stored) == 3  # [j, weight, bias], as models stored before
+    assert ScoreProgram.from_dict(box.to_dict()) == box

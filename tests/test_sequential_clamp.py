@@ -32,8 +32,9 @@ BUDGET_RULES = """
 (assert (and (>= housing 0.0) (>= food 0.0) (>= leisure 0.0)))
 """
 
-# a bound everywhere (clamped) and a premise rule that the clamp alone could break; its premise couples two
-# inputs, so no gate takes it: DeepSaDe keeps it, strengthened with the polytope
+# a bound everywhere (clamped) and a premise rule that the clamp alone could break; b is unbounded, so a gated
+# row has no bounded excess over the rest of the polytope and no gate takes it: DeepSaDe keeps it, strengthened
+# with the polytope
 MIXED_RULES = """
 (declare-const x Real)
 (declare-const z Real)
@@ -45,6 +46,8 @@ MIXED_RULES = """
 # the same with a premise that is a box and bounded outputs: a premise gate inside the clamp layer takes it
 # (relaxed by the most the row can exceed over the rest of the polytope), no DeepSaDe at all
 GATED_RULES = MIXED_RULES.replace("(>= (+ x z) 1.0)", "(>= x 0.5)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
+# the same with the premise coupling two inputs (a half-space, not a box): a gate on the half-space takes it
+COUPLED_RULES = MIXED_RULES + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
 
 
 def _half(outputs, inputs, const) -> HalfSpace:
@@ -219,6 +222,33 @@ def test_a_box_premise_is_taken_by_a_gate_inside_the_layer(tmp_path: Path):
     assert (a[x0 + xs * points[:, 0] < 0.4] < b[x0 + xs * points[:, 0] < 0.4]).any()
 
 
+def test_a_premise_coupling_inputs_is_taken_by_a_half_space_gate_inside_the_layer(tmp_path: Path):
+    est = _train_mixed(tmp_path, COUPLED_RULES)
+    art = est.artifact_
+    assert art.certificate["verdict"] == "certified", art.certificate
+    assert "through premise gates" in art.training["construction"] and "DeepSaDe" not in art.training["construction"]
+    model = art.model
+    low, high = (np.asarray(v, dtype=np.float64) for v in art.domain.scaled(art.encoding))
+    rng = np.random.default_rng(2)
+    points = low + (high - low) * rng.random((100_000, model.n_inputs))
+    (x0, xs), (z0, zs) = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    on_plane = rng.random(len(points)) < 0.3  # a third exactly on (or a float away from) the premise's boundary
+    points[on_plane, 1] = (1.0 - (x0 + xs * points[on_plane, 0]) - z0) / zs
+    points = np.clip(points, low, high).astype(np.float32).astype(np.float64)
+    (a0, a1), (b0, b1) = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    y = NetworkWeights.from_model(model).forward(points)
+    with torch.no_grad():
+        y32 = model(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
+    total = (x0 + xs * points[:, 0]) + (z0 + zs * points[:, 1])
+    premise = total >= 1.0
+    assert premise.sum() > 10_000 and (premise & on_plane).sum() > 1000
+    for out in (y, y32):
+        a, b = a0 + a1 * out[:, 0], b0 + b1 * out[:, 1]
+        assert (a <= 1.0 + 1e-6).all() and (a[premise] >= b[premise] - 1e-6).all()
+    a, b = a0 + a1 * y[:, 0], b0 + b1 * y[:, 1]
+    assert (a[total < 0.8] < b[total < 0.8]).any()  # away from the premise the layer does not impose a >= b
+
+
 def test_dropping_the_strengthening_is_caught_by_the_certificate(tmp_path: Path, monkeypatch):
     from deepsade.constructions import polytope, polytope_train
 
@@ -261,7 +291,8 @@ def test_advise_says_where_the_clamps_apply():
 
 @pytest.mark.parametrize(("rules", "targets", "paper", "expected"), [
     (GATED_RULES, ["a", "b"], False, "polytope"),  # every assert taken (one through a gate)
-    (MIXED_RULES, ["a", "b"], False, "deepsade"),  # a premise that couples two inputs: DeepSaDe's
+    (MIXED_RULES, ["a", "b"], False, "deepsade"),  # a gated row with unbounded excess: DeepSaDe's
+    (COUPLED_RULES, ["a", "b"], False, "polytope"),  # a premise coupling two inputs, through a half-space gate
     (GATED_RULES, ["a", "b"], True, "deepsade"),  # --paper always trains the paper's DeepSaDe
 ])
 def test_the_default_method_takes_the_clamps_only_when_they_take_every_assert(tmp_path, monkeypatch, rules, targets,

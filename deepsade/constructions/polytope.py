@@ -18,6 +18,7 @@ import numpy as np
 import z3
 
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
+from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.ratio_bound import (
     BoundUnit,
     RatioRow,
@@ -50,14 +51,14 @@ class SplitRule:
 
 @dataclass(frozen=True)
 class GateUnits:
-    """A premise gate inside the clamp layer: ``g = relu(1 - sum_s relu(weight_s * x_{j_s} + bias_s))``.
+    """A premise gate inside the clamp layer: ``g = relu(1 - sum_s relu(W_s . x + bias_s))``.
 
     Weights and biases are float32 values (exact rationals); each bias is rounded down, so every side is
-    exactly 0 on the premise's box and ``g`` exactly 1 there. ``g`` is 0 once ``x`` is a band width outside."""
+    exactly 0 on the premise and ``g`` exactly 1 there. ``g`` is 0 once ``x`` is a band width outside. A box of
+    single-input bounds has one-input sides; a premise coupling inputs linearly, one side per inequality
+    (``linear_gate``)."""
 
-    sides: tuple[tuple[int, Fraction, Fraction], ...]  # (input index, weight, bias)
-    support_low: tuple[Fraction, ...]  # where g > 0 is possible: the box widened by the band
-    support_high: tuple[Fraction, ...]
+    sides: tuple[LinearSide, ...]
 
 
 def _float32_down(value: Fraction) -> Fraction:
@@ -69,16 +70,27 @@ def _float32_down(value: Fraction) -> Fraction:
 
 def _gate_units(region: InputRegion, low: Sequence[Fraction], high: Sequence[Fraction]) -> GateUnits:
     (gate,) = plan_gates([region], low, high)
-    sides, support_low, support_high = [], list(low), list(high)
+    sides = []
     for side in gate.sides:
         sign = -1 if side.lower else 1  # lower side: (threshold - x) / width
         weight = Fraction(float(np.float32(float(sign / side.width))))
-        sides.append((side.input_index, weight, _float32_down(-weight * side.threshold)))
-        if side.lower:
-            support_low[side.input_index] = max(Fraction(low[side.input_index]), side.threshold - side.width)
-        else:
-            support_high[side.input_index] = min(Fraction(high[side.input_index]), side.threshold + side.width)
-    return GateUnits(tuple(sides), tuple(support_low), tuple(support_high))
+        sides.append(LinearSide.single(side.input_index, weight, _float32_down(-weight * side.threshold)))
+    return GateUnits(tuple(sides))
+
+
+def _premise_gate(a, region: InputRegion | None, low: Sequence[Fraction], high: Sequence[Fraction]
+                  ) -> GateUnits | None:
+    """The gate of an assert's premise: on its box of single-input bounds when the premise is exactly that box,
+    else on its half-spaces when it is a conjunction of linear inequalities over the inputs holding somewhere in
+    the domain; None when it is neither."""
+    if region is not None and region.restricts and not region.empty and _premise_is_its_box(a, region, low, high):
+        return _gate_units(region, low, high)
+    if region is not None and region.empty:
+        return None
+    try:
+        return GateUnits(linear_premise_sides(a.premise, low, high, f"assert {a.index + 1}"))
+    except NotApplicable:
+        return None
 
 
 def _premise_is_its_box(a, region: InputRegion, low: Sequence[Fraction], high: Sequence[Fraction]) -> bool:
@@ -94,7 +106,8 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                   high: Sequence[Fraction] | None = None) -> SplitRule:
     """Which asserts are a polytope with input-affine bounds (no premise, linear inequalities on outputs), and
     (given the domain box) which premise asserts a gate can take: a premise that is exactly a box of single-input
-    bounds narrowing the domain, with a conclusion of linear inequalities on the outputs."""
+    bounds narrowing the domain, or a conjunction of linear inequalities over the inputs, with a conclusion of
+    linear inequalities on the outputs."""
     taken, gated, rest, ratio, reasons = [], [], [], [], {}
     regions = input_regions(spec, low, high) if low is not None else {}
     for a in spec.asserts:
@@ -111,11 +124,10 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                 continue
             except NotApplicable as exc:
                 reasons[a.index] = str(exc)
-        region = regions.get(a.index)
-        if a.has_premise and region is not None and region.restricts and not region.empty:
+        if a.has_premise and low is not None:
             try:
                 _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE)
-                if _premise_is_its_box(a, region, low, high):
+                if _premise_gate(a, regions.get(a.index), low, high) is not None:
                     gated.append(a.index)
                     continue
             except NotApplicable:
@@ -127,7 +139,7 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
         rest, ratio = sorted(rest + ratio), []
     if rest:  # gates only when they take every premise assert: otherwise DeepSaDe keeps them all
         rest, gated = sorted(rest + gated), []
-    return SplitRule(tuple(sorted(taken + ratio)), tuple(rest), {i: reasons[i] for i in rest}, tuple(gated),
+    return SplitRule(tuple(sorted(taken + ratio)), tuple(rest), {i: reasons[i] for i in rest + gated}, tuple(gated),
                      tuple(ratio))
 
 
@@ -262,7 +274,7 @@ def _gated(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence
     base = polytope_rows(spec, split.constructible, tightening, n_gates)
     rows, gates = list(base), []
     for g, index in enumerate(split.gated):
-        gates.append(_gate_units(regions[index], low, high))
+        gates.append(_premise_gate(spec.asserts[index], regions[index], low, high))
         for row in polytope_rows(spec, [index], tightening, n_gates):
             excess = _largest_excess(row, base, low, high) if base else None
             if excess is None:

@@ -45,9 +45,8 @@ class ScoreClampedMLP(SkipMLP):
         self.program = program
         mapped = set(self.mapped_features.tolist())
         for gate in program.gates:
-            for j, _, _ in gate.sides:
-                if j not in mapped:
-                    raise ValueError(f"a premise gate reads input {j}, which the network does not map")
+            for j in {j for side in gate.sides for j in side.inputs} - mapped:
+                raise ValueError(f"a premise gate reads input {j}, which the network does not map")
 
     # ---- the function ----
     def base(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,8 +58,11 @@ class ScoreClampedMLP(SkipMLP):
         values = []
         for gate in self.program.gates:
             total = None
-            for j, weight, bias in gate.sides:
-                side = torch.relu(x[:, j] * float(weight) + float(bias))
+            for s in gate.sides:
+                form = float(s.bias)
+                for j, weight in s.terms:
+                    form = x[:, j] * float(weight) + form
+                side = torch.relu(form)
                 total = side if total is None else total + side
             g = torch.relu(1 - total) if total is not None else torch.ones_like(x[:, 0])
             values.append(g * float(gate.scale) - float(gate.offset))
@@ -181,7 +183,8 @@ def compile_plain(program: ScoreProgram, mapped: list[int], n_outputs: int
                    for p, j in enumerate(mapped)})
     live = _Live(prog, values)
     if program.gates:  # sides, then g = relu(1 - sum sides), h = scale g - offset
-        sides = [live.affine([(w, f"x{j}")], b) for gate in program.gates for j, w, b in gate.sides]
+        sides = [live.affine([(w, f"x{j}") for j, w in side.terms], side.bias) for gate in program.gates
+                 for side in gate.sides]
         names = list(live.values)
         carried, r = prog.relu_layer([live.values[n] for n in names], sides)
         live.values = dict(zip(names, carried, strict=True))

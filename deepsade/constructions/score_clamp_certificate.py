@@ -27,6 +27,7 @@ from deepsade.constructions.certificate import (
     find_violation,
     settle_answer,
 )
+from deepsade.constructions.linear_gate import side_term
 from deepsade.constructions.score_clamp_rule import ScoreProgram
 from deepsade.data import Domain, Encoding
 from deepsade.numbers import z3_fraction, z3_rational
@@ -57,7 +58,7 @@ def program_terms(program: ScoreProgram, fs: list[z3.ArithRef]) -> list[z3.Arith
 
     h = []
     for gate in program.gates:
-        sides = [relu(z3_rational(w) * input_var(j) + z3_rational(b)) for j, w, b in gate.sides]
+        sides = [relu(side_term(side)) for side in gate.sides]
         g = relu(1 - z3.Sum(sides)) if sides else z3.RealVal(1)
         h.append(z3_rational(gate.scale) * g - z3_rational(gate.offset))
     final: dict[int, z3.ArithRef] = {}
@@ -90,10 +91,12 @@ def layer_error_bound(program: ScoreProgram, n_outputs: int, f_size: float, x_si
     h = []  # (error, magnitude)
     for gate in program.gates:
         error, size = 0.0, 1.0
-        for j, w, b in gate.sides:
-            aw, ab = abs(float(w)), abs(float(b))
-            error += aw * x_error[j] + gamma(2) * (aw * (x_size[j] + x_error[j]) + ab)
-            size += aw * x_size[j] + ab
+        for side in gate.sides:  # sum_j w_j x'_j + b: input error, then gamma(k + 1) of the k + 1 terms
+            ab = abs(float(side.bias))
+            moved = sum(abs(float(w)) * x_error[j] for j, w in side.terms)
+            reach = sum(abs(float(w)) * (x_size[j] + x_error[j]) for j, w in side.terms) + ab
+            error += moved + gamma(len(side.terms) + 1) * reach
+            size += sum(abs(float(w)) * x_size[j] for j, w in side.terms) + ab
         g_error = error + gamma(len(gate.sides) + 1) * (size + error)
         scale, offset = float(gate.scale), float(gate.offset)
         h.append((scale * g_error + gamma(2) * (scale * (1 + g_error) + offset), scale + offset))

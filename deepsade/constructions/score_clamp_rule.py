@@ -4,7 +4,8 @@ Every assert is turned into clauses (an exact CNF over its comparisons: ``phi`` 
 clauses together imply ``phi``). A clause is taken when it reads ``premise -> head``:
 
 - its input literals, negated, are the premise: a box of single-input bounds (one-hot ``x = 1`` included)
-  narrowing the domain, which a premise gate ``g`` (exactly 1 on the box, 0 a band width outside) computes;
+  narrowing the domain, or a conjunction of linear inequalities coupling inputs (``debt + instalment >
+  0.6 income``), which a premise gate ``g`` (exactly 1 on the premise, 0 a band width outside) computes;
 - its output literals are either sign literals ``y_k > t`` / ``y_k < t`` (binary and multi-label scores;
   one is the head, the others, negated, are output premises such as ``y_a > 0``), or class comparisons
   ``y_s > y_j`` (multiclass: "class j is never above all of S", or "class c is above class k").
@@ -23,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
+from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.gates import plan_gates
 from deepsade.linear import LinearAtom, NotLinear, atom_from_comparison
@@ -57,10 +59,10 @@ def premise_margin(output_margin: float) -> Fraction:
 
 @dataclass(frozen=True)
 class GateSpec:
-    """``g(x) = relu(1 - sum_s relu(weight_s * x_{j_s} + bias_s))`` (float32 values): exactly 1 on the box
-    (each bias rounded down), 0 a band width outside; ``h = scale * g - offset``."""
+    """``g(x) = relu(1 - sum_s relu(W_s . x + bias_s))`` (float32 values): exactly 1 on the premise (each bias
+    rounded down), 0 a band width outside; ``h = scale * g - offset``. A box's sides read one input each."""
 
-    sides: tuple[tuple[int, Fraction, Fraction], ...]  # (input index, weight, bias)
+    sides: tuple[LinearSide, ...]
     scale: Fraction
     offset: Fraction
 
@@ -108,7 +110,7 @@ class ScoreProgram:
         def part(p: Part) -> list:
             return [p.kind, p.index, p.sign, str(p.offset)]
         return {"mu": str(self.mu), "taken": list(self.taken),
-                "gates": [{"sides": [[j, str(w), str(b)] for j, w, b in g.sides], "scale": str(g.scale),
+                "gates": [{"sides": [side.to_json() for side in g.sides], "scale": str(g.scale),
                            "offset": str(g.offset)} for g in self.gates],
                 "steps": [{"output": s.output, "terms": [
                     {"raises": t.raises, "anchor_outputs": list(t.anchor_outputs), "anchor_const": str(t.anchor_const),
@@ -116,7 +118,7 @@ class ScoreProgram:
 
     @classmethod
     def from_dict(cls, data: dict) -> ScoreProgram:
-        gates = tuple(GateSpec(tuple((int(j), Fraction(w), Fraction(b)) for j, w, b in g["sides"]),
+        gates = tuple(GateSpec(tuple(LinearSide.from_json(side) for side in g["sides"]),
                                Fraction(g["scale"]), Fraction(g["offset"])) for g in data["gates"])
         steps = tuple(Step(int(s["output"]), tuple(
             Term(bool(t["raises"]), tuple(int(k) for k in t["anchor_outputs"]), Fraction(t["anchor_const"]),
@@ -280,8 +282,30 @@ def _gate(region: InputRegion, low: Sequence[Fraction], high: Sequence[Fraction]
     for side in gate.sides:
         sign = -1 if side.lower else 1  # lower side: (threshold - x) / width
         weight = _float32_nearest(Fraction(sign) / side.width)
-        sides.append((side.input_index, weight, _float32_down(-weight * side.threshold)))
+        sides.append(LinearSide.single(side.input_index, weight, _float32_down(-weight * side.threshold)))
     return GateSpec(tuple(sides), GATE_OFFSET + mu, GATE_OFFSET)
+
+
+def _premise_gate(a: Assert, premise: z3.BoolRef, low: Sequence[Fraction], high: Sequence[Fraction], mu: Fraction,
+                  where: str):
+    """How a clause's input premise is gated: "never" (it holds nowhere in the domain box), None (it holds on the
+    whole box: no gate), or (key, a function making the ``GateSpec``): the premise's box of single-input bounds,
+    else its half-spaces (``linear_gate``); NotApplicable when it is neither."""
+    try:
+        region = premise_box(a, premise, low, high, where)
+    except NotApplicable as box_reason:
+        try:
+            sides = linear_premise_sides(premise, low, high, where)
+        except NotApplicable:
+            raise NotApplicable(f"{SCORE_CLAMPS} need premises that are boxes of single-input bounds or "
+                                f"conjunctions of linear inequalities over the inputs; {where}'s premise is "
+                                "neither") from box_reason
+        return ("linear", sides), lambda: GateSpec(sides, GATE_OFFSET + mu, GATE_OFFSET)
+    if region is None:
+        return "never"
+    if not region.restricts:
+        return None
+    return (tuple(region.low), tuple(region.high)), lambda: _gate(region, low, high, mu)
 
 
 # ---- the program ---------------------------------------------------------------------------------------
@@ -331,15 +355,15 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
                 raise NotApplicable(f"{SCORE_CLAMPS} need every clause to mention a score; {where} constrains "
                                     "inputs only")
             premise = z3.And(*inputs) if inputs else z3.BoolVal(True)
-            region = premise_box(a, premise, low, high, where) if inputs else None
-            if inputs and region is None:
+            gate = _premise_gate(a, premise, low, high, mu, where) if inputs else None
+            if gate == "never":
                 continue  # the premise never holds in the domain box: nothing to enforce
             parts: list[Part] = []
-            if region is not None and region.restricts:
-                key = (tuple(region.low), tuple(region.high))
+            if gate is not None:
+                key, make = gate
                 if key not in gate_of:
                     gate_of[key] = len(gates)
-                    gates.append(_gate(region, low, high, mu))
+                    gates.append(make())
                 parts.append(Part("gate", gate_of[key]))
             clauses.append((outputs, parts))
         greater_count: dict[int, int] = {}

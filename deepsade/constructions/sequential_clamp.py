@@ -92,7 +92,8 @@ def _extra_columns(program: _Program, extras: list, f: list, x: list, position: 
             d = extra.direction
             new += [_combine([(d, x[position[extra.input_index]])], -d * s, program.width) for s, _ in extra.kinks]
         else:
-            new += [_combine([(weight, x[position[j]])], bias, program.width) for j, weight, bias in extra.sides]
+            new += [_combine([(w, x[position[j]]) for j, w in side.terms], side.bias, program.width)
+                    for side in extra.sides]
     carried, r = program.relu_layer([*f, *x], new)
     f, x = carried[:n_outputs], carried[n_outputs:]
     values: list = []
