@@ -139,7 +139,7 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
 
     low, high = train.domain.scaled_exact(train.encoding)
     split = split_asserts(spec, low, high)
-    if not split.constructible or split.remaining:
+    if not (split.constructible or split.gated) or split.remaining:
         return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
                           + " need the DeepSaDe trainer)")
     from fractions import Fraction

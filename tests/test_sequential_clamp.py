@@ -32,22 +32,21 @@ BUDGET_RULES = """
 (assert (and (>= housing 0.0) (>= food 0.0) (>= leisure 0.0)))
 """
 
-# a bound everywhere (clamped) and a premise rule that the clamp alone could break; b is unbounded, so a gated
-# row has no bounded excess over the rest of the polytope and no gate takes it: DeepSaDe keeps it, strengthened
-# with the polytope
+# a bound everywhere (clamped) and a premise rule that the clamp alone could break; its premise is nonlinear,
+# so no gate takes it: DeepSaDe keeps it, strengthened with the polytope
 MIXED_RULES = """
 (declare-const x Real)
 (declare-const z Real)
 (declare-const a Real)
 (declare-const b Real)
 (assert (<= a 1.0))
-(assert (=> (>= (+ x z) 1.0) (>= a b)))
+(assert (=> (>= (* x z) 0.25) (>= a b)))
 """
 # the same with a premise that is a box and bounded outputs: a premise gate inside the clamp layer takes it
 # (relaxed by the most the row can exceed over the rest of the polytope), no DeepSaDe at all
-GATED_RULES = MIXED_RULES.replace("(>= (+ x z) 1.0)", "(>= x 0.5)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
+GATED_RULES = MIXED_RULES.replace("(>= (* x z) 0.25)", "(>= x 0.5)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
 # the same with the premise coupling two inputs (a half-space, not a box): a gate on the half-space takes it
-COUPLED_RULES = MIXED_RULES + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
+COUPLED_RULES = MIXED_RULES.replace("(>= (* x z) 0.25)", "(>= (+ x z) 1.0)") + "(assert (and (>= a 0.0) (>= b 0.0) (<= b 5.0)))\n"
 
 
 def _half(outputs, inputs, const) -> HalfSpace:
@@ -97,17 +96,32 @@ def test_an_empty_polytope_is_refused_naming_the_input(tmp_path: Path):
         DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(4,), epochs=1).fit(frame)
 
 
-def test_a_rule_of_box_premises_only_is_refused_in_one_line_not_a_traceback(tmp_path: Path):
-    """Every assert has a premise a gate could take, but no assert without a premise bounds the gated rows
-    (the price benchmark's diabetes rule): --method polytope exits 2 with the reason."""
-    frame = _mixed_frame(150, 3)
+def test_a_rule_of_premise_asserts_only_is_taken_through_gates(tmp_path: Path):
+    """Every assert has a premise a gate takes and no assert without one bounds the gated rows (the price
+    benchmark's diabetes rule): away from the premise each row is relaxed to admit every output within
+    IMPLICIT_OUTPUT_REACH data ranges of the targets, so the gate binds only near its premise."""
+    from deepsade.constructions.polytope import IMPLICIT_OUTPUT_REACH
+
+    frame = _mixed_frame(150, 3)[["x", "a"]]
     csv, rules = tmp_path / "d.csv", tmp_path / "r.smt2"
     frame.to_csv(csv, index=False)
-    rules.write_text("(declare-const x Real)(declare-const a Real)(assert (=> (>= x 0.5) (>= a 3.0)))")
-    result = run_cli("train", str(csv), "--constraint", str(rules), "--target", "a", "--method", "polytope",
-                     "--epochs", "1", "--quiet", "--out", str(tmp_path / "m"))
-    assert result.returncode == 2, result.stderr
-    assert "need at least one assert without a premise" in result.stderr and "Traceback" not in result.stderr
+    rules.write_text("(declare-const x Real)(declare-const a Real)(assert (=> (>= x 0.5) (>= a 3.9)))")
+    result = run_cli("train", str(csv), "--constraint", str(rules), "--target", "a", "--epochs", "3", "--quiet",
+                     "--out", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    art = load(tmp_path / "m")
+    assert art.method == "polytope" and art.certificate["verdict"] == "certified"
+    assert "through premise gates" in art.training["construction"]
+    x = np.linspace(0, 1, 20_001)[:, None]
+    (x0, xs), = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
+    (a0, a1), = [(float(o), float(c)) for o, c in art.encoding.output_affine()]
+    base = art.model.base(torch.as_tensor(x, dtype=torch.float32)).detach().double().numpy()[:, 0]
+    y = NetworkWeights.from_model(art.model).forward(x)[:, 0]
+    premise = x0 + xs * x[:, 0] >= 0.5
+    assert (a0 + a1 * y[premise] >= 3.9).all()
+    far = x0 + xs * x[:, 0] < 0.4  # beyond the band: the base output passes unchanged within the reach
+    within = (base > -float(IMPLICIT_OUTPUT_REACH)) & (base < 1 + float(IMPLICIT_OUTPUT_REACH))
+    assert np.allclose(y[far & within], base[far & within], atol=1e-5) and (a0 + a1 * y[far] < 3.9).any()
 
 
 def _budget_frame(n: int, seed: int) -> pd.DataFrame:
@@ -194,7 +208,7 @@ def test_mixed_rules_strengthened_for_deepsade_are_certified(tmp_path: Path):
     x = torch.as_tensor(low + (high - low) * np.random.default_rng(0).random((20_000, model.n_inputs)),
                         dtype=torch.float32)
     raw_x = [(float(o), float(c)) for o, c in art.encoding.input_affine()]
-    premise = (raw_x[0][0] + raw_x[0][1] * x[:, 0]) + (raw_x[1][0] + raw_x[1][1] * x[:, 1]) >= 1.0
+    premise = (raw_x[0][0] + raw_x[0][1] * x[:, 0]) * (raw_x[1][0] + raw_x[1][1] * x[:, 1]) >= 0.25
     assert premise.sum() > 1000
     with torch.no_grad():
         f, y = model.base(x[premise]), model(x[premise])
@@ -286,12 +300,14 @@ def test_advise_says_where_the_clamps_apply():
     assert mixed.guarantees and "DeepSaDe trains assert(s) 2" in mixed.reason
     uc2 = uc2_loan.CASE
     loan = _advice(uc2.constraint_path, uc2.generate(80, 0), list(uc2.targets), task=uc2.task, positive=uc2.positive)
-    assert not loan.guarantees and "assert 1 has a premise" in loan.reason
+    assert loan.guarantees and "1 premise gate(s)" in loan.reason  # its premise is a box: a gate takes it
+    nonlinear = _advice(MIXED_RULES.replace("(assert (<= a 1.0))", ""), _mixed_frame(80, 0), ["a", "b"])
+    assert not nonlinear.guarantees and "assert 1" in nonlinear.reason
 
 
 @pytest.mark.parametrize(("rules", "targets", "paper", "expected"), [
     (GATED_RULES, ["a", "b"], False, "polytope"),  # every assert taken (one through a gate)
-    (MIXED_RULES, ["a", "b"], False, "deepsade"),  # a gated row with unbounded excess: DeepSaDe's
+    (MIXED_RULES, ["a", "b"], False, "deepsade"),  # a nonlinear premise: DeepSaDe's
     (COUPLED_RULES, ["a", "b"], False, "polytope"),  # a premise coupling two inputs, through a half-space gate
     (GATED_RULES, ["a", "b"], True, "deepsade"),  # --paper always trains the paper's DeepSaDe
 ])

@@ -35,6 +35,9 @@ from deepsade.regions import InputRegion, input_regions
 from deepsade.spec import Spec, conjunction_atoms, input_var, is_linear, output_var
 
 POLYTOPE = "sequential clamps"
+# a gated row whose excess over the unconditional rows is unbounded is relaxed, away from its premise, enough to
+# admit every output within this many data ranges of the training targets (scaled units [-8, 9])
+IMPLICIT_OUTPUT_REACH = Fraction(8)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,25 @@ def _premise_is_its_box(a, region: InputRegion, low: Sequence[Fraction], high: S
     return solver.check() == z3.unsat
 
 
+def _gated_ratios(a, low: Sequence[Fraction], high: Sequence[Fraction]) -> list:
+    """The ratio comparisons (``ratio_bound.RatioAtom``) of a premise assert's conclusion (empty: it is linear);
+    NotApplicable when the conclusion is neither linear nor a conjunction with ratio bounds."""
+    conclusion = replace(a, premise=z3.BoolVal(True))
+    try:
+        _atoms(conclusion, POLYTOPE)
+        return []
+    except NotApplicable:
+        return split_comparisons(conclusion, POLYTOPE, low, high)[1]
+
+
+def _conclusion_is_taken(a, low: Sequence[Fraction], high: Sequence[Fraction]) -> bool:
+    try:
+        _gated_ratios(a, low, high)
+        return True
+    except NotApplicable:
+        return False
+
+
 def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                   high: Sequence[Fraction] | None = None) -> SplitRule:
     """Which asserts are a polytope with input-affine bounds (no premise, linear inequalities on outputs), and
@@ -124,14 +146,10 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                 continue
             except NotApplicable as exc:
                 reasons[a.index] = str(exc)
-        if a.has_premise and low is not None:
-            try:
-                _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE)
-                if _premise_gate(a, regions.get(a.index), low, high) is not None:
-                    gated.append(a.index)
-                    continue
-            except NotApplicable:
-                pass
+        if a.has_premise and low is not None and _conclusion_is_taken(a, low, high) \
+                and _premise_gate(a, regions.get(a.index), low, high) is not None:
+            gated.append(a.index)
+            continue
         rest.append(a.index)
     if ratio and (rest or gated):  # a ratio bound only when the clamps take everything else without a gate
         reasons.update({i: f"{POLYTOPE} take assert {i + 1}'s ratio bound only when they take every assert without "
@@ -180,16 +198,21 @@ def _linear_comparisons(a) -> list:
 
 
 def _largest_excess(row: HalfSpace, others: Sequence[HalfSpace], low: Sequence[Fraction],
-                    high: Sequence[Fraction]) -> Fraction | None:
-    """max of ``a . y - c . x - d`` over inputs in the box and outputs in the ``others`` polytope; None if
-    unbounded (exact, z3)."""
+                    high: Sequence[Fraction], extra_low: Sequence[Fraction] = (), extra_high: Sequence[Fraction] = (),
+                    reach: Fraction | None = None) -> Fraction | None:
+    """max of ``a . y - c . x - d`` over inputs in the box, extra columns (gates, units) in their ranges and
+    outputs in the ``others`` polytope (and, with ``reach``, in ``[-reach, 1 + reach]``: that many data ranges
+    of the training targets around them); None if unbounded (exact, z3)."""
     ys = [output_var(k) for k in range(len(row.outputs))]
-    xs = [input_var(j) for j in range(len(low))]
+    xs = [input_var(j) for j in range(len(low) + len(extra_low))]
+    ranges = list(zip(list(low) + list(extra_low), list(high) + list(extra_high), strict=True))
     opt = z3.Optimize()
-    opt.add(*[c for j, x in enumerate(xs) for c in (x >= z3_rational(low[j]), x <= z3_rational(high[j]))])
+    opt.add(*[c for x, (lo, hi) in zip(xs, ranges, strict=True) for c in (x >= z3_rational(lo), x <= z3_rational(hi))])
     opt.add(*[_row_formula(r, ys) for r in others])
+    if reach is not None:
+        opt.add(*[c for y in ys for c in (y >= -z3_rational(reach), y <= 1 + z3_rational(reach))])
     excess = z3.Sum([z3_rational(c) * y for c, y in zip(row.outputs, ys, strict=True) if c != 0]) \
-        - z3.Sum([z3_rational(c) * xs[j] for j, c in enumerate(row.inputs[:len(low)]) if c != 0] + [z3.RealVal(0)]) \
+        - z3.Sum([z3_rational(c) * xs[j] for j, c in enumerate(row.inputs[:len(xs)]) if c != 0] + [z3.RealVal(0)]) \
         - z3_rational(row.const)
     handle = opt.maximize(excess)
     if opt.check() != z3.sat or "oo" in str(opt.upper(handle)) or "eps" in str(opt.upper(handle)):
@@ -206,14 +229,22 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
     if split.ratio:
         return _with_ratio_bounds(spec, split, low, high, tightening, encoding)
     if split.gated:
-        gated = _gated(spec, split, low, high, tightening)
+        try:
+            gated = _gated(spec, split, low, high, tightening)
+        except NotApplicable:  # a ratio comparison with no proved inner bound
+            gated = None
         if gated is not None:
-            rows, gates = gated
-            box_low = list(low) + [Fraction(0)] * len(gates)
-            box_high = list(high) + [Fraction(1)] * len(gates)
+            rows, extras, extra_low, extra_high = gated
+            box_low, box_high = list(low) + extra_low, list(high) + extra_high
             projection = project(rows, len(spec.output_names), box_low, box_high)
-            if violated_condition(projection, box_low, box_high) is None:
-                return rows, projection, gates, split
+            n_in, units = len(low), [e for e in extras if isinstance(e, BoundUnit)]
+            first_unit = len(extras) - len(units)
+
+            def links(xs: Sequence[z3.ArithRef]) -> list[z3.BoolRef]:
+                return [unit_definition(u, xs[n_in + first_unit + i], xs) for i, u in enumerate(units)]
+
+            if violated_condition(projection, box_low, box_high, links if units else None) is None:
+                return rows, projection, extras, split
         split = SplitRule(split.constructible, tuple(sorted(split.remaining + split.gated)),
                           {**split.reasons, **{i: "its gate leaves no room" for i in split.gated}})
     rows = polytope_rows(spec, split.constructible, tightening)
@@ -265,25 +296,57 @@ def _no_room(spec: Spec, failure, tightening: Fraction, encoding: Encoding | Non
 
 
 def _gated(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction],
-           tightening: Fraction) -> tuple[list[HalfSpace], list[GateUnits]] | None:
+           tightening: Fraction) -> tuple[list[HalfSpace], list, list[Fraction], list[Fraction]] | None:
     """Rows of the polytope with each gated conclusion row relaxed to ``a . y <= b(x) + M (1 - g)``, ``M`` the
-    largest excess of the row over the unconditional polytope (so that at ``g = 0`` it binds nowhere); None
-    when that excess is unbounded."""
+    largest excess of the row over the unconditional polytope, or, where that is unbounded (or there is no
+    unconditional row), over the outputs within ``IMPLICIT_OUTPUT_REACH`` data ranges of the training targets:
+    at ``g = 0`` the row binds nowhere in that range. A gated conclusion with ratio comparisons gets their
+    inner bounds, each over one unit column (``ratio_bound``). Returns the rows, the extra columns (gates,
+    then units) and the extra columns' ranges; None when no ``M`` is found."""
     regions = input_regions(spec, low, high)
-    n_gates = len(split.gated)
-    base = polytope_rows(spec, split.constructible, tightening, n_gates)
+    n_in, n_out, n_gates = len(low), len(spec.output_names), len(split.gated)
+    ratios = [(g, inner_bound(r, low, high)) for g, index in enumerate(split.gated)
+              for r in _gated_ratios(spec.asserts[index], low, high)]
+    units = [r.unit for _, r in ratios]
+    n_columns = n_in + n_gates + len(units)
+    base = polytope_rows(spec, split.constructible, tightening, n_gates + len(units))
+    extra_low = [Fraction(0)] * n_gates + [u.low for u in units]
+    extra_high = [Fraction(1)] * n_gates + [u.high for u in units]
     rows, gates = list(base), []
     for g, index in enumerate(split.gated):
         gates.append(_premise_gate(spec.asserts[index], regions[index], low, high))
-        for row in polytope_rows(spec, [index], tightening, n_gates):
-            excess = _largest_excess(row, base, low, high) if base else None
+        own = [(p, r) for p, (gate, r) in enumerate(ratios) if gate == g]
+        if own:
+            conclusion = [HalfSpace(h.outputs, h.inputs + (Fraction(0),) * (n_columns - n_in), h.const, h.asserts)
+                          for h in _linear_rows(spec, index, tightening)]
+            for p, r in own:
+                h = r.half_space(n_in, n_out, n_in + n_gates + p, n_columns)
+                conclusion.append(HalfSpace(h.outputs, h.inputs, h.const - tightening, h.asserts))
+        else:
+            conclusion = polytope_rows(spec, [index], tightening, n_gates + len(units))
+        for row in conclusion:
+            excess = _largest_excess(row, base, low, high, extra_low, extra_high) if base else None
+            if excess is None:
+                excess = _largest_excess(row, base, low, high, extra_low, extra_high, reach=IMPLICIT_OUTPUT_REACH)
             if excess is None:
                 return None
             relax = max(excess, Fraction(0))
             inputs = list(row.inputs)
-            inputs[len(low) + g] = -relax
+            inputs[n_in + g] = -relax
             rows.append(HalfSpace(row.outputs, tuple(inputs), row.const + relax, row.asserts))
-    return rows, gates
+    return rows, gates + units, extra_low, extra_high
+
+
+def _linear_rows(spec: Spec, index: int, tightening: Fraction) -> list[HalfSpace]:
+    """The linear comparisons of an assert's conclusion that also holds ratio comparisons, as tightened rows."""
+    n_in, n_out = len(spec.input_names), len(spec.output_names)
+    rows = []
+    for atom in _linear_comparisons(replace(spec.asserts[index], premise=z3.BoolVal(True))):
+        outputs = tuple(atom.outputs().get(k, Fraction(0)) for k in range(n_out))
+        inputs = tuple(-atom.inputs().get(j, Fraction(0)) for j in range(n_in))
+        rows.append(HalfSpace(outputs, inputs, -atom.const - tightening * sum(abs(v) for v in outputs),
+                              frozenset({index})))
+    return rows
 
 
 def _row_formula(row: HalfSpace, outputs: Sequence[z3.ArithRef]) -> z3.BoolRef:
@@ -320,11 +383,12 @@ def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], e
 
 
 def no_polytope_reason(split: SplitRule) -> str:
-    """Why the clamps take nothing: no assert without a premise is a polytope (a premise gate needs one to
-    bound its row's excess), in one line naming the first assert's reason."""
+    """Why the clamps take nothing: no assert is a conjunction of linear inequalities on the outputs, without a
+    premise or behind a premise a gate takes, in one line naming the first assert's reason."""
     first = (list(split.remaining) + list(split.gated))[0]
-    return (f"{POLYTOPE} need at least one assert without a premise that is a conjunction of linear inequalities "
-            f"on the outputs; {split.reasons.get(first, f'assert {first + 1} is not one')}")
+    return (f"{POLYTOPE} need at least one assert that is a conjunction of linear inequalities on the outputs, "
+            "without a premise or behind a premise that is a box or linear inequalities over the inputs; "
+            f"{split.reasons.get(first, f'assert {first + 1} is not one')}")
 
 
 def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fraction]],
@@ -332,7 +396,7 @@ def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fract
     """Whether ``--method polytope`` can guarantee the rule, and how (or why not), in one line (for ``advise``)."""
     low, high = box
     split = split_asserts(spec, low, high)
-    if not split.constructible:
+    if not split.constructible and not split.gated:
         return False, no_polytope_reason(split)
     try:
         rows, _, gates, split = polytope_projection(spec, split, low, high, tightening)

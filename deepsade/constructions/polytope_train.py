@@ -57,7 +57,7 @@ def train_polytope(job: Any) -> ModelArtifact:
     spec, train, settings = job.spec, job.train, job.settings
     low, high = train.domain.scaled_exact(train.encoding)
     split = split_asserts(spec, low, high)
-    if not split.constructible:
+    if not split.constructible and not split.gated:
         raise NotApplicable(no_polytope_reason(split))
     slack = Fraction(SLACK_FACTOR * settings.output_margin)
     rows, projection, gates, split = polytope_projection(spec, split, low, high, slack, train.encoding)
