@@ -332,3 +332,39 @@ def test_the_default_method_takes_the_clamps_only_when_they_take_every_assert(tm
     assert est.method_ == expected and trained[-1] == expected
     assert est.artifact_.method == expected and est.artifact_.certificate["verdict"] == "certified"
     assert est.artifact_.training["method_choice"].startswith(f"auto: {expected}")
+
+
+class _ClampAbove(torch.nn.Module):
+    """A base of one linear unit and a clamp ``min(f, 1)``: the smallest model ``constructed_loss`` reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.base = torch.nn.Linear(1, 1)
+
+    @staticmethod
+    def clamp(base: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(base, torch.ones_like(base))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.clamp(self.base(x), x)
+
+
+def test_the_base_loss_counts_only_the_rows_the_clamp_moved():
+    """Where the clamp leaves the output alone, the base term would repeat the output's loss and double the
+    step there (dosing_children trained to 1.85x ffn's MSE that way); it applies only to moved rows."""
+    from deepsade.constructions.hardnet import constructed_loss
+    from deepsade.losses import data_loss
+
+    model = _ClampAbove()
+    with torch.no_grad():
+        model.base.weight.fill_(1.0)
+        model.base.bias.zero_()
+    x = torch.tensor([[0.2], [0.5], [3.0], [4.0]])  # the last two rows are clamped to 1
+    y = torch.tensor([[0.0], [0.0], [2.0], [2.0]])
+    unclamped = constructed_loss("regression", model, x[:2], y[:2], 1.0)
+    assert float(unclamped) == pytest.approx(float(data_loss("regression", model(x[:2]), y[:2])))
+    mixed = constructed_loss("regression", model, x, y, 1.0)
+    expected = data_loss("regression", model(x), y) + 0.5 * data_loss("regression", x[2:], y[2:])
+    assert float(mixed) == pytest.approx(float(expected))
+    mixed.backward()
+    assert float(model.base.weight.grad) != 0.0  # the clamped rows still pull the base back

@@ -89,8 +89,10 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     """Train a constructed network (its layer fixed) end to end with mini-batch SGD on the data loss of its
     output, keep the epoch with the lowest validation loss, certify it; ``details`` go into ``training``.
 
-    ``base_loss_weight`` > 0 adds that share of the data loss of the base output ``model.base`` (a layer that
-    clamps passes no gradient to a clamped output; the base term pulls it back where the rule holds)."""
+    ``base_loss_weight`` > 0 adds that share of the data loss of the base output ``model.base`` on the rows
+    where the layer moved the output (a layer that clamps passes no gradient to a clamped output; the base term
+    pulls it back where the rule holds). Where the layer left the output alone the base term would only repeat
+    the output's, doubling the step there."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
 
@@ -114,12 +116,7 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         for begin in range(0, len(x), settings.batch_size):
             rows = order[begin:begin + settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            if base_loss_weight:
-                base = model.base(x[rows])
-                loss = data_loss(task, model.clamp(base, x[rows]), y[rows]) \
-                    + base_loss_weight * data_loss(task, base, y[rows])
-            else:
-                loss = data_loss(task, model(x[rows]), y[rows])
+            loss = constructed_loss(task, model, x[rows], y[rows], base_loss_weight)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(rows)
@@ -143,6 +140,23 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     return artifact_io.ModelArtifact(model=model, encoding=train.encoding, domain=train.domain,
                                      constraint_text=job.constraint_text, method=job.method, training=training,
                                      history=history, certificate=certificate)
+
+
+def constructed_loss(task: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     base_loss_weight: float) -> torch.Tensor:
+    """One batch's loss for ``fit_constructed``: the data loss of the output, plus ``base_loss_weight`` x the
+    data loss of the base output ``model.base`` on the rows where the layer moved the output, weighted by
+    their share of the batch (elsewhere the two terms are one and the same)."""
+    if not base_loss_weight:
+        return data_loss(task, model(x), y)
+    base = model.base(x)
+    output = model.clamp(base, x)
+    loss = data_loss(task, output, y)
+    moved = (output.detach() != base.detach()).reshape(len(x), -1).any(dim=1)
+    if moved.any():
+        share = float(moved.sum()) / len(x)
+        loss = loss + base_loss_weight * share * data_loss(task, base[moved], y[moved])
+    return loss
 
 
 def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
