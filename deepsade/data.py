@@ -52,6 +52,15 @@ class Encoding:
     # the network never reads them, so the certificate holds whatever they hold. None: none left out.
     constant_columns: dict[str, str] | None = None
 
+    def constant_columns_note(self) -> str | None:
+        """One line naming the feature columns left out for holding one value (None: none were)."""
+        constant = self.constant_columns or {}
+        if not constant:
+            return None
+        names = ", ".join(list(constant)[:8]) + (f" and {len(constant) - 8} more" if len(constant) > 8 else "")
+        return (f"{len(constant)} input column(s) held one value in every row and were left out (the model does "
+                f"not read them): {names}")
+
     # ---- inputs -------------------------------------------------------------------------------
     def encode_inputs(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw encoded inputs (numeric columns as they are, categoricals one-hot), float64, shape (n, d)."""

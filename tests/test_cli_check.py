@@ -19,6 +19,16 @@ def test_check_reports_bindings_and_violations(tmp_path, loan_frame, loan_constr
     assert "rows violating at least one assert: 0 of 199" in out
 
 
+
+def test_check_says_which_constant_columns_were_left_out(tmp_path, loan_frame, loan_constraint):
+    csv = tmp_path / "loan.csv"
+    loan_frame.assign(Branch="north").to_csv(csv, index=False)
+    result = run_cli("check", str(loan_constraint), str(csv), "--target", "Loan_Status", "--positive", "Y")
+    assert result.returncode == 0, result.stderr
+    assert "note: 1 input column(s) held one value in every row and were left out" in result.stdout
+    assert "Branch" in result.stdout
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing_file", "data file not found"),
     ("unknown_column", "unknown column"),

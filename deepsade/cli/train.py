@@ -179,11 +179,8 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     method = estimator.method_
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
-    constant = art.encoding.constant_columns or {}
-    if constant:
-        names = ", ".join(list(constant)[:8]) + (f" and {len(constant) - 8} more" if len(constant) > 8 else "")
-        click.echo(f"note: {len(constant)} input column(s) held one value in every row and were left out "
-                   f"(the model does not read them): {names}", err=True)
+    if art.encoding.constant_columns_note():
+        click.echo(f"note: {art.encoding.constant_columns_note()}", err=True)
     for note in art.training.get("notes", []):
         click.echo(f"note: {note}", err=True)
     if art.training.get("method_choice"):
