@@ -173,6 +173,7 @@ def test_a_constant_start_where_cegis_from_the_first_model_does_not_converge():
 
     problem = PROBLEMS["dosing_children"]
     train, _ = split_rows(problem.build(), 1)  # the benchmark's seed-1 split, where the CLI failed
-    model = DeepSaDe(str(problem.rule_file), list(problem.targets), task="regression", epochs=1, seed=1).fit(train)
+    model = DeepSaDe(str(problem.rule_file), list(problem.targets), task="regression", epochs=1, seed=1,
+                     method="deepsade").fit(train)  # auto now takes the sequential clamps for this rule
     assert model.method_ == "deepsade"
     assert model.artifact_.certificate["verdict"] == "certified"
