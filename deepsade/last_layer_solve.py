@@ -252,6 +252,29 @@ def solve_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, polyhed
     return None
 
 
+def solve_free_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, start: tuple[np.ndarray, np.ndarray],
+                          l2: float = 1e-4, max_iterations: int = 500) -> tuple[np.ndarray, np.ndarray] | None:
+    """The last layer that minimises the data loss (+ l2/2 |W|^2) on ``latent`` rows with no constraint, for a
+    classifier (logistic or softmax loss: convex), by L-BFGS from ``start``; float32 values in float64 arrays,
+    None when the solver returns no finite answer. For a network whose later layer keeps the rule whatever
+    these scores are."""
+    start_w, start_b = (np.asarray(v, dtype=np.float64) for v in start)
+    n_out, n_lat = start_w.shape
+    loss = _Loss(np.asarray(latent, dtype=np.float64), np.asarray(targets), task, l2)
+
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = loss.value_and_gradient(flat.reshape(n_out, n_lat + 1))
+        return value, gradient.ravel()
+
+    x0 = np.hstack([start_w, start_b.reshape(-1, 1)]).ravel()
+    with np.errstate(over="ignore"):
+        result = minimize(objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iterations})
+    if result.x is None or not np.isfinite(result.x).all():
+        return None
+    theta = result.x.reshape(n_out, n_lat + 1)
+    return _as_float32(theta[:, :-1]), _as_float32(theta[:, -1])
+
+
 def solve_best_choice(latent: np.ndarray, targets: np.ndarray, task: str, polyhedra: Sequence[WorstCaseRows],
                       start: tuple[np.ndarray, np.ndarray] | None = None, **options) -> LastLayerFit | None:
     """``solve_last_layer`` over each polyhedron of a union (``candidate_polyhedra``); the lowest loss wins."""

@@ -124,12 +124,13 @@ def _box_points(low: np.ndarray, high: np.ndarray, count: int, seed: int) -> np.
 
 
 def _blown_up(model: ScoreClampedMLP, scale: float, seed: int) -> ScoreClampedMLP:
-    """The same layer over a base whose scores reach ``scale`` and are pushed against the rule (the sign of
-    each score's bias drawn at random, so that every score is large and of either sign somewhere)."""
+    """The same layer over a base whose scores reach ``scale`` and are pushed against the rule (last-layer
+    weights and the sign of each score's bias drawn at random, so that every score is large and of either sign
+    somewhere, whatever the trained last layer was)."""
     big = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        big.last.weight.mul_(scale)
+        big.last.weight.copy_(scale * torch.randn(big.last.weight.shape, generator=generator))
         big.last.bias.copy_(scale * (2 * torch.rand(big.n_outputs, generator=generator) - 1))
     return big
 
@@ -307,3 +308,27 @@ def test_gate_sides_serialise_exactly_and_single_input_sides_keep_their_old_form
     stored = box.to_dict()["gates"][0]["sides"][0]
     assert isinstance(stored, list) and len(stored) == 3  # [j, weight, bias], as models stored before
     assert ScoreProgram.from_dict(box.to_dict()) == box
+
+
+def test_the_base_last_layer_is_solved_after_training_and_kept_only_when_validation_improves(trained):
+    """The layer keeps the rule whatever the base scores, so the base's last layer is a free convex fit."""
+    refits = [est.artifact_.training["base_refit"] for est in trained.values()]
+    assert all(r.startswith("convex last layer ") for r in refits), refits
+    for est in trained.values():
+        assert est.artifact_.certificate["verdict"] == "certified"
+
+
+def test_the_free_last_layer_solve_reaches_the_convex_optimum():
+    from deepsade.last_layer_solve import _Loss, solve_free_last_layer
+
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(200, 5))
+    labels = (latent @ np.array([1.0, -2.0, 0.5, 0.0, 1.0]) + rng.normal(0, 0.5, 200) > 0).astype(float)
+    start = (np.zeros((1, 5)), np.zeros(1))
+    weights, biases = solve_free_last_layer(latent, labels[:, None], "binary", start)
+    loss = _Loss(latent, labels[:, None], "binary", 1e-4)
+    value, gradient = loss.value_and_gradient(np.hstack([weights, biases[:, None]]))
+    assert value < loss.value(*start) - 0.2 and np.abs(gradient).max() < 1e-3
+    classes = np.digitize(latent[:, 0], [-0.5, 0.5])
+    weights, biases = solve_free_last_layer(latent, classes, "multiclass", (np.zeros((3, 5)), np.zeros(3)))
+    assert (np.argmax(latent @ weights.T + biases, axis=1) == classes).mean() > 0.9

@@ -72,6 +72,10 @@ def build_enforced(job: Any) -> tuple[EnforcedMLP | InputEnforcedMLP, AffineRule
     return model, rule
 
 
+# l2 weights tried by the classifier refit of a constructed network's base (the lowest validation loss wins)
+REFIT_L2 = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
 def _loss(task: str, model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     with torch.no_grad():
         return float(data_loss(task, model(inputs), targets))
@@ -85,14 +89,15 @@ def train_hardnet(job: Any) -> ModelArtifact:
 
 
 def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any],
-                    base_loss_weight: float = 0.0) -> ModelArtifact:
+                    base_loss_weight: float = 0.0, refit_base: bool = False) -> ModelArtifact:
     """Train a constructed network (its layer fixed) end to end with mini-batch SGD on the data loss of its
     output, keep the epoch with the lowest validation loss, certify it; ``details`` go into ``training``.
 
     ``base_loss_weight`` > 0 adds that share of the data loss of the base output ``model.base`` on the rows
     where the layer moved the output (a layer that clamps passes no gradient to a clamped output; the base term
     pulls it back where the rule holds). Where the layer left the output alone the base term would only repeat
-    the output's, doubling the step there."""
+    the output's, doubling the step there. ``refit_base``: after SGD, solve the base's last layer
+    (``_refit_base_last_layer``), for a layer that keeps the rule whatever the base outputs."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
 
@@ -126,7 +131,7 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         if np.isfinite(val_loss) and val_loss < best_loss:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
     model.load_state_dict(best_state)
-    refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss) if base_loss_weight else None
+    refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss) if refit_base else None
     seconds = time.perf_counter() - start
     certificate = certify_model(model, spec, train.encoding, train.domain, settings.output_margin)
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
@@ -161,11 +166,12 @@ def constructed_loss(task: str, model: torch.nn.Module, x: torch.Tensor, y: torc
 
 def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
                            val_y: torch.Tensor, val_loss: float) -> str:
-    """Regression through a layer that keeps the rule whatever the base outputs: the base's last layer is
-    free, so solve it (ridge least squares on the training rows, hidden layers fixed) instead of only
-    stepping it; kept only when the validation loss of the whole network falls. Returns what happened."""
+    """A layer that keeps the rule whatever the base outputs leaves the base's last layer free, so solve it
+    instead of only stepping it (hidden layers fixed, training rows): ridge least squares for regression,
+    the logistic or softmax loss by L-BFGS for classifiers (convex, l2 1e-4). Kept only when the validation
+    loss of the whole network falls. Returns what happened."""
     if task != "regression":
-        return "skipped (classification)"
+        return _refit_classifier_last_layer(model, task, x, y, val_x, val_y, val_loss)
     with torch.no_grad():
         features = model.latent(x).double()
         design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], dim=1)
@@ -185,3 +191,31 @@ def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y
         model.last.bias.copy_(previous[1])
         return f"least-squares last layer not kept (validation loss {val_loss:.4g} -> {refitted:.4g})"
 
+
+def _refit_classifier_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor,
+                                 val_x: torch.Tensor, val_y: torch.Tensor, val_loss: float) -> str:
+    """The classifier case of ``_refit_base_last_layer``: one convex fit per l2 weight in ``REFIT_L2``; the one
+    with the lowest validation loss is kept if it is lower than the trained network's."""
+    from deepsade.last_layer_solve import solve_free_last_layer
+
+    with torch.no_grad():
+        previous = (model.last.weight.detach().clone(), model.last.bias.detach().clone())
+        latent, targets = model.latent(x).double().numpy(), y.numpy()
+        start = (previous[0].double().numpy(), previous[1].double().numpy())
+        best = (val_loss, None, None)
+        for l2 in REFIT_L2:
+            solved = solve_free_last_layer(latent, targets, task, start, l2=l2)
+            if solved is None:
+                continue
+            model.last.weight.copy_(torch.as_tensor(solved[0], dtype=torch.float32))
+            model.last.bias.copy_(torch.as_tensor(solved[1], dtype=torch.float32))
+            refitted = _loss(task, model, val_x, val_y)
+            if np.isfinite(refitted) and refitted < best[0]:
+                best = (refitted, l2, (model.last.weight.clone(), model.last.bias.clone()))
+        if best[1] is None:
+            model.last.weight.copy_(previous[0])
+            model.last.bias.copy_(previous[1])
+            return f"convex last layer not kept (no l2 in {list(REFIT_L2)} lowered the validation loss {val_loss:.4g})"
+        model.last.weight.copy_(best[2][0])
+        model.last.bias.copy_(best[2][1])
+        return f"convex last layer kept (l2 {best[1]:g}; validation loss {val_loss:.4g} -> {best[0]:.4g})"

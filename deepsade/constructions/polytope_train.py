@@ -69,7 +69,8 @@ def train_polytope(job: Any) -> ModelArtifact:
         return fit_constructed(job, model, start, {
             "construction": describe(len(rows), model, split.constructible + split.gated, split.remaining, split.gated,
                                      gates),
-            "slack_factor": SLACK_FACTOR, "base_loss_weight": BASE_LOSS_WEIGHT}, base_loss_weight=BASE_LOSS_WEIGHT)
+            "slack_factor": SLACK_FACTOR, "base_loss_weight": BASE_LOSS_WEIGHT},
+            base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True)
     return _with_deepsade(job, split, rows, projection, start)
 
 

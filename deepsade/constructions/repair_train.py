@@ -37,4 +37,4 @@ def train_repair(job: Any) -> ModelArtifact:
     details = {"construction": f"label-set repair: {len(rule.minimal_sets)} minimal label set(s) of the rule "
                                f"({'; '.join(names[:3])}{'; ...' if len(names) > 3 else ''}), level {model.level:g}",
                "base_loss_weight": BASE_LOSS_WEIGHT}
-    return fit_constructed(job, model, start, details, base_loss_weight=BASE_LOSS_WEIGHT)
+    return fit_constructed(job, model, start, details, base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True)
