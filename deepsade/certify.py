@@ -30,7 +30,7 @@ from deepsade.concrete_violation import find_concrete_violation
 from deepsade.data import Domain, Encoding
 from deepsade.encoding.exact import Counterexample, find_counterexample
 from deepsade.encoding.layout import LatentLayout
-from deepsade.float_error import float32_error_bound
+from deepsade.float_error import float32_error_bound, rounding_warning
 from deepsade.network import SkipMLP
 from deepsade.regions import InputRegion, input_regions
 from deepsade.spec import Spec
@@ -92,11 +92,7 @@ def certify_model(model: SkipMLP, spec: Spec, encoding: Encoding, domain: Domain
     rounding = float32_error_bound(model, encoding, domain)
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
-        base["warning"] = (f"on this domain a float32 forward pass (an exported float32 ONNX model, a float32 "
-                           f"runtime) may differ from the certified network by up to {rounding:.3g} per output, more "
-                           f"than the margin {margin:g}: its predictions within that distance of a rule's boundary "
-                           "are not covered (deepsade predict evaluates in float64; narrow the domain, or train with a "
-                           "larger --margin)")
+        base["warning"] = rounding_warning(rounding, margin)
     layout = LatentLayout(model.hidden_sizes[-1], tuple(spec.mapped_features), model.n_outputs)
     weights = model.last.weight.detach().float().numpy().astype(np.float64)
     biases = model.last.bias.detach().float().numpy().astype(np.float64)

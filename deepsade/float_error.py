@@ -58,3 +58,11 @@ def float32_error_bound(model: SkipMLP, encoding: Encoding, domain: Domain) -> f
     error = layer_error(model.last, np.concatenate([error, skip_error]), np.concatenate([magnitude, skip_size]))
     bound = float(np.max(error)) * (1 + 1e-6) if error.size else 0.0
     return bound if math.isfinite(bound) else math.inf
+
+
+def rounding_warning(rounding: float, margin: float) -> str:
+    """The certificate's warning when ``rounding`` (a float32 error bound over the domain) exceeds ``margin``."""
+    return (f"on this domain a float32 forward pass (an exported float32 ONNX model, a float32 runtime) may differ "
+            f"from the certified network by up to {rounding:.3g} per output, more than the margin {margin:g}: its "
+            "predictions within that distance of a rule's boundary are not covered (deepsade predict evaluates in "
+            "float64, whose bound is about 2^-29 of this; narrow the domain, or train with a larger --margin)")

@@ -24,6 +24,7 @@ import z3
 
 from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.data import Domain, Encoding
+from deepsade.float_error import rounding_warning
 from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.spec import Spec, input_var, output_var
 
@@ -132,9 +133,7 @@ def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, m
                                        x_size[mapped], x_error[mapped])
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
-        base["warning"] = (f"on this domain the float32 forward pass of `predict` may differ from the certified "
-                           f"network by up to {rounding:.3g} per output, more than the margin {margin:g}: predictions "
-                           "within that distance of a rule's boundary are not covered")
+        base["warning"] = rounding_warning(rounding, margin)
     fs = [z3.Real(f"f!{k}") for k in range(model.n_outputs)]
     outputs, definitions = _enforced_terms(model, fs)
     perturbations = [z3.Real(f"e!{k}") for k in range(model.n_outputs)]

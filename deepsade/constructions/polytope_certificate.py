@@ -31,6 +31,7 @@ from deepsade.constructions.certificate import (
     settle_failed_check,
 )
 from deepsade.data import Domain, Encoding
+from deepsade.float_error import rounding_warning
 from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.regions import input_regions
 from deepsade.spec import Spec, input_var, output_var
@@ -177,9 +178,7 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
     rounding = clamp_error_bound(model, base_output_error, f_size, x_size[mapped], x_error[mapped])
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
-        base["warning"] = (f"on this domain the float32 forward pass of `predict` may differ from the certified "
-                           f"network by up to {rounding:.3g} per output, more than the margin {margin:g}: predictions "
-                           "within that distance of a rule's boundary are not covered")
+        base["warning"] = rounding_warning(rounding, margin)
     n_hidden = model.hidden_sizes[-1]
     weight, bias = _fractions(model.last.weight.detach().float().numpy()), \
         _fractions(model.last.bias.detach().float().numpy())
