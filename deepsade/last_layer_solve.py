@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, minimize
 from scipy.sparse import csr_matrix
+from scipy.special import expit
 
 from deepsade.last_layer_polyhedron import WorstCaseRows
 
@@ -79,7 +80,7 @@ class _Loss:
             scores = self.design @ theta.T
             scale = self.n_rows * self.n_out
             value = float((np.logaddexp(0.0, scores) - self.t * scores).sum() / scale)
-            gradient = ((1.0 / (1.0 + np.exp(-scores)) - self.t).T @ self.design) / scale
+            gradient = ((expit(scores) - self.t).T @ self.design) / scale
         weights = theta[:, :-1]
         value += 0.5 * self.l2 * float((weights ** 2).sum())
         gradient = gradient.copy()
@@ -267,8 +268,7 @@ def solve_free_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, st
         return value, gradient.ravel()
 
     x0 = np.hstack([start_w, start_b.reshape(-1, 1)]).ravel()
-    with np.errstate(over="ignore"):
-        result = minimize(objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iterations})
+    result = minimize(objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iterations})
     if result.x is None or not np.isfinite(result.x).all():
         return None
     theta = result.x.reshape(n_out, n_lat + 1)
