@@ -179,10 +179,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     method = estimator.method_
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
-    if art.encoding.constant_columns_note():
-        click.echo(f"note: {art.encoding.constant_columns_note()}", err=True)
-    for note in art.training.get("notes", []):
-        click.echo(f"note: {note}", err=True)
+    for note in [art.encoding.constant_columns_note(), *art.training.get("notes", [])]:
+        if note:
+            click.echo(f"note: {note}", err=True)
     if art.training.get("method_choice"):
         click.echo(f"method {art.training['method_choice']}")
     click.echo(f"model written to {out_dir}")

@@ -168,8 +168,9 @@ def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y
                            val_y: torch.Tensor, val_loss: float) -> str:
     """A layer that keeps the rule whatever the base outputs leaves the base's last layer free, so solve it
     instead of only stepping it (hidden layers fixed, training rows): ridge least squares for regression,
-    the logistic or softmax loss by L-BFGS for classifiers (convex, l2 1e-4). Kept only when the validation
-    loss of the whole network falls. Returns what happened."""
+    the logistic or softmax loss by L-BFGS for classifiers (convex; one fit per l2 weight in ``REFIT_L2``).
+    The fit with the lowest validation loss of the whole network is kept only if that loss is below
+    ``val_loss``. Returns what happened."""
     if task != "regression":
         return _refit_classifier_last_layer(model, task, x, y, val_x, val_y, val_loss)
     with torch.no_grad():
@@ -179,43 +180,45 @@ def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y
         ridge[-1, -1] = 0.0
         target = y.double().reshape(len(y), -1)
         solution = torch.linalg.solve(design.T @ design + ridge * len(design), design.T @ target)
-        if not torch.isfinite(solution).all():
-            return "skipped (no finite least-squares solution)"
-        previous = (model.last.weight.detach().clone(), model.last.bias.detach().clone())
-        model.last.weight.copy_(solution[:-1].T.float())
-        model.last.bias.copy_(solution[-1].float())
-        refitted = _loss(task, model, val_x, val_y)
-        if np.isfinite(refitted) and refitted < val_loss:
-            return f"least-squares last layer kept (validation loss {val_loss:.4g} -> {refitted:.4g})"
-        model.last.weight.copy_(previous[0])
-        model.last.bias.copy_(previous[1])
-        return f"least-squares last layer not kept (validation loss {val_loss:.4g} -> {refitted:.4g})"
+    if not torch.isfinite(solution).all():
+        return "skipped (no finite least-squares solution)"
+    kept, losses = _keep_best_last_layer(model, task, [(solution[:-1].T, solution[-1])], val_x, val_y, val_loss)
+    return (f"least-squares last layer {'kept' if kept is not None else 'not kept'} "
+            f"(validation loss {val_loss:.4g} -> {losses[0]:.4g})")
 
 
 def _refit_classifier_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor,
                                  val_x: torch.Tensor, val_y: torch.Tensor, val_loss: float) -> str:
-    """The classifier case of ``_refit_base_last_layer``: one convex fit per l2 weight in ``REFIT_L2``; the one
-    with the lowest validation loss is kept if it is lower than the trained network's."""
+    """The classifier case of ``_refit_base_last_layer``."""
     from deepsade.last_layer_solve import solve_free_last_layer
 
     with torch.no_grad():
-        previous = (model.last.weight.detach().clone(), model.last.bias.detach().clone())
         latent, targets = model.latent(x).double().numpy(), y.numpy()
-        start = (previous[0].double().numpy(), previous[1].double().numpy())
-        best = (val_loss, None, None)
-        for l2 in REFIT_L2:
-            solved = solve_free_last_layer(latent, targets, task, start, l2=l2)
-            if solved is None:
-                continue
-            model.last.weight.copy_(torch.as_tensor(solved[0], dtype=torch.float32))
-            model.last.bias.copy_(torch.as_tensor(solved[1], dtype=torch.float32))
-            refitted = _loss(task, model, val_x, val_y)
-            if np.isfinite(refitted) and refitted < best[0]:
-                best = (refitted, l2, (model.last.weight.clone(), model.last.bias.clone()))
-        if best[1] is None:
-            model.last.weight.copy_(previous[0])
-            model.last.bias.copy_(previous[1])
-            return f"convex last layer not kept (no l2 in {list(REFIT_L2)} lowered the validation loss {val_loss:.4g})"
-        model.last.weight.copy_(best[2][0])
-        model.last.bias.copy_(best[2][1])
-        return f"convex last layer kept (l2 {best[1]:g}; validation loss {val_loss:.4g} -> {best[0]:.4g})"
+        start = (model.last.weight.double().numpy(), model.last.bias.double().numpy())
+    solved = [(l2, solve_free_last_layer(latent, targets, task, start, l2=l2)) for l2 in REFIT_L2]
+    solved = [(l2, fit) for l2, fit in solved if fit is not None]
+    kept, losses = _keep_best_last_layer(model, task, [fit for _, fit in solved], val_x, val_y, val_loss)
+    if kept is None:
+        return f"convex last layer not kept (no l2 in {list(REFIT_L2)} lowered the validation loss {val_loss:.4g})"
+    return f"convex last layer kept (l2 {solved[kept][0]:g}; validation loss {val_loss:.4g} -> {losses[kept]:.4g})"
+
+
+def _keep_best_last_layer(model: torch.nn.Module, task: str, candidates: list, val_x: torch.Tensor,
+                          val_y: torch.Tensor, val_loss: float) -> tuple[int | None, list[float]]:
+    """Try each candidate ``(weight, bias)`` as the base's last layer (stored in float32); keep the one with the
+    lowest validation loss of the whole network if it is below ``val_loss``, else restore the layer. Returns
+    the kept candidate's index (None: none) and every candidate's validation loss."""
+    layer = model.last
+    previous = (layer.weight.detach().clone(), layer.bias.detach().clone())
+    best, best_loss, losses = None, val_loss, []
+    with torch.no_grad():
+        for index, (weight, bias) in enumerate(candidates):
+            layer.weight.copy_(torch.as_tensor(weight).float())
+            layer.bias.copy_(torch.as_tensor(bias).float())
+            losses.append(_loss(task, model, val_x, val_y))
+            if np.isfinite(losses[-1]) and losses[-1] < best_loss:
+                best, best_loss = index, losses[-1]
+        weight, bias = (candidates[best] if best is not None else previous)
+        layer.weight.copy_(torch.as_tensor(weight).float())
+        layer.bias.copy_(torch.as_tensor(bias).float())
+    return best, losses

@@ -18,8 +18,8 @@ computed, whatever the magnitude of ``f``). The bounds themselves are rounded: `
 any ``f``, but a class comparison's ``y'_k + v`` loses ``v`` once ``|y'_k|`` nears ``2^24 v`` (about 4e6 at
 ``mu = 1/4``), so in float32 such a head holds for bounded base scores only. The certificate's float32 error
 bound counts this rounding for the stored base, whose scores it bounds over the domain (interval bounds), and
-widens its check by it; a base with larger scores is another network, not covered. ``plain_layers`` gives the same function as plain ReLU layers
-(``max(a, b) = a + relu(b - a)``), for z3, Marabou, export and the exact evaluator. The program's numbers
+widens its check by it; a base with larger scores is another network, not covered. ``plain_layers`` gives the
+same function as plain ReLU layers (``max(a, b) = a + relu(b - a)``), for z3, Marabou, export and the exact evaluator. The program's numbers
 are float32 values, stored exactly (as rationals) in the model's architecture, which the certificate binds.
 """
 
