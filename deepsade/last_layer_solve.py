@@ -192,6 +192,17 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).astype(np.float64)
 
 
+def sample_rows(latent: np.ndarray, targets: np.ndarray, max_rows: int | None, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_rows`` of the rows (a seeded sample without replacement); all of them when
+    there are no more, or ``max_rows`` is None. A classifier's loss costs one pass over the rows per solver
+    iteration; 20,000 rows pin the fit of a last layer with tens of weights per output well enough."""
+    if max_rows is None or latent.shape[0] <= max_rows:
+        return latent, targets
+    rows = np.random.default_rng(seed).choice(latent.shape[0], max_rows, replace=False)
+    return latent[rows], targets[rows]
+
+
 def solve_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, polyhedron: WorstCaseRows,
                      start: tuple[np.ndarray, np.ndarray] | None = None, l2: float = 1e-4,
                      solver: str = "auto", interior: float = 1e-6, max_rows: int | None = 20_000,
@@ -212,9 +223,8 @@ def solve_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, polyhed
     t0 = time.perf_counter()
     latent = np.asarray(latent, dtype=np.float64)
     targets = np.asarray(targets)
-    if task != "regression" and max_rows is not None and latent.shape[0] > max_rows:
-        rows = np.random.default_rng(seed).choice(latent.shape[0], max_rows, replace=False)
-        latent, targets = latent[rows], targets[rows]
+    if task != "regression":
+        latent, targets = sample_rows(latent, targets, max_rows, seed)
     n_out, n_lat = polyhedron.n_out, polyhedron.n_latent
     loss = _Loss(latent, targets, task, l2)
     full_loss = _Loss(latent, targets, task, 0.0)
@@ -254,14 +264,16 @@ def solve_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, polyhed
 
 
 def solve_free_last_layer(latent: np.ndarray, targets: np.ndarray, task: str, start: tuple[np.ndarray, np.ndarray],
-                          l2: float = 1e-4, max_iterations: int = 500) -> tuple[np.ndarray, np.ndarray] | None:
+                          l2: float = 1e-4, max_iterations: int = 500, max_rows: int | None = 20_000,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """The last layer that minimises the data loss (+ l2/2 |W|^2) on ``latent`` rows with no constraint, for a
     classifier (logistic or softmax loss: convex), by L-BFGS from ``start``; float32 values in float64 arrays,
     None when the solver returns no finite answer. For a network whose later layer keeps the rule whatever
-    these scores are."""
+    these scores are. Uses at most ``max_rows`` rows (``sample_rows``), as ``solve_last_layer`` does."""
     start_w, start_b = (np.asarray(v, dtype=np.float64) for v in start)
     n_out, n_lat = start_w.shape
-    loss = _Loss(np.asarray(latent, dtype=np.float64), np.asarray(targets), task, l2)
+    latent, targets = sample_rows(np.asarray(latent, dtype=np.float64), np.asarray(targets), max_rows, seed)
+    loss = _Loss(latent, targets, task, l2)
 
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         value, gradient = loss.value_and_gradient(flat.reshape(n_out, n_lat + 1))

@@ -332,3 +332,19 @@ def test_the_free_last_layer_solve_reaches_the_convex_optimum():
     classes = np.digitize(latent[:, 0], [-0.5, 0.5])
     weights, biases = solve_free_last_layer(latent, classes, "multiclass", (np.zeros((3, 5)), np.zeros(3)))
     assert (np.argmax(latent @ weights.T + biases, axis=1) == classes).mean() > 0.9
+
+
+def test_the_free_last_layer_solve_fits_a_seeded_sample_of_at_most_max_rows():
+    from deepsade.last_layer_solve import sample_rows, solve_free_last_layer
+
+    rng = np.random.default_rng(1)
+    latent = rng.normal(size=(600, 4))
+    labels = (latent[:, 0] + rng.normal(0, 1.0, 600) > 0).astype(float)[:, None]
+    start = (np.zeros((1, 4)), np.zeros(1))
+    sampled = solve_free_last_layer(latent, labels, "binary", start, max_rows=100, seed=3)
+    subset = solve_free_last_layer(*sample_rows(latent, labels, 100, 3), "binary", start, max_rows=None)
+    every_row = solve_free_last_layer(latent, labels, "binary", start, max_rows=None)
+    assert np.array_equal(sampled[0], subset[0]) and np.array_equal(sampled[1], subset[1])
+    assert not np.allclose(sampled[0], every_row[0], atol=1e-3)
+    assert sample_rows(latent, labels, 100, 3)[0].shape == (100, 4)
+    assert sample_rows(latent, labels, 600, 3)[0] is latent
