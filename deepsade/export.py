@@ -75,15 +75,55 @@ class ExportResult:
     directory: Path
     properties: list[Property] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    precision: str = "float32"  # model.onnx's tensor type, and why it was chosen (``choose_precision``)
+    precision_reason: str = ""
+
+
+# ---- the graph's precision -------------------------------------------------------------------------
+
+#: tensor types of ``model.onnx``; "auto" picks one from the certificate (``choose_precision``)
+PRECISIONS = ("auto", "float32", "float64")
+
+
+def float32_not_covered(artifact: ModelArtifact) -> str | None:
+    """Why the certificate does not cover a float32 forward pass of this model (its float32 error bound over
+    the domain exceeds the output perturbation its check allowed: the margin, or the wider
+    ``checked_perturbation`` of a check widened by the bound, as the score clamps' is), or None when it does or
+    says nothing about rounding (no certificate)."""
+    certificate = artifact.certificate or {}
+    bound, margin = certificate.get("float32_error_bound"), certificate.get("margin")
+    if not isinstance(bound, (int, float)) or not isinstance(margin, (int, float)):
+        return None
+    allowed = max(margin, certificate.get("checked_perturbation") or 0.0)
+    if bound <= allowed:
+        return None
+    return (f"the certificate's float32 error bound over the domain, {bound:.3g} per output, exceeds its margin "
+            f"{allowed:g}: float32 outputs within that distance of a rule's boundary are not covered")
+
+
+def choose_precision(artifact: ModelArtifact, precision: str = "auto") -> tuple[str, str]:
+    """The tensor type of ``model.onnx`` and why. "auto": float64 when the certificate does not cover float32
+    rounding (``float32_not_covered``; float64's error bound is about 2^-29 of float32's, far inside any
+    margin), float32 otherwise."""
+    if precision not in PRECISIONS:
+        raise UserInputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    uncovered = float32_not_covered(artifact)
+    if precision != "auto":
+        return precision, "asked for" + (f" ({uncovered})" if precision == "float32" and uncovered else "")
+    if uncovered:
+        return "float64", uncovered
+    return "float32", "the certificate covers float32 rounding, or the model has no certificate"
 
 
 # ---- the export ------------------------------------------------------------------------------------
 
 def export_model(artifact: ModelArtifact, directory: str | Path, tolerance: float = STRICT_MARGIN,
-                 precision: str = "float32") -> ExportResult:
-    """Write ``model.onnx``, ``assert_N.vnnlib`` per linear assert and ``export.json`` into ``directory``."""
+                 precision: str = "auto") -> ExportResult:
+    """Write ``model.onnx``, ``assert_N.vnnlib`` per linear assert and ``export.json`` into ``directory``;
+    ``precision``: one of ``PRECISIONS`` (``choose_precision``)."""
     import onnx  # noqa: F401  (fail early with the install hint below)
 
+    precision, precision_reason = choose_precision(artifact, precision)
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UserInputError(f"cannot write the export to {directory}: a file of that name exists")
@@ -128,6 +168,7 @@ def export_model(artifact: ModelArtifact, directory: str | Path, tolerance: floa
         write_text_atomically(directory / name, text)
         result.properties.append(Property(assert_.index + 1, name, " ".join(assert_.text.split()), len(disjuncts),
                                           readable))
+    result.precision, result.precision_reason = precision, precision_reason
     write_text_atomically(directory / MANIFEST_FILE, json.dumps(_manifest(artifact, result, tolerance, precision),
                                                                 indent=1))
     return result
@@ -165,6 +206,7 @@ def _manifest(artifact: ModelArtifact, result: ExportResult, tolerance: float, p
         "format": FORMAT,
         "model": ONNX_FILE,
         "onnx": {"opset": OPSET, "ir_version": IR_VERSION, "precision": precision,
+                 "precision_reason": result.precision_reason,
                  "operators": operators, "graph": graph},
         **extra,
         "task": enc.task,

@@ -64,5 +64,6 @@ def rounding_warning(rounding: float, margin: float) -> str:
     """The certificate's warning when ``rounding`` (a float32 error bound over the domain) exceeds ``margin``."""
     return (f"on this domain a float32 forward pass (an exported float32 ONNX model, a float32 runtime) may differ "
             f"from the certified network by up to {rounding:.3g} per output, more than the margin {margin:g}: its "
-            "predictions within that distance of a rule's boundary are not covered (deepsade predict evaluates in "
-            "float64, whose bound is about 2^-29 of this; narrow the domain, or train with a larger --margin)")
+            "predictions within that distance of a rule's boundary are not covered (deepsade predict, and the ONNX "
+            "graph deepsade export writes by default for such a model, evaluate in float64, whose bound is about "
+            "2^-29 of this; narrow the domain, or train with a larger --margin)")

@@ -83,6 +83,57 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     return models
 
 
+@pytest.fixture(scope="module")
+def float32_uncovered(tmp_path_factory) -> Path:
+    """A certified model (auto: sequential clamps) whose certificate's float32 error bound exceeds its margin."""
+    model = DeepSaDe(BOUNDS_RULE, ["y"], **SETTINGS).fit(regression_frame())
+    certificate = model.certificate
+    assert certificate["verdict"] == "certified" and certificate["float32_error_bound"] > certificate["margin"]
+    return model.save(tmp_path_factory.mktemp("float32_uncovered") / "clamped")
+
+
+def onnx_tensor_types(path: Path) -> set[int]:
+    import onnx
+
+    return {tensor.data_type for tensor in onnx.load(str(path)).graph.initializer}
+
+
+def test_auto_precision_writes_float64_when_the_certificate_does_not_cover_float32(trained, float32_uncovered,
+                                                                                  tmp_path):
+    import onnx
+
+    artifact = load(float32_uncovered)
+    result = export_model(artifact, tmp_path / "auto")
+    assert result.precision == "float64" and "exceeds its margin" in result.precision_reason
+    assert onnx_tensor_types(tmp_path / "auto" / "model.onnx") == {onnx.TensorProto.DOUBLE}
+    manifest = json.loads((tmp_path / "auto" / "export.json").read_text())
+    assert manifest["onnx"]["precision"] == "float64" and "exceeds its margin" in manifest["onnx"]["precision_reason"]
+    rows = random_domain_rows(artifact, 200, seed=5)
+    expected = predictions_frame(artifact, rows)[["predicted_y"]].to_numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "auto" / "model.onnx"))
+    got = session.run(None, {"X": artifact.encoding.encode_inputs(rows).astype(np.float64)})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(expected).max())))
+    # a model whose certificate covers float32 (or an ffn, with no certificate) stays float32
+    for name in ("binary", "ffn"):
+        covered = load(trained[name])
+        assert export_model(covered, tmp_path / name).precision == "float32"
+        assert onnx_tensor_types(tmp_path / name / "model.onnx") == {onnx.TensorProto.FLOAT}
+    asked = export_model(artifact, tmp_path / "asked", precision="float32")
+    assert asked.precision == "float32" and "not covered" in asked.precision_reason
+    with pytest.raises(Exception, match="unknown precision"):
+        export_model(artifact, tmp_path / "bad", precision="float16")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_export_says_why_it_wrote_float64_and_warns_on_a_forced_float32(float32_uncovered, tmp_path):
+    auto = run_cli("export", str(float32_uncovered), "--out", str(tmp_path / "auto"))
+    assert auto.returncode == 0, auto.stderr
+    assert "float64 graph: the certificate's float32 error bound" in auto.stdout and "warning" not in auto.stderr
+    forced = run_cli("export", str(float32_uncovered), "--out", str(tmp_path / "forced"), "--precision", "float32")
+    assert forced.returncode == 0, forced.stderr
+    assert "warning: the certificate's float32 error bound" in forced.stderr and "float64 graph" not in forced.stdout
+
+
 def random_domain_rows(artifact, n: int, seed: int) -> pd.DataFrame:
     """Rows drawn uniformly from the domain box (categorical inputs: a random level)."""
     enc, rng = artifact.encoding, np.random.default_rng(seed)
@@ -126,7 +177,7 @@ def test_onnx_outputs_equal_predict_scores_on_random_domain_points(trained, tmp_
     got = session.run(None, {"X": raw.astype(np.float32 if precision == "float32" else np.float64)})[0]
     assert got.shape == expected.shape
     scale = max(1.0, float(np.abs(expected).max()))
-    # predict runs the network in float32 either way, so float64 graphs are compared at float32 accuracy too
+    # the network's weights are float32 either way; both graphs are compared at float32 accuracy
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-5 * scale)
     assert not np.allclose(got, 0.0)  # a graph that ignored its inputs would not pass for a real model
 
