@@ -339,7 +339,7 @@ def test_timeouts_are_unknown_not_safe(monkeypatch):
     outcome, _ = verify_domain(hard, engine="z3", timeout=0.001, presample=0, bound_check=False)
     assert outcome.status == "unknown" and "timeout" in outcome.note
     # Marabou reporting a timeout
-    monkeypatch.setattr(marabou_engine, "solve_disjuncts", lambda *a, **k: Answer.unknown("marabou timeout"))
+    monkeypatch.setattr(marabou_engine, "solve_with_deadline", lambda *a, **k: Answer.unknown("marabou timeout"))
     report = adversity_index(artifact, data.inputs[:5], [0.1], presample=0, bound_check=False, progress=False)
     part = report.summary["epsilons"][0]
     assert (part["unknown"], part["verified"], part["counterexample"]) == (5, 0, 0)
@@ -351,7 +351,7 @@ def test_spurious_marabou_answer_is_rechecked_exactly(monkeypatch):
     frame = regression_frame()
     artifact = safe_by_construction(frame)
     # Marabou claims a counterexample at a point where the model is fine: z3 must overrule it
-    monkeypatch.setattr(marabou_engine, "solve_disjuncts", lambda weights, lower, upper, *a, **k: Answer.violation(lower))
+    monkeypatch.setattr(marabou_engine, "solve_with_deadline", lambda weights, lower, upper, *a, **k: Answer.violation(lower))
     outcome, _ = verify_domain(artifact, presample=0, bound_check=False)
     assert outcome.status == "verified" and outcome.decided_by == "marabou+z3"
     assert "did not hold in exact arithmetic" in outcome.note
@@ -431,7 +431,7 @@ def test_boundary_witness_is_retried_with_a_margin(monkeypatch):
         return (real(weights, lower, upper, disjuncts, timeout, strict=True, **options) if strict
                 else Answer.violation([0.0, 0.0]))
 
-    monkeypatch.setattr(marabou_engine, "solve_disjuncts", first_answer_off)
+    monkeypatch.setattr(marabou_engine, "solve_with_deadline", first_answer_off)
     v = verifier(artifact, presample=0, bound_check=False)
     outcome = v.check_domain()
     assert calls == [False, True] and outcome.decided_by == "marabou"

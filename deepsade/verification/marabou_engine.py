@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from deepsade.realisable import RealisableInputs
+from deepsade.verification.deadline import GRACE_SECONDS, call_with_deadline
 from deepsade.verification.engine import Engine, Query, ViolationForm
 from deepsade.verification.network import NetworkWeights
 from deepsade.verification.outcome import Answer, Verdict
@@ -83,7 +84,7 @@ class MarabouEngine(Engine):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return Answer.unknown("marabou timeout (over the enumerated realisable cases)")
-            answer = solve_disjuncts(self.weights, low, high, list(query.disjuncts), remaining, strict=strict)
+            answer = solve_with_deadline(self.weights, low, high, list(query.disjuncts), remaining, strict)
             if answer.verdict is Verdict.VIOLATION:
                 return answer
             if answer.verdict is Verdict.UNKNOWN:
@@ -128,6 +129,17 @@ def enumerated_boxes(lower: list[float], upper: list[float], cases: Cases,
             for var, value in fixings.items():
                 low[var] = high[var] = value
         yield low, high
+
+
+def solve_with_deadline(weights: NetworkWeights, lower: Sequence[float], upper: Sequence[float],
+                        disjuncts: list[Disjunct], timeout: float, strict: bool = False) -> Answer:
+    """``solve_disjuncts`` in a child process that is killed ``deadline.GRACE_SECONDS`` after ``timeout``:
+    Marabou does not always keep its own timeout (``deepsade.verification.deadline``); unknown then."""
+    finished, answer = call_with_deadline(solve_disjuncts, (weights, list(lower), list(upper), disjuncts, timeout,
+                                                           strict), timeout + GRACE_SECONDS)
+    if not finished:
+        return Answer.unknown(f"marabou ran past its timeout ({timeout:.3g} s) and was stopped")
+    return answer
 
 
 def solve_disjuncts(weights: NetworkWeights, lower: Sequence[float], upper: Sequence[float],
