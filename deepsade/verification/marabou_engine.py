@@ -135,6 +135,7 @@ def solve_with_deadline(weights: NetworkWeights, lower: Sequence[float], upper: 
                         disjuncts: list[Disjunct], timeout: float, strict: bool = False) -> Answer:
     """``solve_disjuncts`` in a child process that is killed ``deadline.GRACE_SECONDS`` after ``timeout``:
     Marabou does not always keep its own timeout (``deepsade.verification.deadline``); unknown then."""
+    import maraboupy  # noqa: F401 - a missing extra is reported here, in this process, as the CLI expects
     finished, answer = call_with_deadline(solve_disjuncts, (weights, list(lower), list(upper), disjuncts, timeout,
                                                            strict), timeout + GRACE_SECONDS)
     if not finished:
