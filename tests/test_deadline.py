@@ -19,6 +19,10 @@ def deaf_sleep(seconds: float) -> str:
     return "woke up"
 
 
+def unpicklable_result():
+    return lambda: None
+
+
 def test_a_call_that_overruns_is_killed_at_the_deadline_and_the_next_call_gets_a_fresh_process():
     assert call_with_deadline(math.hypot, (3.0, 4.0), 60.0) == (True, 5.0)  # the child starts (spawn) here
     started = time.perf_counter()
@@ -27,6 +31,9 @@ def test_a_call_that_overruns_is_killed_at_the_deadline_and_the_next_call_gets_a
     assert call_with_deadline(math.hypot, (6.0, 8.0), 60.0) == (True, 10.0)
     with pytest.raises(ValueError):
         call_with_deadline(math.sqrt, (-1.0,), 60.0)  # an error inside the call is raised here
+    with pytest.raises(RuntimeError, match="could not be sent back"):
+        call_with_deadline(unpicklable_result, (), 60.0)  # reported, and the child lives on
+    assert call_with_deadline(math.hypot, (5.0, 12.0), 60.0) == (True, 13.0)
     assert call_with_deadline(deaf_sleep, (0.0,), 60.0) == (True, "woke up")
     # this child now ignores SIGTERM: the module's exit handler must kill it, or the test run would not end
 

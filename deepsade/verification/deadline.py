@@ -61,7 +61,11 @@ def _serve(connection: Any) -> None:
             reply = (False, function(*args))
         except Exception as exc:  # noqa: BLE001 - the parent re-raises it
             reply = (True, exc)
-        connection.send(reply)
+        try:
+            connection.send(reply)
+        except Exception as exc:  # noqa: BLE001 - a result or an exception that does not pickle
+            connection.send((True, RuntimeError(f"the call's {'error' if reply[0] else 'result'} could not be "
+                                                f"sent back: {exc}")))
 
 
 _child: _Child | None = None
