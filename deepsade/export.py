@@ -98,7 +98,7 @@ def float32_not_covered(artifact: ModelArtifact) -> str | None:
     if bound <= allowed:
         return None
     return (f"the certificate's float32 error bound over the domain, {bound:.3g} per output, exceeds its margin "
-            f"{allowed:g}: float32 outputs within that distance of a rule's boundary are not covered")
+            f"{allowed:g} (the output perturbation its check allowed): float32 outputs within that distance of a rule's boundary are not covered")
 
 
 def choose_precision(artifact: ModelArtifact, precision: str = "auto") -> tuple[str, str]:
