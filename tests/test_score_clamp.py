@@ -348,3 +348,22 @@ def test_the_free_last_layer_solve_fits_a_seeded_sample_of_at_most_max_rows():
     assert not np.allclose(sampled[0], every_row[0], atol=1e-3)
     assert sample_rows(latent, labels, 100, 3)[0].shape == (100, 4)
     assert sample_rows(latent, labels, 600, 3)[0] is latent
+
+
+def test_constructed_networks_train_their_base_with_weight_decay(tmp_path, monkeypatch):
+    import deepsade.constructions.hardnet as hardnet
+
+    path = tmp_path / "credit.smt2"
+    path.write_text(CREDIT_RULES)
+    real_sgd, made = torch.optim.SGD, []
+
+    def spy(params, **options):
+        made.append(options)
+        return real_sgd(params, **options)
+
+    monkeypatch.setattr(torch.optim, "SGD", spy)
+    model = DeepSaDe(path, ["approved"], hidden=(8, 6), epochs=2, lr=0.1, seed=0).fit(_credit_frame(240, 0))
+    assert model.artifact_.method == "scoreclamp" and model.certificate["verdict"] == "certified"
+    assert hardnet.CONSTRUCTION_WEIGHT_DECAY == 1e-3  # the measured default (results/price/s9_wd)
+    assert [options.get("weight_decay") for options in made] == [1e-3]
+    assert model.artifact_.training["weight_decay"] == 1e-3
