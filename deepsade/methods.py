@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 # Which settings a method reads, in the estimator and in the experiments:
 DEEPSADE = "deepsade"  # the certified trainer: epochs, solver timeout, checkpoints; per-epoch solver counters
 BASELINE = "baseline"  # trained without guarantee: baseline epochs, a lambda grid (options such as on_grid)
-CONSTRUCTION = "construction"  # guaranteed by an output layer (deepsade.constructions); reads the baseline settings
+CONSTRUCTION = "construction"  # guaranteed by an output layer (deepsade.constructions); DeepSaDe's epochs, else the baselines' settings
 FAMILIES = (DEEPSADE, BASELINE, CONSTRUCTION)
 
 

@@ -161,3 +161,18 @@ def test_jobs_run_folds_in_parallel_processes(tmp_path: Path) -> None:
     assert sorted((r["fold"], r["method"]) for r in results) == [
         (1, "deepsade"), (1, "ffn"), (2, "deepsade"), (2, "ffn")]
     assert all(r["certificate"] == "certified" for r in results if r["method"] == "deepsade")
+
+
+def test_constructions_train_for_deepsades_epochs_and_their_results_are_keyed_by_them():
+    """``auto`` trains a construction in DeepSaDe's place, so at the paper's settings it gets DeepSaDe's epochs
+    (as ``deepsade train`` gives it ``--epochs``), not the baselines' 400."""
+    from deepsade.usecases.config import ExperimentConfig, reads_deepsade_epochs
+
+    assert reads_deepsade_epochs("scoreclamp") and reads_deepsade_epochs("polytope") and reads_deepsade_epochs("deepsade")
+    assert not reads_deepsade_epochs("ffn") and not reads_deepsade_epochs("sl")
+    base = ExperimentConfig(usecase="UC2", out="x")
+    more_epochs = ExperimentConfig(usecase="UC2", out="x", epochs=7)
+    more_baseline = ExperimentConfig(usecase="UC2", out="x", baseline_epochs=7)
+    assert base.result_key("scoreclamp") != more_epochs.result_key("scoreclamp")
+    assert base.result_key("scoreclamp") == more_baseline.result_key("scoreclamp")
+    assert base.result_key("ffn") == more_epochs.result_key("ffn") != more_baseline.result_key("ffn")

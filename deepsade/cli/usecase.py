@@ -60,7 +60,8 @@ def list_cases() -> None:
                    "several settings. Resumable like a single run.")
 @click.option("--rows", type=click.IntRange(min=10), default=None,
               help="Use a seeded subset of this many rows (default: all rows; generators: their default size).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="DeepSaDe epochs (default: the paper's).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of DeepSaDe and of the constructions auto trains in its place (default: the paper's).")
 @click.option("--baseline-epochs", type=click.IntRange(min=1), default=None,
               help="Baseline epochs (default: the paper's).")
 @click.option("--adi-sample", type=click.IntRange(min=0), default=100, show_default=True,

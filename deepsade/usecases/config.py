@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsade.errors import UserInputError
-from deepsade.methods import DEEPSADE, get_method, method_names
+from deepsade.methods import CONSTRUCTION, DEEPSADE, get_method, method_names
 from deepsade.usecases import get as get_usecase
 from deepsade.usecases.results import INJECTED_VIOLATIONS, N_SPLITS, overrides
 
@@ -19,6 +19,12 @@ _RESULT_KEYS = ("usecase", "n_splits", "data_dir", "rows", "epochs", "baseline_e
 # ... except those that only one kind of method reads: more DeepSaDe epochs do not retrain a baseline.
 _DEEPSADE_ONLY = {"epochs", "solver_timeout"}
 _BASELINE_ONLY = {"baseline_epochs"}
+
+
+def reads_deepsade_epochs(method: str) -> bool:
+    """Whether ``method`` trains for the use case's DeepSaDe ``epochs`` rather than ``baseline_epochs``: DeepSaDe,
+    and the constructions, which ``auto`` trains in its place (``deepsade train`` gives them ``--epochs``)."""
+    return get_method(method).family in (DEEPSADE, CONSTRUCTION)
 
 
 @dataclass
@@ -94,7 +100,9 @@ class ExperimentConfig:
 
     def result_key(self, method: str) -> str:
         """Fingerprint of the settings that ``method``'s result depends on."""
-        ignored = _BASELINE_ONLY if get_method(method).family == DEEPSADE else _DEEPSADE_ONLY
+        family = get_method(method).family
+        ignored = _BASELINE_ONLY if family == DEEPSADE else {"baseline_epochs", "solver_timeout"} \
+            if family == CONSTRUCTION else _DEEPSADE_ONLY
         values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
         if self.params:  # absent when empty, so results stored before sweeps existed keep their key
             values["params"] = self.params

@@ -33,7 +33,7 @@ from deepsade.errors import UserInputError
 from deepsade.methods import DEEPSADE, get_method, method_names
 from deepsade.parallel import Backend, run_tasks
 from deepsade.usecases import get as get_usecase
-from deepsade.usecases.config import ExperimentConfig
+from deepsade.usecases.config import ExperimentConfig, reads_deepsade_epochs
 from deepsade.usecases.report import write_report as make_report
 from deepsade.usecases.report import write_runs_csv
 from deepsade.usecases.results import (
@@ -170,7 +170,7 @@ def run_task(config_dict: dict[str, Any], fold: int, method: str) -> dict[str, A
 
     hidden = settings["hidden"]
     deepsade_family = method_info.family == DEEPSADE
-    epochs = settings["epochs"] if deepsade_family else settings["baseline_epochs"]
+    epochs = settings["epochs"] if reads_deepsade_epochs(method) else settings["baseline_epochs"]
     options: dict[str, Any] = {}
     if config.solver_timeout is not None:
         options["solver_timeout"] = config.solver_timeout

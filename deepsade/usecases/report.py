@@ -232,7 +232,7 @@ def _describe_run(results: list[dict[str, Any]]) -> list[str]:
          else "- No labels flipped (the paper injects none for this use case)")
         + f"; training rows whose label breaks the rule, fold 1: {ok[0]['train_label_violating_rows'] if ok else '-'}.",
         f"- Settings (the paper's unless listed under overrides): hidden {'-'.join(map(str, settings['hidden']))}, "
-        f"skip features {', '.join(first['mapped_features']) or 'none'}; DeepSaDe {settings['epochs']} epochs, "
+        f"skip features {', '.join(first['mapped_features']) or 'none'}; DeepSaDe and the constructions {settings['epochs']} epochs, "
         f"batch {settings['batch_size']}, lr {settings['lr']}, max step {settings['max_step']}, margins "
         f"{', '.join(map(str, settings['margins']))}"
         + (" (x max label)" if settings.get("margin_relative_to_max_label") else "")
