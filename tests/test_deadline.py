@@ -53,3 +53,21 @@ def test_verify_keeps_its_timeout_on_a_network_where_marabou_overruns_its_own(tm
     elapsed = time.perf_counter() - started
     assert result.returncode in (0, 3), result.stderr  # verified, or unknown: never a hang
     assert elapsed < 2 * (2 + GRACE_SECONDS) + 30, elapsed
+
+
+def test_weights_sent_to_the_child_leave_their_exact_cache_behind():
+    import pickle
+    from fractions import Fraction
+
+    import numpy as np
+
+    from deepsade.verification.network import NetworkWeights
+
+    weights = NetworkWeights(hidden=[(np.array([[0.5, -1.0]]), np.array([0.25]))], last_weight=np.array([[2.0, 1.0]]),
+                             last_bias=np.array([0.0]), mapped=np.array([1]))
+    point = [Fraction(1), Fraction(3)]
+    expected = weights.forward_exact(point)
+    assert weights._exact is not None
+    copy = pickle.loads(pickle.dumps(weights))
+    assert copy._exact is None and weights._exact is not None
+    assert copy.forward_exact(point) == expected

@@ -41,9 +41,9 @@ def export(model_dir, out_dir, tolerance, precision) -> None:
     if precision == "auto" and result.precision == "float64":
         click.echo(f"  float64 graph: {result.precision_reason}; in float64 it is covered "
                    "(--precision float32 to override)")
-    elif precision == "float32" and float32_not_covered(artifact):
-        click.echo(f"warning: {float32_not_covered(artifact)} (--precision float64 or auto writes a graph the "
-                   "certificate covers)", err=True)
+    elif precision == "float32" and (uncovered := float32_not_covered(artifact)):
+        click.echo(f"warning: {uncovered} (--precision float64 or auto writes a graph the certificate covers)",
+                   err=True)
     for prop in result.properties:
         note = "" if prop.marabou_readable else "  (weighted sums: Marabou 2.0's VNN-LIB reader cannot read it)"
         click.echo(f"  {prop.file}: violation of assert {prop.assert_index}, {prop.disjuncts} disjunct(s){note}")

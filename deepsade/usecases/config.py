@@ -19,6 +19,8 @@ _RESULT_KEYS = ("usecase", "n_splits", "data_dir", "rows", "epochs", "baseline_e
 # ... except those that only one kind of method reads: more DeepSaDe epochs do not retrain a baseline.
 _DEEPSADE_ONLY = {"epochs", "solver_timeout"}
 _BASELINE_ONLY = {"baseline_epochs"}
+# ... per family: what its results do not depend on (a construction reads DeepSaDe's epochs and no solver timeout)
+_IGNORED_BY_FAMILY = {DEEPSADE: _BASELINE_ONLY, CONSTRUCTION: _BASELINE_ONLY | {"solver_timeout"}}
 
 
 def reads_deepsade_epochs(method: str) -> bool:
@@ -100,9 +102,7 @@ class ExperimentConfig:
 
     def result_key(self, method: str) -> str:
         """Fingerprint of the settings that ``method``'s result depends on."""
-        family = get_method(method).family
-        ignored = _BASELINE_ONLY if family == DEEPSADE else {"baseline_epochs", "solver_timeout"} \
-            if family == CONSTRUCTION else _DEEPSADE_ONLY
+        ignored = _IGNORED_BY_FAMILY.get(get_method(method).family, _DEEPSADE_ONLY)
         values = {k: getattr(self, k) for k in _RESULT_KEYS if k not in ignored}
         if self.params:  # absent when empty, so results stored before sweeps existed keep their key
             values["params"] = self.params

@@ -43,6 +43,11 @@ class NetworkWeights:
                    last_weight=arr(model.last.weight), last_bias=arr(model.last.bias),
                    mapped=model.mapped_features.detach().cpu().numpy().astype(np.int64))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the exact-rational cache: every Marabou query sends the weights to its child process
+        (``deadline``), and the Fractions cost more to pickle than the arrays (rebuilt on demand)."""
+        return {**self.__dict__, "_exact": None}
+
     @property
     def n_inputs(self) -> int:
         """Number of (scaled) input features."""
