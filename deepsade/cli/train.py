@@ -23,7 +23,7 @@ from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
 from deepsade.ingest import read_csv
 from deepsade.methods import AUTO, get_method
 from deepsade.training.lifecycle import checkpoint_directory
-from deepsade.training.settings import OPTIMIZERS
+from deepsade.training.settings import DEFAULT_BATCH_SIZE, DEFAULT_PATIENCE, OPTIMIZERS, PAPER_BATCH_SIZE
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -87,7 +87,8 @@ class _Progress:
               help="Hidden layer sizes, comma-separated or repeated.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True, help="Passes over the training rows.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Rows per mini-batch.  [default: 32; 5 (the paper's) under --paper and for the baselines]")
+              help=f"Rows per mini-batch.  [default: {DEFAULT_BATCH_SIZE}; {PAPER_BATCH_SIZE} (the paper's) under --paper "
+                   "and for the baselines]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Learning rate (hidden layers; also the line search's longest step).")
 @click.option("--max-step", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
@@ -132,7 +133,8 @@ class _Progress:
                    "constraint-satisfying step.")
 @click.option("--patience", type=click.IntRange(0), default=None,
               help="Early stopping: end training after this many epochs without a lower validation loss (the best "
-                   "epoch is kept, as always); 0 trains every epoch.  [default: 10; 0 under --paper]")
+                   f"epoch is kept, as always); 0 trains every epoch.  [default: {DEFAULT_PATIENCE} for DeepSaDe; 0 "
+                   "under --paper and for the other methods]")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
