@@ -38,7 +38,9 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
     failing = program_holds(program, spec, list(low), list(high), output_margin)
     if failing:
         raise NotApplicable(f"{SCORE_CLAMPS} do not keep assert(s) {', '.join(str(i + 1) for i in failing)} for "
-                            "every score (clauses on the same score fight each other)")
+                            "every score (the clamps apply one after another, and where the premises overlap, "
+                            "moving one score undoes a clause already met, e.g. two exclusions that each compare "
+                            "with the other's class)")
     return program
 
 
