@@ -53,6 +53,20 @@ CREDIT_RULES = """
 (declare-const approved Real)
 (assert (=> (< score 310.0) (< approved 0.0)))
 """
+# two exclusions whose premises overlap and that each compare with the other's class: compiled as they read,
+# each clamp could undo the other; the layer anchors both on the classes no clause lowers
+MOTOR_RULES = """
+(declare-const vib Real)
+(declare-const temp Real)
+(declare-const |fault=normal| Real)
+(declare-const |fault=imbalance| Real)
+(declare-const |fault=bearing| Real)
+(declare-const |fault=overheat| Real)
+(assert (=> (>= vib 7.1) (or (> |fault=imbalance| |fault=normal|) (> |fault=bearing| |fault=normal|)
+                             (> |fault=overheat| |fault=normal|))))
+(assert (=> (< temp 60.0) (or (> |fault=normal| |fault=overheat|) (> |fault=imbalance| |fault=overheat|)
+                              (> |fault=bearing| |fault=overheat|))))
+"""
 AFFORDABILITY_RULES = """
 (declare-const income Real)
 (declare-const debt Real)
@@ -85,6 +99,13 @@ def _credit_frame(n: int, seed: int) -> pd.DataFrame:
                          "approved": ((score - 500) / 100 + other + rng.normal(0, 0.5, n) > 0.5).astype(int)})
 
 
+def _motor_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    vib, temp = rng.uniform(0.5, 12, n), rng.uniform(30, 100, n)
+    fault = np.where(temp > 80, "overheat", np.where(vib > 8, "imbalance", np.where(vib > 5, "bearing", "normal")))
+    return pd.DataFrame({"vib": vib, "temp": temp, "fault": fault})
+
+
 def _affordability_frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     income, debt, instalment = rng.uniform(1000, 8000, n), rng.uniform(0, 3000, n), rng.uniform(100, 1500, n)
@@ -98,6 +119,7 @@ CASES = {
     "wine": (WINE_RULES, ["kind"], _wine_frame),
     "credit": (CREDIT_RULES, ["approved"], _credit_frame),
     "affordability": (AFFORDABILITY_RULES, ["approved"], _affordability_frame),  # a premise coupling inputs
+    "motor": (MOTOR_RULES, ["fault"], _motor_frame),
 }
 
 
@@ -227,7 +249,7 @@ def _encoding(task: str, inputs: list[str], outputs: list[str]) -> Encoding:
     ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (>= (+ (ite (> r 0.0) 1.0 0.0) "
      "(ite (> w 0.0) 1.0 0.0)) 1.0))", "ite"),
     ("(declare-const h Real)(declare-const w Real)(declare-const r Real)(assert (=> (>= h 1.0) (> r 0.5)))"
-     "(assert (=> (>= h 0.5) (< r 0.0)))", "fight"),
+     "(assert (=> (>= h 0.5) (< r 0.0)))", "undo an earlier one"),
 ])
 def test_rules_the_clamps_cannot_take_are_refused_in_one_line(rules, reason):
     spec = parse_spec_text(rules, _encoding("binary", ["h", "w"], ["r"]))
@@ -367,3 +389,24 @@ def test_constructed_networks_train_their_base_with_weight_decay(tmp_path, monke
     assert hardnet.CONSTRUCTION_WEIGHT_DECAY == 1e-3  # the measured default (results/price/s9_wd)
     assert [options.get("weight_decay") for options in made] == [1e-3]
     assert model.artifact_.training["weight_decay"] == 1e-3
+
+
+def test_exclusions_comparing_with_each_others_class_are_anchored_on_the_classes_no_clause_lowers():
+    """As the rule reads, each exclusion of the motor rule lowers its class below the other's among others;
+    where both premises hold, the second clamp can lift the first class back on top, and z3 refuses that
+    layer. The layer auto trains instead compares both with imbalance and bearing only."""
+    from deepsade.constructions.score_clamp_certificate import program_holds
+
+    outputs = ["fault=normal", "fault=imbalance", "fault=bearing", "fault=overheat"]
+    encoding = Encoding(feature_columns=["vib", "temp"], categorical_levels={}, input_names=["vib", "temp"],
+                        target_columns=["fault"], task="multiclass", output_names=outputs, input_min=[0.0, 30.0],
+                        input_max=[12.0, 100.0])
+    spec = parse_spec_text(MOTOR_RULES, encoding)
+    low, high = [Fraction(0)] * 2, [Fraction(1)] * 2
+    as_read = compile_score_program(spec, low, high, "multiclass", 1e-4)
+    assert program_holds(as_read, spec, low, high, 1e-4)  # some assert fails for some scores
+    narrowed = compile_score_program(spec, low, high, "multiclass", 1e-4, anchor_unlowered=True)
+    assert program_holds(narrowed, spec, low, high, 1e-4) == []
+    assert {k for step in narrowed.steps for t in step.terms for k in t.anchor_outputs} == {1, 2}
+    fits, why = recognise_score_clamps(spec, (low, high), "multiclass")
+    assert fits, why

@@ -329,9 +329,13 @@ def _collect_names(expr: z3.ExprRef, out: list) -> None:
 
 
 def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction], task: str,
-                          output_margin: float) -> ScoreProgram:
+                          output_margin: float, anchor_unlowered: bool = False) -> ScoreProgram:
     """The score clamps for every assert of a classifier rule, or NotApplicable (one line) for the first
-    assert they cannot take."""
+    assert they cannot take.
+
+    ``anchor_unlowered``: a clause "class j is below one of S" lowers j below the classes of S that no clause
+    lowers, when S has any (``_unlowered_anchors``), so exclusions that name each other's classes no longer
+    depend on each other."""
     if task not in CLASSIFIER_TASKS:
         raise NotApplicable(f"{SCORE_CLAMPS} are for classifier scores; this is a {task} task")
     mu = premise_margin(output_margin)
@@ -375,6 +379,8 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
             terms.setdefault(head, []).append(term)
             depends.setdefault(head, set()).update(set(term.anchor_outputs)
                                                    | {p.index for p in term.parts if p.kind == "output"})
+    if anchor_unlowered:
+        terms, depends = _unlowered_anchors(terms)
     order = _topological(depends)
     steps = tuple(Step(k, tuple(terms[k])) for k in order if k in terms)
     if not steps:
@@ -410,6 +416,24 @@ def _clause_term(outputs: list, parts: list[Part], candidates: set[int], greater
         return j, Term(False, tuple(sorted({o.greater for o in outputs})), Fraction(0), tuple(parts))
     raise NotApplicable(f"{SCORE_CLAMPS} take score signs or class comparisons in a clause, not both; {where} "
                         "mixes them")
+
+
+def _unlowered_anchors(terms: dict[int, list[Term]]) -> tuple[dict[int, list[Term]], dict[int, set[int]]]:
+    """Each lowering term's anchors without the classes some clause lowers (kept whole when that leaves none),
+    and the dependencies that follow. Below one of the unlowered classes is below one of S, and no later step
+    moves those, so a cycle of exclusions (two classes each excluded where the other may be too, premises
+    overlapping) becomes a chain. It lowers j at least as far as the clause asks, never less."""
+    lowered = {head for head, head_terms in terms.items() if any(not t.raises for t in head_terms)}
+    narrowed: dict[int, list[Term]] = {}
+    for head, head_terms in terms.items():
+        narrowed[head] = []
+        for t in head_terms:
+            kept = tuple(k for k in t.anchor_outputs if k not in lowered)
+            narrowed[head].append(replace(t, anchor_outputs=kept) if not t.raises and kept else t)
+    depends = {head: {k for t in head_terms for k in t.anchor_outputs} | {p.index for t in head_terms
+                                                                            for p in t.parts if p.kind == "output"}
+               for head, head_terms in narrowed.items()}
+    return narrowed, depends
 
 
 def _topological(depends: dict[int, set[int]]) -> list[int]:

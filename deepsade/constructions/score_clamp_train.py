@@ -36,11 +36,14 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
     (one line) otherwise."""
     program = compile_score_program(spec, low, high, task, output_margin)
     failing = program_holds(program, spec, list(low), list(high), output_margin)
+    if failing:  # exclusions that name each other's classes: anchor them on the classes no clause lowers
+        narrowed = compile_score_program(spec, low, high, task, output_margin, anchor_unlowered=True)
+        if narrowed != program and not program_holds(narrowed, spec, list(low), list(high), output_margin):
+            return narrowed
     if failing:
         raise NotApplicable(f"{SCORE_CLAMPS} do not keep assert(s) {', '.join(str(i + 1) for i in failing)} for "
-                            "every score (the clamps apply one after another, and where the premises overlap, "
-                            "moving one score undoes a clause already met, e.g. two exclusions that each compare "
-                            "with the other's class)")
+                            "every score (where premises overlap, a later clamp can undo an earlier one: the "
+                            "clauses contradict each other there, or each moves a score the other compares with)")
     return program
 
 
