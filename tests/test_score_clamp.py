@@ -372,7 +372,10 @@ def test_the_free_last_layer_solve_fits_a_seeded_sample_of_at_most_max_rows():
     assert sample_rows(latent, labels, 600, 3)[0] is latent
 
 
-def test_constructed_networks_train_their_base_with_weight_decay(tmp_path, monkeypatch):
+def test_constructed_networks_train_their_base_as_ffn_does_without_weight_decay(tmp_path, monkeypatch):
+    """Plain SGD at the run's learning rate, as ffn trains: where the layer moves no row the construction then
+    trains exactly as ffn. A decay of 1e-3 (session 9) cost the hold-out problems rlc_phase 1.13x and
+    rlc_impedance 1.05x ffn's MSE over seeds 1-3 (0.95x and 0.98x without; results/price/s10_holdout)."""
     import deepsade.constructions.hardnet as hardnet
 
     path = tmp_path / "credit.smt2"
@@ -386,9 +389,9 @@ def test_constructed_networks_train_their_base_with_weight_decay(tmp_path, monke
     monkeypatch.setattr(torch.optim, "SGD", spy)
     model = DeepSaDe(path, ["approved"], hidden=(8, 6), epochs=2, lr=0.1, seed=0).fit(_credit_frame(240, 0))
     assert model.artifact_.method == "scoreclamp" and model.certificate["verdict"] == "certified"
-    assert hardnet.CONSTRUCTION_WEIGHT_DECAY == 1e-3  # the measured default (results/price/s9_wd)
-    assert [options.get("weight_decay") for options in made] == [1e-3]
-    assert model.artifact_.training["weight_decay"] == 1e-3
+    assert hardnet.CONSTRUCTION_WEIGHT_DECAY == 0.0
+    assert [(options.get("lr"), options.get("weight_decay", 0.0)) for options in made] == [(0.1, 0.0)]
+    assert model.artifact_.training["weight_decay"] == 0.0
 
 
 def test_exclusions_comparing_with_each_others_class_are_anchored_on_the_classes_no_clause_lowers():
