@@ -37,7 +37,10 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
     program = compile_score_program(spec, low, high, task, output_margin)
     failing = program_holds(program, spec, list(low), list(high), output_margin)
     if failing:  # exclusions that name each other's classes: anchor them on the classes no clause lowers
-        narrowed = compile_score_program(spec, low, high, task, output_margin, anchor_unlowered=True)
+        try:
+            narrowed = compile_score_program(spec, low, high, task, output_margin, anchor_unlowered=True)
+        except NotApplicable:
+            narrowed = program
         if narrowed != program and not program_holds(narrowed, spec, list(low), list(high), output_margin):
             return narrowed
     if failing:
