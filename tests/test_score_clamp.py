@@ -23,7 +23,7 @@ from deepsade.artifact import load, save
 from deepsade.certify import certify_model
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.constructions.score_clamp import ScoreClampedMLP
-from deepsade.constructions.score_clamp_rule import compile_score_program
+from deepsade.constructions.score_clamp_rule import compile_score_program, with_unlowered_anchors
 from deepsade.constructions.score_clamp_train import recognise_score_clamps
 from deepsade.data import Encoding
 from deepsade.estimator import DeepSaDe
@@ -408,7 +408,7 @@ def test_exclusions_comparing_with_each_others_class_are_anchored_on_the_classes
     low, high = [Fraction(0)] * 2, [Fraction(1)] * 2
     as_read = compile_score_program(spec, low, high, "multiclass", 1e-4)
     assert program_holds(as_read, spec, low, high, 1e-4)  # some assert fails for some scores
-    narrowed = compile_score_program(spec, low, high, "multiclass", 1e-4, anchor_unlowered=True)
+    narrowed = with_unlowered_anchors(as_read)
     assert program_holds(narrowed, spec, low, high, 1e-4) == []
     assert {k for step in narrowed.steps for t in step.terms for k in t.anchor_outputs} == {1, 2}
     fits, why = recognise_score_clamps(spec, (low, high), "multiclass")

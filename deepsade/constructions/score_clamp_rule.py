@@ -329,13 +329,9 @@ def _collect_names(expr: z3.ExprRef, out: list) -> None:
 
 
 def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction], task: str,
-                          output_margin: float, anchor_unlowered: bool = False) -> ScoreProgram:
+                          output_margin: float) -> ScoreProgram:
     """The score clamps for every assert of a classifier rule, or NotApplicable (one line) for the first
-    assert they cannot take.
-
-    ``anchor_unlowered``: a clause "class j is below one of S" lowers j below the classes of S that no clause
-    lowers, when S has any (``_unlowered_anchors``), so exclusions that name each other's classes no longer
-    depend on each other."""
+    assert they cannot take."""
     if task not in CLASSIFIER_TASKS:
         raise NotApplicable(f"{SCORE_CLAMPS} are for classifier scores; this is a {task} task")
     mu = premise_margin(output_margin)
@@ -377,10 +373,7 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
         for outputs, parts in clauses:
             head, term = _clause_term(outputs, parts, candidates, greater_count, mu, where)
             terms.setdefault(head, []).append(term)
-            depends.setdefault(head, set()).update(set(term.anchor_outputs)
-                                                   | {p.index for p in term.parts if p.kind == "output"})
-    if anchor_unlowered:
-        terms, depends = _unlowered_anchors(terms)
+            depends.setdefault(head, set()).update(_reads(term))
     order = _topological(depends)
     steps = tuple(Step(k, tuple(terms[k])) for k in order if k in terms)
     if not steps:
@@ -418,22 +411,26 @@ def _clause_term(outputs: list, parts: list[Part], candidates: set[int], greater
                         "mixes them")
 
 
-def _unlowered_anchors(terms: dict[int, list[Term]]) -> tuple[dict[int, list[Term]], dict[int, set[int]]]:
-    """Each lowering term's anchors without the classes some clause lowers (kept whole when that leaves none),
-    and the dependencies that follow. Below one of the unlowered classes is below one of S, and no later step
-    moves those, so a cycle of exclusions (two classes each excluded where the other may be too, premises
-    overlapping) becomes a chain. It lowers j at least as far as the clause asks, never less."""
-    lowered = {head for head, head_terms in terms.items() if any(not t.raises for t in head_terms)}
-    narrowed: dict[int, list[Term]] = {}
-    for head, head_terms in terms.items():
-        narrowed[head] = []
-        for t in head_terms:
-            kept = tuple(k for k in t.anchor_outputs if k not in lowered)
-            narrowed[head].append(replace(t, anchor_outputs=kept) if not t.raises and kept else t)
-    depends = {head: {k for t in head_terms for k in t.anchor_outputs} | {p.index for t in head_terms
-                                                                            for p in t.parts if p.kind == "output"}
-               for head, head_terms in narrowed.items()}
-    return narrowed, depends
+def _reads(term: Term) -> set[int]:
+    """The scores a term reads."""
+    return set(term.anchor_outputs) | {p.index for p in term.parts if p.kind == "output"}
+
+
+def with_unlowered_anchors(program: ScoreProgram) -> ScoreProgram:
+    """The program with each clause "class j is below one of S" lowering j below the classes of S that no
+    clause lowers (S kept whole when that leaves none), steps reordered to follow. Below one of the unlowered
+    classes is below one of S, and no step moves those, so a cycle of exclusions (two classes each excluded
+    where the other may be too, premises overlapping) becomes a chain. It lowers j at least as far as the
+    clause asks, never less."""
+    lowered = {step.output for step in program.steps if any(not t.raises for t in step.terms)}
+
+    def narrowed(t: Term) -> Term:
+        kept = tuple(k for k in t.anchor_outputs if k not in lowered)
+        return replace(t, anchor_outputs=kept) if not t.raises and kept else t
+
+    terms = {step.output: tuple(narrowed(t) for t in step.terms) for step in program.steps}
+    order = _topological({head: set().union(*(_reads(t) for t in head_terms)) for head, head_terms in terms.items()})
+    return replace(program, steps=tuple(Step(k, terms[k]) for k in order if k in terms))
 
 
 def _topological(depends: dict[int, set[int]]) -> list[int]:

@@ -18,7 +18,12 @@ import torch
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.constructions.score_clamp import ScoreClampedMLP
 from deepsade.constructions.score_clamp_certificate import program_holds
-from deepsade.constructions.score_clamp_rule import SCORE_CLAMPS, ScoreProgram, compile_score_program
+from deepsade.constructions.score_clamp_rule import (
+    SCORE_CLAMPS,
+    ScoreProgram,
+    compile_score_program,
+    with_unlowered_anchors,
+)
 from deepsade.spec import Spec
 
 # share of the base scores' data loss added during training (a clamped score passes no gradient back to ``f``):
@@ -37,10 +42,7 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
     program = compile_score_program(spec, low, high, task, output_margin)
     failing = program_holds(program, spec, list(low), list(high), output_margin)
     if failing:  # exclusions that name each other's classes: anchor them on the classes no clause lowers
-        try:
-            narrowed = compile_score_program(spec, low, high, task, output_margin, anchor_unlowered=True)
-        except NotApplicable:
-            narrowed = program
+        narrowed = with_unlowered_anchors(program)
         if narrowed != program and not program_holds(narrowed, spec, list(low), list(high), output_margin):
             return narrowed
     if failing:
