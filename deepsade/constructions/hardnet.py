@@ -98,7 +98,8 @@ def train_hardnet(job: Any) -> ModelArtifact:
 
 
 def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any],
-                    base_loss_weight: float = 0.0, refit_base: bool = False) -> ModelArtifact:
+                    base_loss_weight: float = 0.0, refit_base: bool = False,
+                    rule_labelled: bool = False) -> ModelArtifact:
     """Train a constructed network (its layer fixed) end to end with mini-batch SGD (weight decay
     ``CONSTRUCTION_WEIGHT_DECAY``) on the data loss of its output, keep the epoch with the lowest validation
     loss, certify it; ``details`` go into ``training``.
@@ -107,7 +108,9 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     where the layer moved the output (a layer that clamps passes no gradient to a clamped output; the base term
     pulls it back where the rule holds). Where the layer left the output alone the base term would only repeat
     the output's, doubling the step there. ``refit_base``: after SGD, solve the base's last layer
-    (``_refit_base_last_layer``), for a layer that keeps the rule whatever the base outputs."""
+    (``_refit_base_last_layer``), for a layer that keeps the rule whatever the base outputs. ``rule_labelled``:
+    training and validation labels that the rule contradicts are replaced by the layer's answer
+    (``rule_labels``; classifiers whose layer is ``model.clamp``)."""
     from deepsade import artifact as artifact_io
     from deepsade.certify import certify_model
 
@@ -120,6 +123,13 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     selection = val if val is not None else train
     val_x = torch.as_tensor(selection.inputs, dtype=torch.float32)
     val_y = torch.as_tensor(np.asarray(selection.targets))
+    if rule_labelled:
+        from deepsade.constructions.rule_labels import rule_labels
+
+        train_labels, val_labels = rule_labels(model, task, x, y), rule_labels(model, task, val_x, val_y)
+        y, val_y = train_labels.targets, val_labels.targets
+        details = {**details, "rule_labels": {"train": train_labels.summary(),
+                                              "validation" if val is not None else "selection": val_labels.summary()}}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
                                 weight_decay=CONSTRUCTION_WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(settings.seed)

@@ -75,4 +75,4 @@ def train_score_clamps(job: Any) -> ModelArtifact:
                             program)
     return fit_constructed(job, model, start, {"construction": program.describe(spec.output_names),
                                                "base_loss_weight": BASE_LOSS_WEIGHT},
-                           base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True)
+                           base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True, rule_labelled=True)

@@ -1,0 +1,58 @@
+"""Training labels that a rule contradicts, replaced by what the rule says (for constructions that clamp scores).
+
+A score-clamp network's output on a row inside a premise is the clamps' verdict, whatever its base scores;
+a training label that contradicts the rule there can never be met. Left as it is, such a label still pulls
+the base (through the convex refit of its last layer, and through validation's choice of epoch) towards the
+answer the rule forbids, and the base learns nothing of the rule's region, which the clamps alone decide. So
+the labels are passed through the same clamps, as scores: label ``c`` as the scores ``LABEL_SCORE`` on ``c`` and 0
+elsewhere (multiclass), or ``+-LABEL_SCORE`` per logit (binary, multi-label). A label the rule allows comes out
+as it went in; one it forbids comes out as the rule's answer, the label the network will predict there. A
+multiclass label the rule only excludes ("never class B") has no single answer (the other classes tie): it is
+left as it is and counted as ambiguous.
+
+This changes what the base is trained towards, never the network's function or its certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# the size of a label's score; only the signs (binary, multi-label) or the top class (multiclass) of the clamped
+# scores are read, so any positive value serves
+LABEL_SCORE = 1.0
+
+
+@dataclass(frozen=True)
+class RuleLabels:
+    """Targets with the labels a rule contradicts replaced, and how many rows changed or were ambiguous."""
+
+    targets: torch.Tensor
+    changed: int
+    ambiguous: int
+
+    def summary(self) -> dict[str, int]:
+        return {"changed": self.changed, "ambiguous": self.ambiguous}
+
+
+def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets: torch.Tensor) -> RuleLabels:
+    """``targets`` (class indices, or 0/1 per output) passed through ``model.clamp`` as scores at ``inputs``."""
+    if task == "regression":
+        raise ValueError("rule labels are for classifiers; a regression target is not a score")
+    with torch.no_grad():
+        if task == "multiclass":
+            labels = targets.long().reshape(-1)
+            scores = torch.zeros(len(labels), model.n_outputs, dtype=inputs.dtype)
+            scores[torch.arange(len(labels)), labels] = LABEL_SCORE
+            clamped = model.clamp(scores, inputs)
+            top = clamped.max(dim=1, keepdim=True).values
+            unique = (clamped == top).sum(dim=1) == 1
+            answer = torch.where(unique, clamped.argmax(dim=1), labels)
+            changed = answer != labels
+            return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), int((~unique).sum()))
+        labels = targets.reshape(len(inputs), -1).to(inputs.dtype)
+        clamped = model.clamp((2 * labels - 1) * LABEL_SCORE, inputs)
+        answer = (clamped > 0).to(inputs.dtype)
+        changed = (answer != labels).any(dim=1)
+        return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), 0)
