@@ -123,13 +123,15 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     selection = val if val is not None else train
     val_x = torch.as_tensor(selection.inputs, dtype=torch.float32)
     val_y = torch.as_tensor(np.asarray(selection.targets))
+    label_note = None
     if rule_labelled:
-        from deepsade.constructions.rule_labels import rule_labels
+        from deepsade.constructions.rule_labels import rule_labels, rule_labels_note
 
         train_labels, val_labels = rule_labels(model, task, x, y), rule_labels(model, task, val_x, val_y)
         y, val_y = train_labels.targets, val_labels.targets
         details = {**details, "rule_labels": {"train": train_labels.summary(),
                                               "validation" if val is not None else "selection": val_labels.summary()}}
+        label_note = rule_labels_note(train_labels, val_labels if val is not None else None)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
                                 weight_decay=CONSTRUCTION_WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -161,8 +163,9 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         details = {**details, "base_refit": refit}
     training.update({"method": job.method, "seconds": round(seconds, 3), "best_epoch": best_epoch,
                      "optimizer": "SGD", "weight_decay": CONSTRUCTION_WEIGHT_DECAY, **details, "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
-    if spec.notes:
-        training["notes"] = list(spec.notes)
+    notes = [*spec.notes, *([label_note] if label_note else [])]
+    if notes:
+        training["notes"] = notes
     return artifact_io.ModelArtifact(model=model, encoding=train.encoding, domain=train.domain,
                                      constraint_text=job.constraint_text, method=job.method, training=training,
                                      history=history, certificate=certificate)

@@ -56,3 +56,18 @@ def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets
         answer = (clamped > 0).to(inputs.dtype)
         changed = (answer != labels).any(dim=1)
         return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), 0)
+
+
+def rule_labels_note(train: RuleLabels, validation: RuleLabels | None) -> str | None:
+    """One line for the user when some labels contradict the rule (None when none do); ``validation`` None when
+    the validation rows are the training rows."""
+    parts_of = [("training", train)] + ([("validation", validation)] if validation is not None else [])
+    changed, ambiguous = sum(r.changed for _, r in parts_of), sum(r.ambiguous for _, r in parts_of)
+    parts = []
+    if changed:
+        where = ", ".join(f"{r.changed} {name}" for name, r in parts_of)
+        parts.append(f"{changed} label(s) ({where}) contradict the rule; the network predicts the rule's answer "
+                     "there whatever it learns, and was trained towards that answer")
+    if ambiguous:
+        parts.append(f"{ambiguous} label(s) name a class the rule excludes on their row; they were kept as they are")
+    return "; ".join(parts) or None
