@@ -98,7 +98,7 @@ def train_hardnet(job: Any) -> ModelArtifact:
 
 
 def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dict[str, Any],
-                    base_loss_weight: float = 0.0, refit_base: bool = False,
+                    base_loss_weight: float = 0.0, refit_base: bool = False, refit_each_epoch: bool = False,
                     rule_labelled: bool = False) -> ModelArtifact:
     """Train a constructed network (its layer fixed) end to end with mini-batch SGD (weight decay
     ``CONSTRUCTION_WEIGHT_DECAY``) on the data loss of its output, keep the epoch with the lowest validation
@@ -108,7 +108,9 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     where the layer moved the output (a layer that clamps passes no gradient to a clamped output; the base term
     pulls it back where the rule holds). Where the layer left the output alone the base term would only repeat
     the output's, doubling the step there. ``refit_base``: after SGD, solve the base's last layer
-    (``_refit_base_last_layer``), for a layer that keeps the rule whatever the base outputs. ``rule_labelled``:
+    (``_refit_base_last_layer``), for a layer that keeps the rule whatever the base outputs;
+    ``refit_each_epoch``: also after every epoch, on that epoch's hidden layers (SGD goes on from its own last
+    layer), a refit whose validation loss is the lowest so far becoming the kept network. ``rule_labelled``:
     training and validation labels that the rule contradicts are replaced by the layer's answer
     (``rule_labels``; classifiers whose layer is ``model.clamp``)."""
     from deepsade import artifact as artifact_io
@@ -136,6 +138,7 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
                                 weight_decay=CONSTRUCTION_WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(settings.seed)
     best_loss, best_state, best_epoch = _loss(task, model, val_x, val_y), copy.deepcopy(model.state_dict()), 0
+    best_refitted = False
     history = []
     for epoch in range(1, settings.epochs + 1):
         t0 = time.perf_counter()
@@ -152,15 +155,23 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         history.append({"epoch": epoch, "train_loss": total / max(len(x), 1), "val_loss": val_loss,
                         "seconds": round(time.perf_counter() - t0, 4)})
         if np.isfinite(val_loss) and val_loss < best_loss:
-            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+            best_loss, best_state, best_epoch, best_refitted = val_loss, copy.deepcopy(model.state_dict()), epoch, False
+        if refit_base and refit_each_epoch:
+            sgd_state = copy.deepcopy(model.state_dict())
+            if _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss)[0]:
+                best_loss, best_state, best_epoch, best_refitted = (_loss(task, model, val_x, val_y),
+                                                                    copy.deepcopy(model.state_dict()), epoch, True)
+            model.load_state_dict(sgd_state)
     model.load_state_dict(best_state)
-    refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss) if refit_base else None
+    refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss)[1] if refit_base else None
     seconds = time.perf_counter() - start
     certificate = certify_model(model, spec, train.encoding, train.domain, settings.output_margin)
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
     training = asdict(settings)
     if refit is not None:
         details = {**details, "base_refit": refit}
+    if refit_base and refit_each_epoch:
+        details = {**details, "base_refit_each_epoch": True, "best_epoch_refitted": best_refitted}
     training.update({"method": job.method, "seconds": round(seconds, 3), "best_epoch": best_epoch,
                      "optimizer": "SGD", "weight_decay": CONSTRUCTION_WEIGHT_DECAY, **details, "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
     notes = [*spec.notes, *([label_note] if label_note else [])]
@@ -189,12 +200,12 @@ def constructed_loss(task: str, model: torch.nn.Module, x: torch.Tensor, y: torc
 
 
 def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
-                           val_y: torch.Tensor, val_loss: float) -> str:
+                           val_y: torch.Tensor, val_loss: float) -> tuple[bool, str]:
     """A layer that keeps the rule whatever the base outputs leaves the base's last layer free, so solve it
     instead of only stepping it (hidden layers fixed, training rows): ridge least squares for regression,
     the logistic or softmax loss by L-BFGS for classifiers (convex; one fit per l2 weight in ``REFIT_L2``).
     The fit with the lowest validation loss of the whole network is kept only if that loss is below
-    ``val_loss``. Returns what happened."""
+    ``val_loss``. Returns whether one was kept, and what happened."""
     if task != "regression":
         return _refit_classifier_last_layer(model, task, x, y, val_x, val_y, val_loss)
     with torch.no_grad():
@@ -205,14 +216,14 @@ def _refit_base_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y
         target = y.double().reshape(len(y), -1)
         solution = torch.linalg.solve(design.T @ design + ridge * len(design), design.T @ target)
     if not torch.isfinite(solution).all():
-        return "skipped (no finite least-squares solution)"
+        return False, "skipped (no finite least-squares solution)"
     kept, losses = _keep_best_last_layer(model, task, [(solution[:-1].T, solution[-1])], val_x, val_y, val_loss)
-    return (f"least-squares last layer {'kept' if kept is not None else 'not kept'} "
-            f"(validation loss {val_loss:.4g} -> {losses[0]:.4g})")
+    return kept is not None, (f"least-squares last layer {'kept' if kept is not None else 'not kept'} "
+                              f"(validation loss {val_loss:.4g} -> {losses[0]:.4g})")
 
 
 def _refit_classifier_last_layer(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.Tensor,
-                                 val_x: torch.Tensor, val_y: torch.Tensor, val_loss: float) -> str:
+                                 val_x: torch.Tensor, val_y: torch.Tensor, val_loss: float) -> tuple[bool, str]:
     """The classifier case of ``_refit_base_last_layer``."""
     from deepsade.last_layer_solve import solve_free_last_layer
 
@@ -223,8 +234,9 @@ def _refit_classifier_last_layer(model: torch.nn.Module, task: str, x: torch.Ten
     solved = [(l2, fit) for l2, fit in solved if fit is not None]
     kept, losses = _keep_best_last_layer(model, task, [fit for _, fit in solved], val_x, val_y, val_loss)
     if kept is None:
-        return f"convex last layer not kept (no l2 in {list(REFIT_L2)} lowered the validation loss {val_loss:.4g})"
-    return f"convex last layer kept (l2 {solved[kept][0]:g}; validation loss {val_loss:.4g} -> {losses[kept]:.4g})"
+        return False, (f"convex last layer not kept (no l2 in {list(REFIT_L2)} lowered the validation loss "
+                       f"{val_loss:.4g})")
+    return True, f"convex last layer kept (l2 {solved[kept][0]:g}; validation loss {val_loss:.4g} -> {losses[kept]:.4g})"
 
 
 def _keep_best_last_layer(model: torch.nn.Module, task: str, candidates: list, val_x: torch.Tensor,

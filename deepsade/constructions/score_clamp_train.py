@@ -75,4 +75,5 @@ def train_score_clamps(job: Any) -> ModelArtifact:
                             program)
     return fit_constructed(job, model, start, {"construction": program.describe(spec.output_names),
                                                "base_loss_weight": BASE_LOSS_WEIGHT},
-                           base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True, rule_labelled=True)
+                           base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True, refit_each_epoch=True,
+                           rule_labelled=True)
