@@ -156,12 +156,14 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
                         "seconds": round(time.perf_counter() - t0, 4)})
         if np.isfinite(val_loss) and val_loss < best_loss:
             best_loss, best_state, best_epoch, best_refitted = val_loss, copy.deepcopy(model.state_dict()), epoch, False
-        if refit_base and refit_each_epoch:
-            sgd_state = copy.deepcopy(model.state_dict())
+        if refit_base and refit_each_epoch:  # a refit not kept restores the layer itself; SGD goes on from its own
+            sgd_last = (model.last.weight.detach().clone(), model.last.bias.detach().clone())
             if _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss)[0]:
                 best_loss, best_state, best_epoch, best_refitted = (_loss(task, model, val_x, val_y),
                                                                     copy.deepcopy(model.state_dict()), epoch, True)
-            model.load_state_dict(sgd_state)
+                with torch.no_grad():
+                    model.last.weight.copy_(sgd_last[0])
+                    model.last.bias.copy_(sgd_last[1])
     model.load_state_dict(best_state)
     refit = _refit_base_last_layer(model, task, x, y, val_x, val_y, best_loss)[1] if refit_base else None
     seconds = time.perf_counter() - start
