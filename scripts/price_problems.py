@@ -394,6 +394,26 @@ def store_profit() -> pd.DataFrame:
                          "profit_eur": (margin * revenue - 18.0 * staff).round(2)})
 
 
+def triage() -> pd.DataFrame:
+    """Emergency-department triage records: urgent or not, from six vital signs. The labels were recorded
+    before the rule (oxygen saturation below 90% is always urgent) became policy, so about half of the
+    hypoxic patients are labelled 'no': the labels contradict the rule, as UC2's do."""
+    rng = np.random.default_rng(PROBE_SEED + 6)
+    n = 2000
+    age = rng.normal(52, 19, n).clip(16, 98).round(0)
+    spo2 = (99.4 - rng.gamma(1.6, 2.2, n) - 0.03 * (age - 50).clip(0)).clip(70, 100).round(0)
+    heart_rate = rng.normal(88 + 0.6 * (97 - spo2), 17, n).clip(35, 190).round(0)
+    resp_rate = rng.normal(18 + 0.45 * (97 - spo2), 4, n).clip(6, 50).round(0)
+    systolic_bp = rng.normal(132 - 0.1 * (age - 50), 22, n).clip(60, 230).round(0)
+    temperature = rng.normal(37.1, 0.8, n).clip(34, 41.5).round(1)
+    logit = (-2.0 + 0.05 * (heart_rate - 90) + 0.22 * (resp_rate - 18) + 0.12 * (95 - spo2)
+             + 0.035 * (100 - systolic_bp).clip(0) + 0.9 * (temperature - 38.3).clip(0) + 0.02 * (age - 50)
+             + rng.logistic(0, 0.8, n))
+    return pd.DataFrame({"age": age, "spo2_pct": spo2, "heart_rate_bpm": heart_rate,
+                         "resp_rate_per_min": resp_rate, "systolic_bp_mmhg": systolic_bp,
+                         "temperature_c": temperature, "urgent": np.where(logit > 0, "yes", "no")})
+
+
 RECIPE_TAGS = ("vegan", "vegetarian", "dairy_free", "gluten_free", "quick_prep")
 
 
@@ -495,4 +515,8 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("recipe_tags", "a recipe tagged vegan is also tagged vegetarian and dairy-free",
             ("hold-out: multi-label rule (label implications)",), "multilabel", RECIPE_TAGS, recipe_tags,
             source="sklearn make_multilabel_classification"),
+    Problem("triage", "a patient whose oxygen saturation is below 90% is always urgent (the labels were recorded "
+            "before this became policy: half of such patients are labelled 'no')",
+            ("hold-out: labels that contradict the rule -> class (binary)",), "binary", ("urgent",), triage,
+            positive="yes", domain={"spo2_pct": (70.0, 100.0)}, source="own generator"),
 ]}
