@@ -439,7 +439,8 @@ def write_report(out: Path, settings: Settings, command: str, notes: list[str]) 
         "```",
         "",
         f"- code: commit `{meta.get('commit', '?')}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
-        f"{meta.get('machine', '')}, OMP_NUM_THREADS={meta.get('omp_threads', '?')}",
+        f"{meta.get('machine', '')}, OMP_NUM_THREADS={meta.get('omp_threads', '?')}"
+        + (f"; packages: {', '.join(f'{k} {v}' for k, v in meta['packages'].items())}" if meta.get("packages") else ""),
         f"- seeds: {', '.join(map(str, sorted(runs['seed'].unique())))}; extra DeepSaDe train args: "
         f"`{' '.join(settings.extra_args) or '(none)'}`"
         + (f"; **quick mode** ({QUICK_ROWS} rows, `{' '.join(QUICK_ARGS)}` for both methods)" if settings.quick else ""),
@@ -524,6 +525,20 @@ def git_state() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "deepsade"))}
 
 
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a run's numbers depend on: the same commit gives other splits' models (ffn's
+    too) under other releases."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "numpy", "pandas", "scikit-learn", "scipy", "highspy", "z3-solver"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -587,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
         meta = {"command": command, "commands": [*[c for c in commands if c != command], command], **git_state(), "extra_args": settings.extra_args, "quick": settings.quick,
                 "methods": settings.methods, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+                "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "packages": package_versions(),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         env_path = os.environ.get("PYTHONPATH", "")
