@@ -182,7 +182,9 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
     from deepsade.certify import certify_model
     from deepsade.checkpoint import CheckpointPolicy
     from deepsade.diagnostics import diagnose
+    from deepsade.equalities import equality_hint
     from deepsade.spec import vacuous_asserts
+    from deepsade.training import NoModelExists
     from deepsade.training.loop import DeepSaDeTrainer
 
     spec, train, val, settings = job.spec, job.train, job.val, job.settings
@@ -193,7 +195,14 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
             "(values are raw units: check them, or widen the box with --domain)")
     trainer = DeepSaDeTrainer(spec, train, settings, progress=job.progress, checkpoint_dir=job.checkpoint_dir,
                               checkpoint_policy=CheckpointPolicy.parse(job.checkpoint_every))
-    result = trainer.fit(val, resume=job.resume)
+    hint = equality_hint(spec, settings.output_margin,
+                         [scale for _, scale in train.encoding.output_affine()])
+    try:
+        result = trainer.fit(val, resume=job.resume)
+    except NoModelExists as exc:
+        if hint is None:
+            raise
+        raise NoModelExists(f"{exc}. {hint}") from exc
     certificate = certify_model(result.model, spec, train.encoding, train.domain, settings.output_margin)
     certificate["strategy"] = {str(i + 1): k for i, k in trainer.encoder.kinds.items()}
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
@@ -202,7 +211,7 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
                      "init_seconds": round(result.init_seconds, 3), "best_epoch": result.best_epoch,
                      "train_rows": train.n_rows, "val_rows": 0 if val is None else val.n_rows})
     notes = list(spec.notes) + [f"assert {i + 1}: its premise never holds in the domain box, so it constrains "
-                                "nothing there" for i in vacuous] + list(result.notes)
+                                "nothing there" for i in vacuous] + list(result.notes) + ([hint] if hint else [])
     if notes:
         training["notes"] = notes
     if result.mechanisms:  # what the price-of-the-guarantee levers did: gates added, refits kept or skipped

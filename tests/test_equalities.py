@@ -1,0 +1,98 @@
+"""Equalities on outputs: found with the band half-width the sequential clamps would need, and explained to the
+user when DeepSaDe has to take them (an error that says how to state a band, or a note on the trained model)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepsade.data import Encoding
+from deepsade.equalities import equality_hint, output_equalities
+from deepsade.estimator import DeepSaDe
+from deepsade.spec import parse_spec_text
+from deepsade.training import NoModelExists
+
+ENCODING = Encoding(feature_columns=["income", "size"], categorical_levels={}, input_names=["income", "size"],
+                    target_columns=["housing", "food", "other"], task="regression",
+                    output_names=["housing", "food", "other"], input_min=[1000.0, 1.0], input_max=[9000.0, 5.0],
+                    target_min=[0.0, 0.0, -100.0], target_max=[3000.0, 1000.0, 6000.0])
+DECLARE = """
+(declare-const income Real)
+(declare-const size Real)
+(declare-const housing Real)
+(declare-const food Real)
+(declare-const other Real)
+"""
+
+
+def test_equalities_on_outputs_are_found_with_the_band_the_clamps_need() -> None:
+    spec = parse_spec_text(DECLARE + """
+(assert (= (+ housing food other) income))
+(assert (=> (< size 2.0) (= food 150.0)))
+(assert (>= housing 0.0))
+(assert (=> (= size 1.0) (<= food 400.0)))
+""", ENCODING)
+    scales = [Fraction(3000), Fraction(1000), Fraction(6100)]
+    found = output_equalities(spec, 1e-4, scales)
+    # the premise's (= size 1.0) mentions no output; the band floor is 2 margins times |coefficient| x scale
+    assert [e.assert_index for e in found] == [0, 1]
+    assert found[0].least_half_width == pytest.approx(2e-4 * (3000 + 1000 + 6100))
+    assert found[1].least_half_width == pytest.approx(2e-4 * 1000)
+    hint = equality_hint(spec, 1e-4, scales)
+    assert "assert(s) 1, 2" in hint and "state it as a band" in hint and "must exceed 2.1 " in hint
+
+
+def test_a_rule_without_equalities_gets_no_hint_and_a_nonlinear_one_no_band() -> None:
+    spec = parse_spec_text(DECLARE + "(assert (<= (+ housing food) income))\n", ENCODING)
+    assert output_equalities(spec, 1e-4, [1, 1, 1]) == [] and equality_hint(spec, 1e-4, [1, 1, 1]) is None
+    spec = parse_spec_text(DECLARE + "(assert (= (* food size) 600.0))\n", ENCODING)
+    (found,) = output_equalities(spec, 1e-4, [1, 1, 1])
+    assert found.least_half_width is None
+    assert "must exceed" not in equality_hint(spec, 1e-4, [1, 1, 1])
+
+
+def _budget_rows(n: int = 240) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    income = rng.uniform(1500, 9000, n).round(0)
+    housing = (0.3 * income + rng.normal(0, 150, n)).clip(200).round(2)
+    food = (300 + 0.05 * income + rng.normal(0, 60, n)).clip(50).round(2)
+    return pd.DataFrame({"income": income, "housing": housing, "food": food,
+                         "other": (income - housing - food).round(2)})
+
+
+RULE = """
+(declare-const income Real)
+(declare-const housing Real)
+(declare-const food Real)
+(declare-const other Real)
+{sum}
+(assert (>= housing 0.0))
+(assert (>= food 0.0))
+"""
+
+
+def test_an_equality_deepsade_cannot_meet_fails_with_the_band_to_state_instead(tmp_path) -> None:
+    rule = tmp_path / "budget.smt2"
+    rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
+    with pytest.raises(NoModelExists, match=r"state it as a band.*must exceed"):
+        DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=1, seed=0,
+                 solver_timeout=2.0).fit(_budget_rows())
+
+
+def test_the_band_the_hint_suggests_is_taken_by_the_clamps_and_certified(tmp_path) -> None:
+    rule = tmp_path / "budget.smt2"
+    rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
+    rows = _budget_rows()
+    try:
+        DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=1, seed=0, solver_timeout=2.0).fit(rows)
+    except NoModelExists as exc:
+        floor = float(str(exc).split("must exceed ")[1].split(" ")[0])
+    tol = 3 * floor
+    rule.write_text(RULE.format(sum=f"(assert (<= (- (+ housing food other) income) {tol}))\n"
+                                    f"(assert (>= (- (+ housing food other) income) (- {tol})))"), encoding="utf-8")
+    model = DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=2, seed=0).fit(rows)
+    assert model.artifact_.method == "polytope"
+    assert model.artifact_.certificate["verdict"] == "certified"
