@@ -170,7 +170,7 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
         raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
     for index, raw in enumerate(parsed):
         _check_formula_shape(raw, index)
-    parsed = [rewrite_disequalities(raw) for raw in parsed]
+    parsed = [rewrite_absolute_bounds(rewrite_disequalities(raw)) for raw in parsed]
 
     substitution = _scaling_substitution(encoding, inputs, outputs)
     asserts = []
@@ -256,6 +256,48 @@ def rewrite_disequalities(expr: z3.BoolRef) -> z3.BoolRef:
                 result = node.decl()(*children)
             except z3.Z3Exception:  # a term z3 cannot rebuild: keep it as written (the rewrite is optional)
                 result = node
+        cache[key] = result
+        return result
+
+    return walk(expr)
+
+
+def rewrite_absolute_bounds(expr: z3.BoolRef) -> z3.BoolRef:
+    """The same formula with every comparison of an ``abs`` with a term written without it:
+    ``|t| <= c`` as ``t <= c and -t <= c`` (a band: linear, so the polytope paths can take it) and
+    ``|t| >= c`` as ``t >= c or -t >= c`` (likewise with strict comparisons, either side). Each is an
+    equivalence, so the rule means exactly what it read; any other use of ``abs`` is left as written."""
+    cache: dict[int, z3.ExprRef] = {}
+    below = {z3.Z3_OP_LE: lambda a, b: a <= b, z3.Z3_OP_LT: lambda a, b: a < b}
+    above = {z3.Z3_OP_GE: lambda a, b: a >= b, z3.Z3_OP_GT: lambda a, b: a > b}
+    mirrored = {z3.Z3_OP_LE: z3.Z3_OP_GE, z3.Z3_OP_LT: z3.Z3_OP_GT, z3.Z3_OP_GE: z3.Z3_OP_LE,
+                z3.Z3_OP_GT: z3.Z3_OP_LT}
+
+    def is_abs(term: z3.ExprRef) -> bool:
+        return z3.is_app(term) and term.decl().kind() == z3.Z3_OP_ABS
+
+    def walk(node: z3.ExprRef) -> z3.ExprRef:
+        key = node.get_id()
+        if key in cache:
+            return cache[key]
+        result = node
+        if z3.is_app(node) and node.num_args() == 2 and node.decl().kind() in mirrored:
+            kind, left, right = node.decl().kind(), node.arg(0), node.arg(1)
+            if not is_abs(left) and is_abs(right):  # c <= |t| is |t| >= c
+                kind, left, right = mirrored[kind], right, left
+            if is_abs(left):
+                t = left.arg(0)
+                if kind in below:
+                    result = z3.And(below[kind](t, right), below[kind](-t, right))
+                else:
+                    result = z3.Or(above[kind](t, right), above[kind](-t, right))
+        elif z3.is_app(node) and node.num_args() and z3.is_bool(node):
+            children = [walk(c) for c in node.children()]
+            if not all(new.eq(old) for new, old in zip(children, node.children(), strict=True)):
+                try:
+                    result = node.decl()(*children)
+                except z3.Z3Exception:  # a term z3 cannot rebuild: keep it as written (the rewrite is optional)
+                    result = node
         cache[key] = result
         return result
 

@@ -1,5 +1,6 @@
 """The rule language means what it reads: no scientific notation, no quantifiers, no shadowed columns,
-and disequalities / xor in the disjunctive form the fast paths take (issue 14, findings 3, 5, 7)."""
+disequalities / xor in the disjunctive form the fast paths take (issue 14, findings 3, 5, 7), and comparisons
+with ``abs`` written as the band (or its complement) they state."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from deepsade.cli import main
 from deepsade.errors import UserInputError
 from deepsade.ingest import prepare
-from deepsade.spec import parse_spec_text
+from deepsade.spec import distinct_subterms, parse_spec_text
 
 DECLARE = "(declare-const x1 Real)\n(declare-const y Real)\n"
 
@@ -86,6 +87,33 @@ def test_disequalities_and_xor_become_disjunctions_of_atoms(encoding, conclusion
     expected = {"(not (= y 3.0))": y != 3.0, "(distinct y 3.0)": y != 3.0,
                 "(xor (> y 3.0) (< y 1.0))": (y > 3.0) ^ (y < 1.0)}[conclusion]
     assert (truth == expected).all()
+
+
+@pytest.mark.parametrize("assertion, conjunction", [("(<= (abs (- y x1)) 2.0)", True), ("(> 2.0 (abs (- y x1)))", True),
+                                                     ("(>= (abs (- y x1)) 2.0)", False), ("(< 2.0 (abs y))", False)])
+def test_a_comparison_with_abs_is_written_without_it(encoding, assertion, conjunction):
+    spec = parse_spec_text(DECLARE + f"(assert {assertion})\n", encoding)
+    form = spec.asserts[0].conclusion
+    assert (z3.is_and if conjunction else z3.is_or)(form)
+    assert not any(z3.is_app(n) and n.decl().kind() == z3.Z3_OP_ABS for n in distinct_subterms(form))
+    assert spec.asserts[0].linear
+    # same truth as written: inside, on and outside the band, on both sides
+    x1 = np.array([5.0, 5.0, 5.0, 5.0, 5.0, 5.0])
+    y = np.array([5.0, 6.9, 7.0, 7.1, 3.0, 2.5])
+    truth = spec.evaluate_raw(np.column_stack([x1, np.full(6, 0.5)]), y[:, None])[:, 0]
+    expected = {"(<= (abs (- y x1)) 2.0)": np.abs(y - x1) <= 2.0, "(> 2.0 (abs (- y x1)))": np.abs(y - x1) < 2.0,
+                "(>= (abs (- y x1)) 2.0)": np.abs(y - x1) >= 2.0, "(< 2.0 (abs y))": np.abs(y) > 2.0}[assertion]
+    assert (truth == expected).all()
+
+
+def test_a_band_written_with_abs_goes_to_the_sequential_clamps(tmp_path, frame):
+    csv, constraint, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "m"
+    frame.to_csv(csv, index=False)
+    constraint.write_text(DECLARE + "(assert (<= (abs (- y (* 0.3 x1))) 0.5))\n")
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(constraint), "--target", "y",
+                                       "--features", "x1", "--hidden", "6,4", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "method auto: polytope" in result.output and "certificate: CERTIFIED" in result.output
 
 
 def test_a_disequality_rule_trains_and_certifies_quickly(tmp_path, frame):
