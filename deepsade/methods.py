@@ -141,7 +141,7 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
     split = split_asserts(spec, low, high)
     if not (split.constructible or split.gated) or split.remaining:
         return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
-                          + " need the DeepSaDe trainer)")
+                          + " need the DeepSaDe trainer)" + _ite_hint(spec, split.remaining))
     from fractions import Fraction
 
     from deepsade.constructions.hardnet import SLACK_FACTOR
@@ -156,6 +156,22 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
                           + " need the DeepSaDe trainer)")
     return "polytope", ("auto: polytope (sequential clamps take every assert, so the guarantee costs no "
                         "latent box; --method deepsade trains DeepSaDe instead)")
+
+
+def _ite_hint(spec: Spec, indices) -> str:
+    """A hint for the asserts among ``indices`` that choose a value with ``ite``: the clamps take each case
+    as its own assert with a premise, not the choice inside one assert."""
+    import z3
+
+    from deepsade.spec import distinct_subterms
+
+    with_ite = [i for i in indices if any(z3.is_app(n) and n.decl().kind() == z3.Z3_OP_ITE
+                                          for n in distinct_subterms(spec.asserts[i].raw))]
+    if not with_ite:
+        return ""
+    return ("; assert(s) " + ", ".join(str(i + 1) for i in with_ite) + " choose a value with ite: written as one "
+            "assert per case, each with its own premise, e.g. (=> (= flag 1.0) (<= y 50.0)) and "
+            "(=> (= flag 0.0) (<= y 130.0)), the sequential clamps can take them at no latent-box cost")
 
 
 def _classifier_choice(spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:

@@ -11,7 +11,10 @@ then ``--method ffn`` on the same 75/25 split) and compared with ``deepsade eval
   rule "a closed store's revenue is 0", then the band ``revenue <= tol`` under the same premise (``tol`` 3x the
   half-width the hint names) with ``revenue >= 0`` everywhere;
 - ``sales``: today's sales from yesterday's, the weekday and a promotion; the rule "within 50 of yesterday's
-  value" written with ``abs``, and the same band written as two inequalities.
+  value" written with ``abs``, and the same band written as two inequalities;
+- ``speed``: an advised speed from an urban flag (0/1), lanes, curvature and traffic; the cap "50 in town,
+  130 elsewhere" written with ``ite`` in one assert, and as one assert per case with its own premise (what
+  auto's hint says), both with ``speed >= 0``.
 
 Writes ``<out>/report.md`` and ``<out>/runs.csv``.
 
@@ -79,6 +82,24 @@ def sales_rows(rng: np.random.Generator, n: int = 1500) -> pd.DataFrame:
                          "sales_today": np.clip(today, yesterday - 50, yesterday + 50)})
 
 
+SPEED_RULE = """(declare-const urban Real)
+(declare-const advised_speed Real)
+{cap}
+(assert (>= advised_speed 0.0))
+"""
+
+
+def speed_rows(rng: np.random.Generator, n: int = 1500) -> pd.DataFrame:
+    urban = rng.binomial(1, 0.4, n)
+    lanes = rng.integers(1, 5, n)
+    curvature = rng.uniform(0, 1, n).round(3)
+    traffic = rng.uniform(0, 1, n).round(3)
+    speed = np.where(urban == 1, 50 - 15 * traffic - 10 * curvature,
+                     130 - 40 * traffic - 30 * curvature + 5 * lanes) + rng.normal(0, 5, n)
+    return pd.DataFrame({"urban": urban, "lanes": lanes, "curvature": curvature, "traffic": traffic,
+                         "advised_speed": np.minimum(speed, np.where(urban == 1, 50, 130)).round(1)})
+
+
 def deepsade(*args: str) -> tuple[int, str, float]:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "deepsade.cli", *args], capture_output=True, text=True)
@@ -122,7 +143,8 @@ def main() -> None:
     rows = []
     for name, frame in (("budget", budget_rows(np.random.default_rng(3))),
                         ("store", store_rows(np.random.default_rng(11))),
-                        ("sales", sales_rows(np.random.default_rng(5)))):
+                        ("sales", sales_rows(np.random.default_rng(5))),
+                        ("speed", speed_rows(np.random.default_rng(9)))):
         work = args.work / name
         work.mkdir(parents=True, exist_ok=True)
         split(frame, work)
@@ -135,6 +157,14 @@ def main() -> None:
                                           f"(assert (>= (- (+ housing food other) income) (- {tol:g})))")
             rows += [equality, run(work, f"budget_band_{tol:g}", band, targets, "auto"),
                      run(work, "budget_equality", band, targets, "ffn")]
+        elif name == "speed":
+            targets = "advised_speed"
+            with_ite = SPEED_RULE.format(cap="(assert (<= advised_speed (ite (= urban 1.0) 50.0 130.0)))")
+            rows += [run(work, "speed_ite", with_ite, targets, "auto"),
+                     run(work, "speed_two_premises", SPEED_RULE.format(
+                         cap="(assert (=> (= urban 1.0) (<= advised_speed 50.0)))\n"
+                             "(assert (=> (= urban 0.0) (<= advised_speed 130.0)))"), targets, "auto"),
+                     run(work, "speed_ite", with_ite, targets, "ffn")]
         elif name == "sales":
             targets = "sales_today"
             written_with_abs = SALES_RULE.format(band="(assert (<= (abs (- sales_today sales_yesterday)) 50.0))")
@@ -154,8 +184,12 @@ def main() -> None:
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "runs.csv", index=False)
-    lines = ["# Rule forms: equalities on outputs (and the band the hint suggests), a tolerance written with abs", "",
-             f"Command: `OMP_NUM_THREADS=1 python scripts/probe_rule_forms.py --out {args.out}`", "",
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    lines = ["# Rule forms: equalities on outputs (and the band the hint suggests), a tolerance written with abs, "
+             "a bound chosen with ite", "",
+             f"Command: `OMP_NUM_THREADS=1 python scripts/probe_rule_forms.py --out {args.out}` (commit {commit})",
+             "",
              "The data, rules and split are built by the script (see its docstring). `mse` is on the held-out "
              "quarter (raw units, mean over targets); `violations` counts held-out rows whose prediction breaks "
              "the rule (ffn's against the equality itself).", "",

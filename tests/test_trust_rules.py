@@ -142,3 +142,25 @@ def test_quantified_strategy_trains_a_rule_that_compares_the_output_with_an_inpu
                                        "--out", str(out), "--quiet"])
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "certificate: CERTIFIED" in result.output
+
+
+def test_auto_says_how_to_write_a_bound_chosen_with_ite_for_the_clamps(tmp_path):
+    rng = np.random.default_rng(0)
+    flag = rng.integers(0, 2, 80).astype(float)
+    frame = pd.DataFrame({"flag": flag, "x1": rng.uniform(0, 1, 80)})
+    frame["y"] = np.where(flag == 1, 40.0, 100.0) + 5 * frame["x1"]
+    csv, constraint = tmp_path / "d.csv", tmp_path / "rule.smt2"
+    frame.to_csv(csv, index=False)
+    constraint.write_text("(declare-const flag Real)\n(declare-const y Real)\n"
+                          "(assert (<= y (ite (= flag 1.0) 50.0 130.0)))\n")
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(constraint), "--target", "y",
+                                       "--hidden", "6", "--epochs", "1", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "method auto: deepsade" in result.output and "choose a value with ite" in result.output
+    # written as the hint says, the clamps take it
+    constraint.write_text("(declare-const flag Real)\n(declare-const y Real)\n"
+                          "(assert (=> (= flag 1.0) (<= y 50.0)))\n(assert (=> (= flag 0.0) (<= y 130.0)))\n")
+    result = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(constraint), "--target", "y",
+                                       "--hidden", "6", "--epochs", "1", "--out", str(tmp_path / "m2")])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "method auto: polytope" in result.output and "certificate: CERTIFIED" in result.output
