@@ -20,6 +20,7 @@ import pandas as pd
 from deepsade.errors import UserInputError
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
+WIDE_CATEGORICAL = 100  # a categorical column with more values than this gets a note (one input per value)
 
 
 def format_level(value: Any) -> str:
@@ -51,6 +52,23 @@ class Encoding:
     # feature columns left out because they held one value in the training rows (column -> that value):
     # the network never reads them, so the certificate holds whatever they hold. None: none left out.
     constant_columns: dict[str, str] | None = None
+    # text columns left out of the default inputs because every training row held its own value (an id, a
+    # timestamp): one-hot, they would add one input per row and nothing a new row could match. None: none.
+    identifier_columns: list[str] | None = None
+
+    def identifier_columns_note(self) -> str | None:
+        """One line naming the text columns left out as identifiers, and the wide categorical inputs kept."""
+        parts = []
+        if self.identifier_columns:
+            parts.append(f"{len(self.identifier_columns)} text column(s) held a different value in every row "
+                         f"(identifiers) and were left out: {', '.join(self.identifier_columns)} (name them with "
+                         "--features to use them anyway)")
+        wide = {c: len(levels) for c, levels in self.categorical_levels.items() if len(levels) > WIDE_CATEGORICAL}
+        if wide:
+            parts.append("categorical column(s) with many values, one input each: "
+                         + ", ".join(f"{c} ({n})" for c, n in wide.items())
+                         + "; a value no training row held gets no input at prediction time")
+        return "; ".join(parts) or None
 
     def constant_columns_note(self) -> str | None:
         """One line naming the feature columns left out for holding one value (None: none were)."""
@@ -156,10 +174,11 @@ class Encoding:
         return np.where(np.asarray(targets) > 0.5, 1.0, -1.0).reshape(len(targets), -1)
 
     def to_dict(self) -> dict[str, Any]:
-        """The encoding as JSON-ready data (``integer_inputs`` and ``constant_columns`` left out when None, so
-        that an encoding stored before they were recorded serialises, and hashes, exactly as it did)."""
+        """The encoding as JSON-ready data (``integer_inputs``, ``constant_columns`` and ``identifier_columns``
+        left out when None, so that an encoding stored before they were recorded serialises, and hashes,
+        exactly as it did)."""
         data = dict(self.__dict__)
-        for optional in ("integer_inputs", "constant_columns"):
+        for optional in ("integer_inputs", "constant_columns", "identifier_columns"):
             if data[optional] is None:
                 del data[optional]
         return data

@@ -73,6 +73,16 @@ def infer_task(frame: pd.DataFrame, targets: list[str]) -> str:
     return "multiclass"
 
 
+IDENTIFIER_MIN_ROWS = 20  # below this a text column unique per row may just be a small table's labels
+
+
+def _is_identifier(series: pd.Series) -> bool:
+    """A text column holding a different value in every row (an id, a timestamp): as a default input it would
+    be one-hot into one input per row."""
+    return (not _is_numeric(series) and len(series) >= IDENTIFIER_MIN_ROWS
+            and series.nunique(dropna=False) == len(series))
+
+
 def fit_encoding(
     frame: pd.DataFrame,
     targets: list[str],
@@ -91,8 +101,11 @@ def fit_encoding(
     if len(frame) < 2:
         raise UserInputError(f"only {len(frame)} usable row: at least 2 are needed to fit the scaling and the "
                              "domain box (min and max of every column)")
+    identifiers: list[str] = []
     if features is None:
         features = [c for c in frame.columns if c not in targets]
+        identifiers = [c for c in features if _is_identifier(frame[c])]
+        features = [c for c in features if c not in identifiers]
     overlap = set(features) & set(targets)
     if overlap:
         raise UserInputError(f"column(s) used both as input and target: {sorted(overlap)}")
@@ -134,6 +147,7 @@ def fit_encoding(
         input_max=[],
         integer_inputs=integer_inputs,
         constant_columns=constant or None,
+        identifier_columns=identifiers or None,
     )
     raw_inputs = encoding.encode_inputs(frame)
     if not np.all(np.isfinite(raw_inputs)):
@@ -253,7 +267,8 @@ def prepare(
     used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
     frame, dropped, imputed = handle_missing(frame, used, list(targets), impute)
     if encoding is None:
-        encoding = fit_encoding(frame, list(targets), list(used), task, positive)
+        encoding = fit_encoding(frame, list(targets), list(features) if features is not None else None, task,
+                                positive)
     if domain is None:
         domain = read_domain_override(domain_file, encoding) if domain_file else default_domain(encoding)
     raw_inputs = encoding.encode_inputs(frame)

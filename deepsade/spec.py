@@ -381,6 +381,9 @@ def _check_declarations(source: ConstraintSource, encoding: Encoding, inputs: di
                 hints.append(f"'{name}' is a multiclass target: name its scores as |{name}=CLASS|")
             elif name in encoding.categorical_levels:
                 hints.append(f"'{name}' is categorical: name its one-hot inputs as |{name}=VALUE|")
+            elif name.split("=", 1)[0] in (encoding.identifier_columns or []):
+                hints.append(f"'{name.split('=', 1)[0]}' held a different value in every row, so it was left out of "
+                             "the inputs as an identifier: name it with --features to use it")
             elif name in (encoding.constant_columns or {}):
                 hints.append(f"'{name}' holds one value ({encoding.constant_columns[name]}) in every row, so it was "
                              "left out of the inputs: give rows where it varies, or drop it from the rule")

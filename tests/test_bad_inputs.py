@@ -427,3 +427,37 @@ def test_a_constant_column_the_rule_does_not_mention_is_left_out_with_a_note(tmp
     moved = predictions_frame(art, frame.head(5).assign(blank=99.0, site="south"))
     assert np.array_equal(same["predicted_y"].to_numpy(), moved["predicted_y"].to_numpy())
     assert same["in_domain"].all() and moved["in_domain"].all()
+
+
+def test_a_text_column_unique_per_row_is_left_out_of_the_default_inputs_with_a_note(tmp_path):
+    """An id or a timestamp column, one-hot, was one input per row (2305 inputs on 1200 rows of a probe): the
+    default inputs leave it out and say so; --features keeps it; a rule naming it says why it is missing."""
+    frame = _frame().drop(columns="label")
+    frame.insert(0, "customer_id", [f"C{100000 + i}" for i in range(len(frame))])
+    csv, constraint, out = _files(tmp_path, frame)
+    trained = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--out", str(out))
+    assert trained.exit_code == 0, trained.output
+    assert "text column(s) held a different value in every row (identifiers) and were left out: customer_id" \
+        in trained.stderr
+    art = artifact.load(out)
+    assert art.encoding.feature_columns == ["x1", "x2"] and art.encoding.identifier_columns == ["customer_id"]
+    assert art.certificate["verdict"] == "certified"
+    kept = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--features", "customer_id,x1,x2",
+                   "--out", str(tmp_path / "kept"))
+    assert kept.exit_code == 0, kept.output
+    assert len(artifact.load(tmp_path / "kept").encoding.input_names) == len(frame) + 2
+    rule = "(declare-const |customer_id=C100000| Real)(declare-const y Real)(assert (<= y |customer_id=C100000|))\n"
+    csv, constraint, out = _files(tmp_path, frame, rule)
+    named = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--out", str(out) + "2")
+    _assert_clean_failure(named, "left out of the inputs as an identifier")
+
+
+def test_a_categorical_column_with_many_values_gets_a_note():
+    from deepsade.ingest import prepare
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"shop": [f"s{i}" for i in rng.integers(0, 150, 600)], "x1": rng.uniform(0, 1, 600)})
+    frame["y"] = frame["x1"]
+    encoding = prepare(frame, ["y"]).encoding
+    assert encoding.identifier_columns is None and len(encoding.categorical_levels["shop"]) > 100
+    assert "categorical column(s) with many values, one input each: shop (" in encoding.identifier_columns_note()
