@@ -414,6 +414,39 @@ def triage() -> pd.DataFrame:
                          "temperature_c": temperature, "urgent": np.where(logit > 0, "yes", "no")})
 
 
+# ---------------------------------------------------------------- rule forms of session 12
+# Rules written as a practitioner would that the fast paths did not take before session 12 (results/rule_forms):
+# a tolerance with abs, and a cap chosen by a 0/1 flag written as one premised assert per case.
+
+
+def sales_tolerance() -> pd.DataFrame:
+    """A shop's sales today from yesterday's, the weekday and a promotion; planning keeps the forecast within 50
+    of yesterday's value, and the recorded values respect it."""
+    rng = np.random.default_rng(PROBE_SEED + 7)
+    n = 1500
+    yesterday = rng.uniform(100, 1000, n).round(0)
+    weekday = rng.integers(0, 7, n)
+    promotion = rng.binomial(1, 0.2, n)
+    today = (yesterday + rng.normal(0, 15, n) + 25 * promotion - 10 * (weekday >= 5)).round(0)
+    return pd.DataFrame({"sales_yesterday": yesterday, "day_of_week": weekday, "promotion": promotion,
+                         "sales_today": np.clip(today, yesterday - 50, yesterday + 50)})
+
+
+def speed_cap() -> pd.DataFrame:
+    """An advised speed (km/h) from an urban flag, lanes, curvature and traffic, capped at 50 in town and 130
+    elsewhere."""
+    rng = np.random.default_rng(PROBE_SEED + 8)
+    n = 1500
+    urban = rng.binomial(1, 0.4, n)
+    lanes = rng.integers(1, 5, n)
+    curvature = rng.uniform(0, 1, n).round(3)
+    traffic = rng.uniform(0, 1, n).round(3)
+    speed = np.where(urban == 1, 50 - 15 * traffic - 10 * curvature,
+                     130 - 40 * traffic - 30 * curvature + 5 * lanes) + rng.normal(0, 5, n)
+    return pd.DataFrame({"urban": urban, "lanes": lanes, "curvature": curvature, "traffic": traffic,
+                         "advised_speed": np.minimum(speed, np.where(urban == 1, 50, 130)).clip(0).round(1)})
+
+
 RECIPE_TAGS = ("vegan", "vegetarian", "dairy_free", "gluten_free", "quick_prep")
 
 
@@ -519,4 +552,11 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
             "before this became policy: half of such patients are labelled 'no')",
             ("hold-out: labels that contradict the rule -> class (binary)",), "binary", ("urgent",), triage,
             positive="yes", domain={"spo2_pct": (70.0, 100.0)}, source="own generator"),
+    Problem("sales_tolerance", "today's sales stay within 50 of yesterday's (written with abs)",
+            ("session 12: a tolerance band written with abs (regression)",), "regression", ("sales_today",),
+            sales_tolerance, source="own generator"),
+    Problem("speed_cap", "the advised speed is at most 50 in town (urban = 1) and 130 elsewhere (urban = 0), "
+            "never negative", ("session 12: premises on the two values of a 0/1 column -> bound (regression)",
+                               "output range everywhere"), "regression", ("advised_speed",), speed_cap,
+            source="own generator"),
 ]}
