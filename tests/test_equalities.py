@@ -96,3 +96,16 @@ def test_the_band_the_hint_suggests_is_taken_by_the_clamps_and_certified(tmp_pat
     model = DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=2, seed=0).fit(rows)
     assert model.artifact_.method == "polytope"
     assert model.artifact_.certificate["verdict"] == "certified"
+
+
+def test_advise_names_the_equality_and_the_band(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+
+    rule, csv = tmp_path / "budget.smt2", tmp_path / "d.csv"
+    rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
+    _budget_rows().to_csv(csv, index=False)
+    result = CliRunner().invoke(main, ["advise", str(rule), str(csv), "--target", "housing,food,other"])
+    assert result.exit_code == 0, result.output
+    assert "note: assert(s) 1 state an equality on the outputs" in result.output and "must exceed" in result.output

@@ -44,3 +44,9 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
             click.echo(f"  {a.method:<{width}}  {a.reason}")
         if not group:
             click.echo("  (none)")
+    from deepsade.equalities import equality_hint
+    from deepsade.training.settings import TrainSettings
+
+    hint = equality_hint(spec, TrainSettings().output_margin, [scale for _, scale in data.encoding.output_affine()])
+    if hint:
+        click.echo(f"note: {hint}")
