@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import z3
 
-from deepsade.spec import Spec, distinct_subterms, free_constants
+from deepsade.spec import Spec, free_constants, is_linear, split_implication
 
 # the sequential clamps tighten each row by this many margins times its output coefficients (hardnet.SLACK_FACTOR)
 CLAMP_SLACK_FACTOR = 2
@@ -39,19 +39,43 @@ def output_equalities(spec: Spec, margin: float, output_scales: Sequence[Fractio
     """Every equality between numbers that mentions an output, in assert order; ``output_scales`` the raw units
     of one network output unit (the encoding's scale per output)."""
     found = []
+    outputs = set(spec.output_names)
     for a in spec.asserts:
-        for node in distinct_subterms(a.raw):
-            if not (z3.is_eq(node) and z3.is_arith(node.arg(0))):
-                continue
+        for node in _asserted_equalities(split_implication(a.raw, outputs)[1]):
             names = free_constants(node)
-            if not names & set(spec.output_names):
+            if not names & outputs:
                 continue
-            coefficients = _coefficients(node.arg(0) - node.arg(1), names)
+            coefficients = _coefficients(node.arg(0) - node.arg(1), names) if is_linear(node) else None
             floor = None if coefficients is None else float(
                 CLAMP_SLACK_FACTOR * Fraction(margin)
                 * sum(abs(coefficients[name]) * Fraction(output_scales[k])
                       for k, name in enumerate(spec.output_names) if name in coefficients))
             found.append(OutputEquality(a.index, " ".join(str(node).split()), floor))
+    return found
+
+
+def _asserted_equalities(formula: z3.BoolRef) -> list[z3.BoolRef]:
+    """The equalities between numbers the formula asserts (positive positions: not under an odd number of
+    ``not``s or in an implication's antecedent, where an equality only selects a case and needs no margin)."""
+    found, seen = [], set()
+
+    def walk(node: z3.ExprRef, positive: bool) -> None:
+        if (node.get_id(), positive) in seen:
+            return
+        seen.add((node.get_id(), positive))
+        if z3.is_eq(node) and z3.is_arith(node.arg(0)):
+            if positive:
+                found.append(node)
+        elif z3.is_not(node):
+            walk(node.arg(0), not positive)
+        elif z3.is_implies(node):
+            walk(node.arg(0), not positive)
+            walk(node.arg(1), positive)
+        elif z3.is_and(node) or z3.is_or(node):
+            for child in node.children():
+                walk(child, positive)
+
+    walk(formula, True)
     return found
 
 
@@ -84,7 +108,7 @@ def equality_hint(spec: Spec, margin: float, output_scales: Sequence[Fraction]) 
     equalities = output_equalities(spec, margin, output_scales)
     if not equalities:
         return None
-    which = ", ".join(sorted({str(e.assert_index + 1) for e in equalities}))
+    which = ", ".join(str(i + 1) for i in sorted({e.assert_index for e in equalities}))
     floors = [e.least_half_width for e in equalities if e.least_half_width is not None]
     band = (f"; the band's half-width must exceed {_round_up(max(floors))} (the margin in the equation's own "
             "units), and a few times that leaves the clamps room") if floors else ""

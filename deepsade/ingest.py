@@ -77,10 +77,11 @@ IDENTIFIER_MIN_ROWS = 20  # below this a text column unique per row may just be 
 
 
 def _is_identifier(series: pd.Series) -> bool:
-    """A text column holding a different value in every row (an id, a timestamp): as a default input it would
-    be one-hot into one input per row."""
-    return (not _is_numeric(series) and len(series) >= IDENTIFIER_MIN_ROWS
-            and series.nunique(dropna=False) == len(series))
+    """A text column whose present values all differ (an id, a timestamp) over at least IDENTIFIER_MIN_ROWS
+    rows: as a default input it would be one-hot into one input per row. Judged on the rows as read, before
+    missing values are dropped or imputed (an imputed id would repeat the mode and look categorical)."""
+    present = series.dropna()
+    return not _is_numeric(series) and len(present) >= IDENTIFIER_MIN_ROWS and present.is_unique
 
 
 def fit_encoding(
@@ -89,8 +90,11 @@ def fit_encoding(
     features: list[str] | None = None,
     task: str | None = None,
     positive: str | None = None,
+    identifiers: list[str] | None = None,
 ) -> Encoding:
-    """Decide roles and fit the encoding on ``frame`` (already free of missing values)."""
+    """Decide roles and fit the encoding on ``frame`` (already free of missing values). ``identifiers``: the
+    columns ``prepare`` left out of the default inputs as identifiers (recorded in the encoding)."""
+    identifiers = list(identifiers or [])
     if not targets:
         raise UserInputError("name at least one target column with --target")
     unknown = [c for c in targets + list(features or []) if c not in frame.columns]
@@ -101,16 +105,16 @@ def fit_encoding(
     if len(frame) < 2:
         raise UserInputError(f"only {len(frame)} usable row: at least 2 are needed to fit the scaling and the "
                              "domain box (min and max of every column)")
-    identifiers: list[str] = []
     if features is None:
         features = [c for c in frame.columns if c not in targets]
-        identifiers = [c for c in features if _is_identifier(frame[c])]
-        features = [c for c in features if c not in identifiers]
     overlap = set(features) & set(targets)
     if overlap:
         raise UserInputError(f"column(s) used both as input and target: {sorted(overlap)}")
     if not features:
-        raise UserInputError("no input columns left after removing the targets")
+        raise UserInputError("no input columns left after removing the targets"
+                             + (f" and the identifier column(s) {', '.join(map(repr, identifiers))} (text holding a "
+                                "different value in every row; name them with --features to use them)"
+                                if identifiers else ""))
     task = task or infer_task(frame, targets)
     if task not in TASKS:
         raise UserInputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -265,10 +269,11 @@ def prepare(
             f"unknown column(s): {', '.join(map(repr, unknown))}; the data has: {', '.join(map(str, frame.columns))}"
         )
     used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
+    identifiers = [c for c in used if _is_identifier(frame[c])] if features is None and encoding is None else []
+    used = [c for c in used if c not in identifiers]  # before missing values: a missing id costs no row
     frame, dropped, imputed = handle_missing(frame, used, list(targets), impute)
     if encoding is None:
-        encoding = fit_encoding(frame, list(targets), list(features) if features is not None else None, task,
-                                positive)
+        encoding = fit_encoding(frame, list(targets), used, task, positive, identifiers)
     if domain is None:
         domain = read_domain_override(domain_file, encoding) if domain_file else default_domain(encoding)
     raw_inputs = encoding.encode_inputs(frame)

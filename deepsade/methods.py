@@ -163,15 +163,20 @@ def _ite_hint(spec: Spec, indices) -> str:
     as its own assert with a premise, not the choice inside one assert."""
     import z3
 
-    from deepsade.spec import distinct_subterms
+    from deepsade.spec import distinct_subterms, free_constants
 
-    with_ite = [i for i in indices if any(z3.is_app(n) and n.decl().kind() == z3.Z3_OP_ITE
-                                          for n in distinct_subterms(spec.asserts[i].raw))]
+    outputs = set(spec.output_names)
+
+    def chooses_on_inputs(node) -> bool:  # an ite whose condition reads inputs only: a premise the clamps can gate
+        return (z3.is_app(node) and node.decl().kind() == z3.Z3_OP_ITE
+                and not free_constants(node.arg(0)) & outputs)
+
+    with_ite = [i for i in indices if any(chooses_on_inputs(n) for n in distinct_subterms(spec.asserts[i].raw))]
     if not with_ite:
         return ""
     return ("; assert(s) " + ", ".join(str(i + 1) for i in with_ite) + " choose a value with ite: written as one "
-            "assert per case, each with its own premise, e.g. (=> (= flag 1.0) (<= y 50.0)) and "
-            "(=> (= flag 0.0) (<= y 130.0)), the sequential clamps can take them at no latent-box cost")
+            "assert per case, each with its own premise on the inputs, e.g. (=> (= flag 1.0) (<= y 50.0)) and "
+            "(=> (= flag 0.0) (<= y 130.0)), the sequential clamps may take them (deepsade advise tells)")
 
 
 def _classifier_choice(spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """Probe: rule forms a practitioner writes that the fast paths did not take: equalities on the outputs (and
 the band ``train``'s hint suggests instead), and a tolerance written with ``abs``.
 
-Three generated problems, each trained as a new user would (``deepsade train`` with no hyper-parameter flag,
+Four generated problems, each trained as a new user would (``deepsade train`` with no hyper-parameter flag,
 then ``--method ffn`` on the same 75/25 split) and compared with ``deepsade evaluate`` on the held-out rows:
 
 - ``budget``: a household's housing, food and other spending from its income and size; the rule
@@ -156,7 +156,8 @@ def main() -> None:
             band = BUDGET_RULE.format(sum=f"(assert (<= (- (+ housing food other) income) {tol:g}))\n"
                                           f"(assert (>= (- (+ housing food other) income) (- {tol:g})))")
             rows += [equality, run(work, f"budget_band_{tol:g}", band, targets, "auto"),
-                     run(work, "budget_equality", band, targets, "ffn")]
+                     run(work, "budget_equality", BUDGET_RULE.format(sum="(assert (= (+ housing food other) "
+                                                                         "income))"), targets, "ffn")]
         elif name == "speed":
             targets = "advised_speed"
             with_ite = SPEED_RULE.format(cap="(assert (<= advised_speed (ite (= urban 1.0) 50.0 130.0)))")

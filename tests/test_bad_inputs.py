@@ -461,3 +461,16 @@ def test_a_categorical_column_with_many_values_gets_a_note():
     encoding = prepare(frame, ["y"]).encoding
     assert encoding.identifier_columns is None and len(encoding.categorical_levels["shop"]) > 100
     assert "categorical column(s) with many values, one input each: shop (" in encoding.identifier_columns_note()
+
+
+def test_an_identifier_is_judged_before_missing_values_and_named_when_nothing_else_is_left():
+    from deepsade.ingest import prepare
+
+    frame = _frame(60).drop(columns="label")
+    frame.insert(0, "cid", [f"C{i}" for i in range(60)])
+    frame.loc[3, "cid"] = None  # a missing id costs no row and does not make the column categorical
+    for impute in ("drop", "mode"):
+        data = prepare(frame, ["y"], impute=impute)
+        assert data.encoding.identifier_columns == ["cid"] and data.rows_dropped == 0 and data.n_rows == 60
+    with pytest.raises(UserInputError, match="identifier column.*'cid'.*--features"):
+        prepare(frame[["cid", "y"]], ["y"])

@@ -45,12 +45,24 @@ def test_equalities_on_outputs_are_found_with_the_band_the_clamps_need() -> None
     assert "assert(s) 1, 2" in hint and "state it as a band" in hint and "must exceed 2.1 " in hint
 
 
+def test_equalities_that_only_select_a_case_are_not_flagged_and_asserts_sort_as_numbers() -> None:
+    spec = parse_spec_text(DECLARE + """
+(assert (=> (= size 1.0) (<= food 400.0)))
+(assert (or (not (= food 0.0)) (<= housing 10.0)))
+(assert (=> (> housing 0.0) (= other 5.0)))
+""" + "(assert (>= housing 0.0))\n" * 7 + "(assert (= food 150.0))\n", ENCODING)
+    found = output_equalities(spec, 1e-4, [1, 1, 1])
+    assert [e.assert_index for e in found] == [2, 10]  # not the premise's (= size 1) nor the negated (= food 0)
+    assert "assert(s) 3, 11 state" in equality_hint(spec, 1e-4, [1, 1, 1])
+
+
 def test_a_rule_without_equalities_gets_no_hint_and_a_nonlinear_one_no_band() -> None:
     spec = parse_spec_text(DECLARE + "(assert (<= (+ housing food) income))\n", ENCODING)
     assert output_equalities(spec, 1e-4, [1, 1, 1]) == [] and equality_hint(spec, 1e-4, [1, 1, 1]) is None
-    spec = parse_spec_text(DECLARE + "(assert (= (* food size) 600.0))\n", ENCODING)
-    (found,) = output_equalities(spec, 1e-4, [1, 1, 1])
-    assert found.least_half_width is None
+    for nonlinear in ("(= (* food size) 600.0)", "(= (* food food) 4.0)", "(= other (ite (> size 2.0) food 0.0))"):
+        spec = parse_spec_text(DECLARE + f"(assert {nonlinear})\n", ENCODING)
+        (found,) = output_equalities(spec, 1e-4, [1, 1, 1])
+        assert found.least_half_width is None, nonlinear
     assert "must exceed" not in equality_hint(spec, 1e-4, [1, 1, 1])
 
 
@@ -86,10 +98,9 @@ def test_the_band_the_hint_suggests_is_taken_by_the_clamps_and_certified(tmp_pat
     rule = tmp_path / "budget.smt2"
     rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
     rows = _budget_rows()
-    try:
+    with pytest.raises(NoModelExists) as failure:
         DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=1, seed=0, solver_timeout=2.0).fit(rows)
-    except NoModelExists as exc:
-        floor = float(str(exc).split("must exceed ")[1].split(" ")[0])
+    floor = float(str(failure.value).split("must exceed ")[1].split(" ")[0])
     tol = 3 * floor
     rule.write_text(RULE.format(sum=f"(assert (<= (- (+ housing food other) income) {tol}))\n"
                                     f"(assert (>= (- (+ housing food other) income) (- {tol})))"), encoding="utf-8")

@@ -106,6 +106,20 @@ def test_a_comparison_with_abs_is_written_without_it(encoding, assertion, conjun
     assert (truth == expected).all()
 
 
+@pytest.mark.parametrize("assertion", [
+    "(not (<= (abs (- y x1)) 2.0))", "(=> (< (abs (- x1 5.0)) 1.0) (> y 0.0))", "(> 3.0 (abs (- (abs y) 1.0)))",
+    "(<= (abs y) (abs x1))", "(>= (abs y) (- 1.0))", "(distinct (< (abs y) 1.0) (> x1 2.0))",
+    "(let ((d (- y x1))) (<= (abs d) 2.0))", "(or (< (abs y) 1.0) (>= (abs (- y x1)) 4.0))"])
+def test_the_abs_rewrite_is_an_equivalence_in_every_position(encoding, assertion):
+    from deepsade.spec import rewrite_absolute_bounds, rewrite_disequalities
+
+    raw = z3.parse_smt2_string(DECLARE + f"(assert {assertion})\n")[0]
+    rewritten = rewrite_absolute_bounds(rewrite_disequalities(raw))
+    solver = z3.Solver()
+    solver.add(rewritten != raw)
+    assert solver.check() == z3.unsat
+
+
 def test_a_band_written_with_abs_goes_to_the_sequential_clamps(tmp_path, frame):
     csv, constraint, out = tmp_path / "d.csv", tmp_path / "rule.smt2", tmp_path / "m"
     frame.to_csv(csv, index=False)
