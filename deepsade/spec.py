@@ -109,7 +109,7 @@ class Assert:
     """One assert of the constraint file, as given and in scaled units."""
 
     index: int
-    text: str  # SMT-LIB of the assert, raw units
+    text: str  # SMT-LIB of the assert as written (before the equivalent rewrites), raw units
     raw: z3.BoolRef  # over the column-named constants
     scaled: z3.BoolRef  # over input_var / output_var
     premise: z3.BoolRef  # scaled, inputs only ('true' when the assert is not an implication)
@@ -170,6 +170,7 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
         raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
     for index, raw in enumerate(parsed):
         _check_formula_shape(raw, index)
+    as_written = list(parsed)  # the asserts' text as the user wrote them (macros expanded), for every report
     parsed = [rewrite_absolute_bounds(rewrite_disequalities(raw)) for raw in parsed]
 
     substitution = _scaling_substitution(encoding, inputs, outputs)
@@ -186,7 +187,7 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
         scaled = conclusion if z3.is_true(premise) else z3.Implies(premise, conclusion)
         asserts.append(Assert(
             index=index,
-            text=raw.sexpr(),
+            text=as_written[index].sexpr(),
             raw=raw,
             scaled=scaled,
             premise=premise,
