@@ -70,6 +70,14 @@ class Encoding:
                          + "; a value no training row held gets no input at prediction time")
         return "; ".join(parts) or None
 
+    def positive_class_note(self) -> str | None:
+        """For a binary target, one line naming the class a positive score means (None for other tasks)."""
+        if self.task != "binary" or not self.classes:
+            return None
+        negative, positive = self.classes
+        return (f"binary target {self.target_columns[0]!r}: positive class {positive!r}, negative {negative!r} "
+                f"(a rule's '> 0' on {self.output_names[0]} means {positive!r}); --positive chooses it")
+
     def constant_columns_note(self) -> str | None:
         """One line naming the feature columns left out for holding one value (None: none were)."""
         constant = self.constant_columns or {}

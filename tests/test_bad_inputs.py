@@ -474,3 +474,19 @@ def test_an_identifier_is_judged_before_missing_values_and_named_when_nothing_el
         assert data.encoding.identifier_columns == ["cid"] and data.rows_dropped == 0 and data.n_rows == 60
     with pytest.raises(UserInputError, match="identifier column.*'cid'.*--features"):
         prepare(frame[["cid", "y"]], ["y"])
+
+
+def test_train_names_the_positive_class_it_chose_when_none_was_given(tmp_path):
+    """A new user left out --positive on 'cancer'/'healthy' labels: the tool took 'healthy' as positive, so the
+    rule's '> 0' forced the opposite of what was meant, and nothing said so."""
+    frame = _frame().assign(label=lambda f: np.where(f["x2"] > 0, "cancer", "healthy"))
+    rule = "(declare-const x1 Real)(declare-const label Real)(assert (=> (> x1 9.0) (> label 0.0)))\n"
+    csv, constraint, out = _files(tmp_path, frame.drop(columns="y"), rule)
+    args = ["train", str(csv), "--constraint", str(constraint), "--target", "label", "--hidden", "4", "--epochs", "1",
+            "--quiet"]
+    chosen = _invoke(*args, "--out", str(out))
+    assert chosen.exit_code == 0, chosen.output
+    assert "binary target 'label': positive class 'healthy', negative 'cancer'" in chosen.stderr
+    given = _invoke(*args, "--positive", "cancer", "--out", str(tmp_path / "given"))
+    assert given.exit_code == 0, given.output
+    assert "positive class" not in given.stderr

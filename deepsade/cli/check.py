@@ -28,7 +28,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
     echo = click.echo
     echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
          + (f", {data.rows_imputed} imputed" if data.rows_imputed else "") + f"; task: {enc.task}")
-    for note in [enc.constant_columns_note(), enc.identifier_columns_note(), *spec.notes]:
+    for note in [enc.positive_class_note(), enc.constant_columns_note(), enc.identifier_columns_note(), *spec.notes]:
         if note:
             echo(f"note: {note}")
     bound_inputs = [n for n in spec.declared if n in enc.input_names]

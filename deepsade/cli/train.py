@@ -181,7 +181,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     method = estimator.method_
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
-    for note in [art.encoding.constant_columns_note(), art.encoding.identifier_columns_note(), *art.training.get("notes", [])]:
+    chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
+    for note in [chosen, art.encoding.constant_columns_note(), art.encoding.identifier_columns_note(),
+                 *art.training.get("notes", [])]:
         if note:
             click.echo(f"note: {note}", err=True)
     if art.training.get("method_choice"):
