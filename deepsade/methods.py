@@ -141,7 +141,8 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
     split = split_asserts(spec, low, high)
     if not (split.constructible or split.gated) or split.remaining:
         return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
-                          + " need the DeepSaDe trainer)" + _ite_hint(spec, split.remaining))
+                          + " need the DeepSaDe trainer)" + _ite_hint(spec, split.remaining)
+                          + _or_premise_hint(spec, split.remaining))
     from fractions import Fraction
 
     from deepsade.constructions.hardnet import SLACK_FACTOR
@@ -177,6 +178,22 @@ def _ite_hint(spec: Spec, indices) -> str:
     return ("; assert(s) " + ", ".join(str(i + 1) for i in with_ite) + " choose a value with ite: written as one "
             "assert per case, each with its own premise on the inputs, e.g. (=> (= flag 1.0) (<= y 50.0)) and "
             "(=> (= flag 0.0) (<= y 130.0)), the sequential clamps may take them (deepsade advise tells)")
+
+
+def _or_premise_hint(spec: Spec, indices) -> str:
+    """A hint for the asserts among ``indices`` whose premise (on inputs) is a disjunction: the clamps take each
+    disjunct as its own assert with the same conclusion."""
+    import z3
+
+    from deepsade.spec import split_implication
+
+    outputs = set(spec.output_names)
+    with_or = [i for i in indices if z3.is_or(split_implication(spec.asserts[i].raw, outputs)[0])]
+    if not with_or:
+        return ""
+    return ("; assert(s) " + ", ".join(str(i + 1) for i in with_or) + " have a premise joined with or: written as "
+            "one assert per alternative with the same conclusion, e.g. (=> (>= a 35.0) C) and (=> (>= b 120.0) C), "
+            "the sequential clamps may take them (deepsade advise tells)")
 
 
 def _classifier_choice(spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:

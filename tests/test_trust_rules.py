@@ -178,3 +178,19 @@ def test_auto_says_how_to_write_a_bound_chosen_with_ite_for_the_clamps(tmp_path)
                                        "--hidden", "6", "--epochs", "1", "--out", str(tmp_path / "m2")])
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "method auto: polytope" in result.output and "certificate: CERTIFIED" in result.output
+
+
+def test_auto_says_how_to_split_a_premise_joined_with_or(tmp_path, frame):
+    csv, constraint = tmp_path / "d.csv", tmp_path / "rule.smt2"
+    frame.to_csv(csv, index=False)
+    constraint.write_text(DECLARE + "(declare-const e3 Real)\n"
+                          "(assert (=> (or (>= x1 8.0) (>= e3 0.9)) (>= y 2.0)))\n")
+    args = ["train", str(csv), "--constraint", str(constraint), "--target", "y", "--hidden", "6", "--epochs", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "method auto: deepsade" in result.output and "premise joined with or" in result.output
+    constraint.write_text(DECLARE + "(declare-const e3 Real)\n"
+                          "(assert (=> (>= x1 8.0) (>= y 2.0)))\n(assert (=> (>= e3 0.9) (>= y 2.0)))\n")
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "m2")])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "method auto: polytope" in result.output and "premise joined with or" not in result.output
