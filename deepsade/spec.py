@@ -250,17 +250,23 @@ def rewrite_disequalities(expr: z3.BoolRef) -> z3.BoolRef:
         elif kind == z3.Z3_OP_EQ and z3.is_bool(node.arg(0)):
             result = z3.And(*[z3.Or(z3.And(children[0], c), z3.And(z3.Not(children[0]), z3.Not(c)))
                               for c in children[1:]])
-        elif all(new.eq(old) for new, old in zip(children, node.children(), strict=True)):
-            result = node  # unchanged: keep z3's own term (some, like a unary '/', cannot be rebuilt)
         else:
-            try:
-                result = node.decl()(*children)
-            except z3.Z3Exception:  # a term z3 cannot rebuild: keep it as written (the rewrite is optional)
-                result = node
+            result = _rebuilt(node, children)
         cache[key] = result
         return result
 
     return walk(expr)
+
+
+def _rebuilt(node: z3.ExprRef, children: list[z3.ExprRef]) -> z3.ExprRef:
+    """``node`` over rewritten ``children``: ``node`` itself when none changed (z3's own term; some, like a unary
+    '/', cannot be rebuilt) or when z3 cannot rebuild it (the rewrites are optional)."""
+    if all(new.eq(old) for new, old in zip(children, node.children(), strict=True)):
+        return node
+    try:
+        return node.decl()(*children)
+    except z3.Z3Exception:
+        return node
 
 
 def rewrite_absolute_bounds(expr: z3.BoolRef) -> z3.BoolRef:
@@ -293,12 +299,7 @@ def rewrite_absolute_bounds(expr: z3.BoolRef) -> z3.BoolRef:
                 else:
                     result = z3.Or(above[kind](t, right), above[kind](-t, right))
         elif z3.is_app(node) and node.num_args() and z3.is_bool(node):
-            children = [walk(c) for c in node.children()]
-            if not all(new.eq(old) for new, old in zip(children, node.children(), strict=True)):
-                try:
-                    result = node.decl()(*children)
-                except z3.Z3Exception:  # a term z3 cannot rebuild: keep it as written (the rewrite is optional)
-                    result = node
+            result = _rebuilt(node, [walk(c) for c in node.children()])
         cache[key] = result
         return result
 
