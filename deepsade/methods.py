@@ -141,8 +141,7 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
     split = split_asserts(spec, low, high)
     if not (split.constructible or split.gated) or split.remaining:
         return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
-                          + " need the DeepSaDe trainer)" + _ite_hint(spec, split.remaining)
-                          + _or_premise_hint(spec, split.remaining))
+                          + " need the DeepSaDe trainer)")
     from fractions import Fraction
 
     from deepsade.constructions.hardnet import SLACK_FACTOR
@@ -157,43 +156,6 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
                           + " need the DeepSaDe trainer)")
     return "polytope", ("auto: polytope (sequential clamps take every assert, so the guarantee costs no "
                         "latent box; --method deepsade trains DeepSaDe instead)")
-
-
-def _ite_hint(spec: Spec, indices) -> str:
-    """A hint for the asserts among ``indices`` that choose a value with ``ite``: the clamps take each case
-    as its own assert with a premise, not the choice inside one assert."""
-    import z3
-
-    from deepsade.spec import distinct_subterms, free_constants
-
-    outputs = set(spec.output_names)
-
-    def chooses_on_inputs(node) -> bool:  # an ite whose condition reads inputs only: a premise the clamps can gate
-        return (z3.is_app(node) and node.decl().kind() == z3.Z3_OP_ITE
-                and not free_constants(node.arg(0)) & outputs)
-
-    with_ite = [i for i in indices if any(chooses_on_inputs(n) for n in distinct_subterms(spec.asserts[i].raw))]
-    if not with_ite:
-        return ""
-    return ("; assert(s) " + ", ".join(str(i + 1) for i in with_ite) + " choose a value with ite: written as one "
-            "assert per case, each with its own premise on the inputs, e.g. (=> (= flag 1.0) (<= y 50.0)) and "
-            "(=> (= flag 0.0) (<= y 130.0)), the sequential clamps may take them (deepsade advise tells)")
-
-
-def _or_premise_hint(spec: Spec, indices) -> str:
-    """A hint for the asserts among ``indices`` whose premise (on inputs) is a disjunction: the clamps take each
-    disjunct as its own assert with the same conclusion."""
-    import z3
-
-    from deepsade.spec import split_implication
-
-    outputs = set(spec.output_names)
-    with_or = [i for i in indices if z3.is_or(split_implication(spec.asserts[i].raw, outputs)[0])]
-    if not with_or:
-        return ""
-    return ("; assert(s) " + ", ".join(str(i + 1) for i in with_or) + " have a premise joined with or: written as "
-            "one assert per alternative with the same conclusion, e.g. (=> (>= a 35.0) C) and (=> (>= b 120.0) C), "
-            "the sequential clamps may take them (deepsade advise tells)")
 
 
 def _classifier_choice(spec: Spec, train: TabularData, settings: TrainSettings) -> tuple[str, str]:
@@ -227,7 +189,7 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
 
     spec, train, val, settings = job.spec, job.train, job.val, job.settings
     vacuous = vacuous_asserts(spec, *train.domain.scaled_exact(train.encoding))
-    if len(vacuous) == len(spec.asserts):
+    if len(vacuous) == spec.n_written:
         raise UserInputError(
             "no assert's premise holds anywhere in the domain box, so the constraint would enforce nothing "
             "(values are raw units: check them, or widen the box with --domain)")

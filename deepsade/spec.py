@@ -117,10 +117,16 @@ class Assert:
     inputs: list[int]  # input indices mentioned
     outputs: list[int]  # output indices mentioned
     linear: bool
+    case_of: int | None = None  # the index of the assert as written that this one is a case of (deepsade.cases)
 
     @property
     def has_premise(self) -> bool:
         return not z3.is_true(self.premise)
+
+    @property
+    def written_index(self) -> int:
+        """The index of the assert as written in the constraint file that this assert comes from."""
+        return self.index if self.case_of is None else self.case_of
 
 
 @dataclass
@@ -133,6 +139,11 @@ class Spec:
     asserts: list[Assert]
     declared: dict[str, str]
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_written(self) -> int:
+        """How many asserts the constraint file holds (one split into cases counts once)."""
+        return len({a.written_index for a in self.asserts})
 
     @property
     def mapped_features(self) -> list[int]:
@@ -170,24 +181,39 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
         raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
     for index, raw in enumerate(parsed):
         _check_formula_shape(raw, index)
-    as_written = list(parsed)  # the asserts' text as the user wrote them (macros expanded), for every report
+    as_written = [raw.sexpr() for raw in parsed]  # the asserts' text as the user wrote them (macros expanded)
     parsed = [rewrite_absolute_bounds(rewrite_disequalities(raw)) for raw in parsed]
-
-    substitution = _scaling_substitution(encoding, inputs, outputs)
-    asserts = []
     for index, raw in enumerate(parsed):
-        names = free_constants(raw)
-        mentioned_outputs = sorted(outputs[n] for n in names if n in outputs)
-        if not mentioned_outputs:
+        if not free_constants(raw) & set(outputs):
             raise UserInputError(
                 f"assert {index + 1} ({_short(raw)}) mentions no output: it restricts the data, not the model"
             )
+    # (raw, text, case_of): the asserts as written, and after them the further cases of any assert split into
+    # cases, so that every assert keeps its number (its first case takes it)
+    written, further, notes = [], [], list(source.notes)
+    for index, raw in enumerate(parsed):
+        cases = _cases(raw, encoding, set(outputs))
+        if cases is None:
+            written.append((raw, as_written[index], None))
+            continue
+        written.append((cases[0], cases[0].sexpr(), index))
+        numbers = [index + 1] + [len(parsed) + len(further) + k + 1 for k in range(len(cases) - 1)]
+        further.extend((case, case.sexpr(), index) for case in cases[1:])
+        notes.append(f"assert {index + 1} states {len(cases)} cases (a premise joined with or, or a value chosen "
+                     f"with ite on inputs): it is checked as asserts {', '.join(map(str, numbers))}, one per case, "
+                     "which together say exactly what it says")
+
+    substitution = _scaling_substitution(encoding, inputs, outputs)
+    asserts = []
+    for index, (raw, text, case_of) in enumerate(written + further):
+        names = free_constants(raw)
+        mentioned_outputs = sorted(outputs[n] for n in names if n in outputs)
         raw_premise, raw_conclusion = split_implication(raw, set(outputs))
         premise, conclusion = (z3.simplify(z3.substitute(e, *substitution)) for e in (raw_premise, raw_conclusion))
         scaled = conclusion if z3.is_true(premise) else z3.Implies(premise, conclusion)
         asserts.append(Assert(
             index=index,
-            text=as_written[index].sexpr(),
+            text=text,
             raw=raw,
             scaled=scaled,
             premise=premise,
@@ -195,9 +221,22 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
             inputs=sorted(inputs[n] for n in names if n in inputs),
             outputs=mentioned_outputs,
             linear=is_linear(raw),
+            case_of=case_of,
         ))
     return Spec(source, list(encoding.input_names), list(encoding.output_names), asserts,
-                dict(source.declared), source.notes)
+                dict(source.declared), tuple(notes))
+
+
+def _cases(raw: z3.BoolRef, encoding: Encoding, output_names: set[str]) -> list[z3.BoolRef] | None:
+    """The assert as one implication per case (deepsade.cases), for a regression rule; None to keep it whole.
+
+    Only regression rules are split: the classifier constructions (score clamps, label repair) take a premise
+    joined with or as it is, and their committed results were made with the rules whole."""
+    if encoding.task != "regression":
+        return None
+    from deepsade.cases import split_cases
+
+    return split_cases(raw, output_names)
 
 
 # Bounds on each assert once define-fun macros are expanded: the file's own size and nesting are bounded
@@ -345,19 +384,24 @@ def _check_formula_shape(expr: z3.ExprRef, index: int) -> None:
 def vacuous_asserts(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
                     timeout_s: float = 10.0) -> list[int]:
     """Indices of asserts whose premise holds nowhere in the (scaled) domain box: they constrain nothing there,
-    which usually means a unit slip (raw units are expected) or a rule meant for inputs outside the data."""
-    vacuous = []
+    which usually means a unit slip (raw units are expected) or a rule meant for inputs outside the data.
+
+    An assert split into cases (deepsade.cases) is named once, by its first case, and only when none of its
+    cases holds anywhere: a case that cannot happen (``flag > 1`` for a 0/1 flag) is no slip of the user's."""
+    holds_somewhere: dict[int, bool] = {}
     for a in spec.asserts:
         if not a.has_premise:
+            holds_somewhere[a.written_index] = True
+            continue
+        if holds_somewhere.get(a.written_index):
             continue
         solver = z3.Solver()
         solver.set("timeout", int(timeout_s * 1000))
         for j in a.inputs:
             solver.add(input_var(j) >= rational(Fraction(low[j])), input_var(j) <= rational(Fraction(high[j])))
         solver.add(a.premise)
-        if solver.check() == z3.unsat:
-            vacuous.append(a.index)
-    return vacuous
+        holds_somewhere[a.written_index] = solver.check() != z3.unsat
+    return sorted(i for i, holds in holds_somewhere.items() if not holds)
 
 
 def parse_spec_text(text: str, encoding: Encoding) -> Spec:

@@ -59,11 +59,15 @@ def test_equalities_that_only_select_a_case_are_not_flagged_and_asserts_sort_as_
 def test_a_rule_without_equalities_gets_no_hint_and_a_nonlinear_one_no_band() -> None:
     spec = parse_spec_text(DECLARE + "(assert (<= (+ housing food) income))\n", ENCODING)
     assert output_equalities(spec, 1e-4, [1, 1, 1]) == [] and equality_hint(spec, 1e-4, [1, 1, 1]) is None
-    for nonlinear in ("(= (* food size) 600.0)", "(= (* food food) 4.0)", "(= other (ite (> size 2.0) food 0.0))"):
+    for nonlinear in ("(= (* food size) 600.0)", "(= (* food food) 4.0)", "(= other (ite (> food 2.0) food 0.0))"):
         spec = parse_spec_text(DECLARE + f"(assert {nonlinear})\n", ENCODING)
         (found,) = output_equalities(spec, 1e-4, [1, 1, 1])
         assert found.least_half_width is None, nonlinear
     assert "must exceed" not in equality_hint(spec, 1e-4, [1, 1, 1])
+    # a value chosen with ite on an input is one linear equality per case (deepsade.cases), each with its band
+    spec = parse_spec_text(DECLARE + "(assert (= other (ite (> size 2.0) food 0.0)))\n", ENCODING)
+    found = output_equalities(spec, 1e-4, [1, 1, 1])
+    assert len(found) == 2 and all(e.least_half_width is not None for e in found)
 
 
 def _budget_rows(n: int = 240) -> pd.DataFrame:

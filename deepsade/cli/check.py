@@ -49,6 +49,8 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
     echo("asserts:")
     for a in spec.asserts:
         shape = "P => Q" if a.has_premise else "Q"
+        if a.case_of is not None:
+            shape += f", a case of assert {a.case_of + 1} as written"
         kind = "linear" if a.linear else "non-linear"
         text = " ".join(a.text.split())
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")

@@ -1,0 +1,118 @@
+"""One assert that states several cases, written as one assert per case: an exact equivalence.
+
+A practitioner writes "if the applicant is young or new, the limit is at most 500" as one premise joined with
+``or``, and "the limit is 50 in town and 130 outside" as a bound chosen with ``ite``. Both are a conjunction
+of implications, one per case::
+
+    (=> (or A B) C)              is   (=> A C) and (=> B C)
+    (=> P (<= y (ite c a b)))    is   (=> (and P c) (<= y a)) and (=> (and P (not c)) (<= y b))
+
+(``c`` reads inputs only). The sequential clamps take a conjunction of linear inequalities over the inputs as
+a premise gate, so once split such a rule trains at an unconstrained network's cost instead of going to
+DeepSaDe with one wide premise. Each case's premise is put in disjunctive normal form, negations pushed down
+to the comparisons, so that every case is a conjunction of comparisons.
+
+Cases that never hold in the domain box (``flag > 1`` for a 0/1 flag, from the ``not`` of ``flag = 1``)
+constrain nothing and are kept: the domain is not known when the rule is read.
+"""
+
+from __future__ import annotations
+
+import z3
+
+from deepsade.spec import distinct_subterms, free_constants, split_implication
+
+# more cases than this and the assert is kept as written: a premise in conjunctive form can have exponentially
+# many disjuncts, and each case costs a premise gate
+MAX_CASES = 16
+
+# the comparison that is the negation of each; called as methods of the left side, since Python's ``a < b``
+# tries ``b > a`` first when ``b`` is a number literal (a subclass), which prints the sides swapped
+_NEGATED = {z3.Z3_OP_LE: z3.ArithRef.__gt__, z3.Z3_OP_LT: z3.ArithRef.__ge__,
+            z3.Z3_OP_GE: z3.ArithRef.__lt__, z3.Z3_OP_GT: z3.ArithRef.__le__}
+
+
+class _TooManyCases(Exception):
+    pass
+
+
+def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | None:
+    """The assert ``expr`` as one implication per case (their conjunction is equivalent to ``expr``), or None
+    when it states one case only, when it would take more than ``MAX_CASES``, or when a case would mention
+    no output (a condition on the data, not on the model)."""
+    premise, conclusion = split_implication(expr, output_names)
+    try:
+        choices = _choices(conclusion, output_names)
+        cases = [(conjunct, chosen) for condition, chosen in choices
+                 for conjunct in _disjuncts(z3.And(premise, condition) if condition is not None else premise)]
+    except _TooManyCases:
+        return None
+    if len(cases) <= 1:
+        return None
+    split = []
+    for conjuncts, chosen in cases:
+        if not free_constants(chosen) & output_names:
+            return None
+        literals = [c for c in conjuncts if not z3.is_true(c)]
+        if any(z3.is_false(c) for c in literals):
+            continue  # a case whose premise is false as written states nothing
+        premise_of_case = z3.And(*literals) if len(literals) > 1 else (literals[0] if literals else None)
+        split.append(chosen if premise_of_case is None else z3.Implies(premise_of_case, chosen))
+    return split if len(split) > 1 else None
+
+
+def _choices(conclusion: z3.BoolRef, output_names: set[str]) -> list[tuple[z3.BoolRef | None, z3.BoolRef]]:
+    """``conclusion`` with every numeric ``ite`` whose condition reads inputs only resolved: one (condition,
+    conclusion) pair per combination of branches taken (condition None: no ite to resolve)."""
+    pending, done = [(None, conclusion)], []
+    while pending:
+        condition, term = pending.pop()
+        choice = next((n for n in distinct_subterms(term) if _is_input_choice(n, output_names)), None)
+        if choice is None:
+            done.append((condition, term))
+            continue
+        test = choice.arg(0)
+        for branch, holds in ((choice.arg(1), test), (choice.arg(2), z3.Not(test))):
+            pending.append((holds if condition is None else z3.And(condition, holds),
+                            z3.substitute(term, (choice, branch))))
+        if len(pending) + len(done) > MAX_CASES:
+            raise _TooManyCases
+    return done[::-1]
+
+
+def _is_input_choice(node: z3.ExprRef, output_names: set[str]) -> bool:
+    return (z3.is_app(node) and node.decl().kind() == z3.Z3_OP_ITE and z3.is_arith(node)
+            and not free_constants(node.arg(0)) & output_names)
+
+
+def _disjuncts(premise: z3.BoolRef, negate: bool = False) -> list[list[z3.BoolRef]]:
+    """``premise`` (or its negation) in disjunctive normal form: a list of conjunctions of comparisons (and
+    any other Boolean term kept whole), negations pushed down to the comparisons."""
+    kind = premise.decl().kind() if z3.is_app(premise) else None
+    if kind == z3.Z3_OP_NOT:
+        return _disjuncts(premise.arg(0), not negate)
+    if kind == z3.Z3_OP_IMPLIES:  # a => b is (not a) or b
+        return _disjuncts(z3.Or(z3.Not(premise.arg(0)), premise.arg(1)), negate)
+    if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR):
+        parts = [_disjuncts(c, negate) for c in premise.children()]
+        if (kind == z3.Z3_OP_OR) != negate:  # a disjunction: the cases of each part
+            cases = [case for part in parts for case in part]
+        else:  # a conjunction: one case per choice of a case in each part
+            cases = [[]]
+            for part in parts:
+                cases = [case + more for case in cases for more in part]
+                if len(cases) > MAX_CASES:
+                    raise _TooManyCases
+        if len(cases) > MAX_CASES:
+            raise _TooManyCases
+        return cases
+    if not negate:
+        return [[premise]]
+    if kind in _NEGATED:
+        return [[_NEGATED[kind](premise.arg(0), premise.arg(1))]]
+    if kind == z3.Z3_OP_EQ and z3.is_arith(premise.arg(0)):  # a != b: a < b or a > b
+        left, right = premise.arg(0), premise.arg(1)
+        return [[z3.ArithRef.__lt__(left, right)], [z3.ArithRef.__gt__(left, right)]]
+    if z3.is_true(premise) or z3.is_false(premise):
+        return [[z3.BoolVal(z3.is_false(premise))]]
+    return [[z3.Not(premise)]]
