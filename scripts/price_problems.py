@@ -559,4 +559,11 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
             "never negative", ("session 12: premises on the two values of a 0/1 column -> bound (regression)",
                                "output range everywhere"), "regression", ("advised_speed",), speed_cap,
             source="own generator"),
+    # session 13: rule forms that state several cases in one assert (deepsade.cases splits them)
+    Problem("diabetes_or", "BMI >= 35 or blood pressure >= 110: progression is at least 120",
+            ("session 13: a premise joined with or -> bound (regression)",), "regression", ("progression",),
+            diabetes, source="sklearn load_diabetes (raw units)"),
+    Problem("speed_cap_ite", "the advised speed is at most (ite urban 50 130), never negative: speed_cap's rule "
+            "in one assert", ("session 13: a bound chosen with ite on a 0/1 column (regression)",), "regression",
+            ("advised_speed",), speed_cap, source="own generator"),
 ]}
