@@ -38,8 +38,8 @@ class _TooManyCases(Exception):
 
 def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | None:
     """The assert ``expr`` as one implication per case (their conjunction is equivalent to ``expr``), or None
-    when it states one case only, when it would take more than ``MAX_CASES``, or when a case would mention
-    no output (a condition on the data, not on the model)."""
+    when it states one case only, when it would take more than ``MAX_CASES``, when a case would mention
+    no output (a condition on the data, not on the model), or when z3 does not prove the split equivalent."""
     premise, conclusion = split_implication(expr, output_names)
     try:
         choices = _choices(conclusion, output_names)
@@ -58,7 +58,18 @@ def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | 
             continue  # a case whose premise is false as written states nothing
         premise_of_case = z3.And(*literals) if len(literals) > 1 else (literals[0] if literals else None)
         split.append(chosen if premise_of_case is None else z3.Implies(premise_of_case, chosen))
-    return split if len(split) > 1 else None
+    if len(split) <= 1 or not _equivalent(expr, z3.And(*split)):
+        return None
+    return split
+
+
+def _equivalent(a: z3.BoolRef, b: z3.BoolRef, timeout_ms: int = 5000) -> bool:
+    """z3 proves ``a`` and ``b`` equivalent over the reals (every certificate reads the cases, so the split is
+    checked each time it is made, not only trusted; not proven in time: the assert is kept whole)."""
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    solver.add(a != b)
+    return solver.check() == z3.unsat
 
 
 def _choices(conclusion: z3.BoolRef, output_names: set[str]) -> list[tuple[z3.BoolRef | None, z3.BoolRef]]:

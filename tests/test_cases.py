@@ -101,3 +101,11 @@ def test_classifier_rules_are_kept_whole(frame):
     spec = parse_spec_text("(declare-const x Real)(declare-const label Real)"
                            "(assert (=> (or (> x 8.0) (< x 1.0)) (> label 0.0)))", encoding)
     assert len(spec.asserts) == 1 and spec.asserts[0].case_of is None
+
+
+def test_a_split_z3_cannot_prove_equivalent_is_not_made(monkeypatch):
+    import deepsade.cases as cases
+
+    expr = _read("(=> (or (>= a 3.0) (< b 1.0)) (>= y 2.0))")
+    monkeypatch.setattr(cases, "_disjuncts", lambda premise, negate=False: [[premise.children()[0]], [z3.BoolVal(True)]])
+    assert split_cases(expr, OUTPUTS) is None  # (a >= 3 => C) and C is stronger than the assert: refused
