@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import z3
 
-from deepsade.spec import distinct_subterms, free_constants, split_implication
+from deepsade.terms import distinct_subterms, free_constants, split_implication
 
 # more cases than this and the assert is kept as written: a premise in conjunctive form can have exponentially
 # many disjuncts, and each case costs a premise gate

@@ -195,6 +195,9 @@ class _ConstrainedTraining(BaseEstimator):
             if choice:
                 art.training["method_choice"] = choice
             art.training.update(rows)
+            # the rows the weights were fitted on and those kept aside for validation, the same for every method
+            art.training.setdefault("train_rows", train.n_rows)
+            art.training.setdefault("val_rows", 0 if val is None else val.n_rows)
             return art
 
         self.checkpoint_kept_: Path | None = None

@@ -46,11 +46,16 @@ def quality_metrics(task: str, targets: np.ndarray, outputs: np.ndarray, encodin
         raw_out = encoding.outputs_to_raw(outputs)
         raw_true = encoding.outputs_to_raw(targets)
         if len(raw_out) == 0:
-            return {"mse": None, "mse_per_target": None}
+            return {"mse": None, "mse_per_target": None, "r2_per_target": None}
         per_target = ((raw_out - raw_true) ** 2).mean(axis=0)
         names = output_names or [str(k) for k in range(len(per_target))]
+        # R^2 per target: scale-free, so a worse small-scale target shows where the raw mean over targets
+        # is dominated by a large-scale one (None: fewer than two rows, or a constant target)
+        spread = ((raw_true - raw_true.mean(axis=0)) ** 2).mean(axis=0)
+        r2 = [1.0 - m / v if len(raw_true) > 1 and v > 0 else None for m, v in zip(per_target, spread, strict=True)]
         return {"mse": float(per_target.mean()),
-                "mse_per_target": {name: float(v) for name, v in zip(names, per_target, strict=True)}}
+                "mse_per_target": {name: float(v) for name, v in zip(names, per_target, strict=True)},
+                "r2_per_target": {name: None if v is None else float(v) for name, v in zip(names, r2, strict=True)}}
     if task == "binary":
         predicted = np.asarray(outputs)[:, 0] > 0
         return {"accuracy": _mean_or_none(predicted == (targets.reshape(-1) > 0.5))}

@@ -9,7 +9,7 @@ in scaled units holds in raw units and vice versa. Variables of the scaled formu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +22,7 @@ from deepsade.errors import UserInputError
 from deepsade.numbers import z3_rational
 from deepsade.semantics import evaluate
 from deepsade.smtlib import ConstraintSource, read_constraint_file, read_constraint_text
+from deepsade.terms import distinct_subterms, free_constants, split_implication  # noqa: F401 (imported from here too)
 
 
 def input_var(j: int) -> z3.ArithRef:
@@ -36,25 +37,6 @@ def output_var(k: int) -> z3.ArithRef:
 
 # The one conversion lives in deepsade.numbers; this name stays for the modules that import it from here.
 rational = z3_rational
-
-
-def distinct_subterms(expr: z3.ExprRef) -> Iterator[z3.ExprRef]:
-    """Every distinct node of ``expr`` once (formulas are DAGs: shared subterms are not revisited)."""
-    seen: set[int] = set()
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        yield node
-        stack.extend(node.children())
-
-
-def free_constants(expr: z3.ExprRef) -> set[str]:
-    """Names of the uninterpreted constants in ``expr``."""
-    return {node.decl().name() for node in distinct_subterms(expr)
-            if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED}
 
 
 _LINEAR_OPS = {z3.Z3_OP_ADD, z3.Z3_OP_SUB, z3.Z3_OP_UMINUS, z3.Z3_OP_TO_REAL}
@@ -450,15 +432,3 @@ def _scaling_substitution(encoding: Encoding, inputs: dict, outputs: dict) -> li
         offset, scale = encoding.output_affine()[k]
         pairs.append((z3.Real(name), rational(offset) + rational(scale) * output_var(k)))
     return pairs
-
-
-def split_implication(expr: z3.BoolRef, output_names: set[str]) -> tuple[z3.BoolRef, z3.BoolRef]:
-    """``P => Q`` with P free of ``output_names`` -> (P, Q); nested implications merge their premises.
-
-    An assert of another shape is (true, assert)."""
-    premises: list[z3.BoolRef] = []
-    while z3.is_implies(expr) and not (free_constants(expr.arg(0)) & output_names):
-        premises.append(expr.arg(0))
-        expr = expr.arg(1)
-    premise = z3.And(*premises) if len(premises) > 1 else (premises[0] if premises else z3.BoolVal(True))
-    return premise, expr

@@ -56,6 +56,13 @@ def test_regression_mse_in_raw_units_and_corrected():
     assert m["mse_per_target_corrected"]["y2"] == pytest.approx(26.5)
     assert m["mse_corrected"] == pytest.approx(13.5)
     assert m["constraint_accuracy"] == pytest.approx(2 / 3) and m["violating_rows"] == 1
+    # R^2 per target, scale-free: y1's small error is a good fit, y2's a poor one (sklearn's definition)
+    from sklearn.metrics import r2_score
+
+    truth = frame[["y1", "y2"]].to_numpy()
+    expected = r2_score(truth, raw_predictions, multioutput="raw_values")
+    assert [m["r2_per_target"][n] for n in ("y1", "y2")] == pytest.approx(expected.tolist())
+    assert m["r2_per_target_corrected"] == {"y1": pytest.approx(1 - 0.5 / 4), "y2": pytest.approx(1 - 26.5 / 1)}
 
 
 def test_multilabel_coherent_flattened_jaccard():

@@ -60,8 +60,10 @@ def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) 
         if key in metrics:
             echo(f"{label}: {_format(metrics[key])}  corrected: {_format(metrics[key + '_corrected'])}")
     if "mse_per_target" in metrics and metrics["mse_per_target"]:
+        r2, r2_corrected = metrics.get("r2_per_target") or {}, metrics.get("r2_per_target_corrected") or {}
         for name, value in metrics["mse_per_target"].items():
-            echo(f"  MSE {name}: {value:.6g}  corrected: {_format((metrics['mse_per_target_corrected'] or {}).get(name))}")
+            echo(f"  MSE {name}: {value:.6g}  corrected: {_format((metrics['mse_per_target_corrected'] or {}).get(name))}"
+                 f"  (R^2 {_format(r2.get(name))}, corrected {_format(r2_corrected.get(name))})")
     echo(f"constraint accuracy (predictions satisfying every assert): {_format(metrics['constraint_accuracy'])}")
     echo(f"rows whose prediction violates the constraint: {metrics['violating_rows']}"
          f" (per assert: {', '.join(map(str, metrics['violations_per_assert']))})")

@@ -179,8 +179,10 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     art = estimator.artifact_
     summary = estimator.data_summary_
     method = estimator.method_
+    held_out = art.training.get("val_rows", 0)
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
-               f"({summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
+               f"({f'{held_out} more held out for validation, ' if held_out else ''}"
+               f"{summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
     chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
     for note in [chosen, art.encoding.constant_columns_note(), art.encoding.identifier_columns_note(),
                  *art.training.get("notes", [])]:
