@@ -94,3 +94,13 @@ def test_the_float32_rounding_bound_is_small_on_the_data_box_and_warned_about_on
         "3e6", "3000000.0"), encoding), encoding, wide, 1e-4)
     assert "more than the margin" in certificate["warning"]
     assert "warning" not in certify_model(model, spec, encoding, default_domain(encoding), 1e-4)
+
+
+def test_the_float32_warning_says_first_whether_float64_evaluation_is_covered():
+    from deepsade.float_error import rounding_warning
+
+    covered = rounding_warning(0.115, 1e-4)  # float64 bound ~2e-10: predict and the default export are covered
+    assert covered.startswith("deepsade predict and deepsade export's default ONNX graph evaluate this model in "
+                              "float64, which the certificate covers") and "0.115" in covered
+    uncovered = rounding_warning(1e6, 1e-6)  # float64 bound ~2e-3 > margin: neither is covered, and it says so
+    assert "which the certificate covers" not in uncovered and "a float64 one by up to 0.00186" in uncovered
