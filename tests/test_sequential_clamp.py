@@ -303,6 +303,15 @@ def test_advise_says_where_the_clamps_apply():
     assert loan.guarantees and "1 premise gate(s)" in loan.reason  # its premise is a box: a gate takes it
     nonlinear = _advice(MIXED_RULES.replace("(assert (<= a 1.0))", ""), _mixed_frame(80, 0), ["a", "b"])
     assert not nonlinear.guarantees and "assert 1" in nonlinear.reason
+    # a premise on outputs blocks the clamps: advise names it, not the input premise a gate would take
+    rng = np.random.default_rng(0)
+    alarms = pd.DataFrame({"temp": rng.uniform(20, 120, 80), "hot": rng.integers(0, 2, 80),
+                           "due": rng.integers(0, 2, 80)})
+    blocked = _advice("(declare-const temp Real)(declare-const hot Real)(declare-const due Real)"
+                      "(assert (=> (>= temp 100.0) (> hot 0.0)))(assert (=> (> hot 0.0) (> due 0.0)))",
+                      alarms, ["hot", "due"], task="multilabel")
+    assert not blocked.guarantees and blocked.reason.endswith("assert 2's premise reads output(s) hot: premise "
+                                                              "gates read inputs only")
 
 
 @pytest.mark.parametrize(("rules", "targets", "paper", "expected"), [

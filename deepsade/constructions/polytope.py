@@ -33,11 +33,15 @@ from deepsade.linear import NotLinear, atom_from_comparison
 from deepsade.numbers import z3_numeral_or_none, z3_rational
 from deepsade.regions import InputRegion, input_regions
 from deepsade.spec import Spec, conjunction_atoms, input_var, is_linear, output_var
+from deepsade.terms import free_constants
 
 POLYTOPE = "sequential clamps"
 # a gated row whose excess over the unconditional rows is unbounded is relaxed, away from its premise, enough to
 # admit every output within this many data ranges of the training targets (scaled units [-8, 9])
 IMPLICIT_OUTPUT_REACH = Fraction(8)
+
+
+_GATES_ONLY_WITH_ALL = "premise gates are built only when they take every assert with a premise"
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
     linear inequalities on the outputs."""
     taken, gated, rest, ratio, reasons = [], [], [], [], {}
     regions = input_regions(spec, low, high) if low is not None else {}
+    outputs = set(spec.output_names)
     for a in spec.asserts:
         try:
             _atoms(a, POLYTOPE)
@@ -139,6 +144,12 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
             continue
         except NotApplicable as exc:
             reasons[a.index] = str(exc)
+        premise_outputs = sorted(free_constants(a.raw.arg(0)) & outputs) if z3.is_implies(a.raw) else []
+        if premise_outputs:  # the reason, rather than what the ratio bounds below would say about it
+            rest.append(a.index)
+            reasons[a.index] = (f"assert {a.index + 1}'s premise reads output(s) {', '.join(premise_outputs)}: "
+                                "premise gates read inputs only")
+            continue
         if low is not None and not a.has_premise:
             try:
                 split_comparisons(a, POLYTOPE, low, high)
@@ -156,6 +167,7 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                            "a premise gate" for i in ratio})
         rest, ratio = sorted(rest + ratio), []
     if rest:  # gates only when they take every premise assert: otherwise DeepSaDe keeps them all
+        reasons.update({i: f"{_GATES_ONLY_WITH_ALL} (assert {rest[0] + 1} is not)" for i in gated})
         rest, gated = sorted(rest + gated), []
     return SplitRule(tuple(sorted(taken + ratio)), tuple(rest), {i: reasons[i] for i in rest + gated}, tuple(gated),
                      tuple(ratio))
@@ -383,11 +395,13 @@ def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], e
 
 
 def no_polytope_reason(split: SplitRule) -> str:
-    """Why the clamps take nothing: no assert is a conjunction of linear inequalities on the outputs, without a
-    premise or behind a premise a gate takes, in one line naming the first assert's reason."""
-    first = (list(split.remaining) + list(split.gated))[0]
-    return (f"{POLYTOPE} need at least one assert that is a conjunction of linear inequalities on the outputs, "
-            "without a premise or behind a premise that is a box or linear inequalities over the inputs; "
+    """Why the clamps take nothing, in one line naming an assert that blocks them (not one they would take if
+    the others allowed it)."""
+    candidates = list(split.remaining) + list(split.gated)
+    first = next((i for i in candidates if not split.reasons.get(i, "").startswith(_GATES_ONLY_WITH_ALL)),
+                 candidates[0])
+    return (f"{POLYTOPE} take asserts that are conjunctions of linear inequalities on the outputs, without a "
+            "premise or behind a premise that is a box or linear inequalities over the inputs: "
             f"{split.reasons.get(first, f'assert {first + 1} is not one')}")
 
 
