@@ -6,6 +6,7 @@ of implications, one per case::
 
     (=> (or A B) C)              is   (=> A C) and (=> B C)
     (=> P (<= y (ite c a b)))    is   (=> (and P c) (<= y a)) and (=> (and P (not c)) (<= y b))
+    (and (=> A C1) (=> B C2))    is   (=> A C1) and (=> B C2)
 
 (``c`` reads inputs only). The sequential clamps take a conjunction of linear inequalities over the inputs as
 a premise gate, so once split such a rule trains at an unconstrained network's cost instead of going to
@@ -40,26 +41,52 @@ def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | 
     """The assert ``expr`` as one implication per case (their conjunction is equivalent to ``expr``), or None
     when it states one case only, when it would take more than ``MAX_CASES``, when a case would mention
     no output (a condition on the data, not on the model), or when z3 does not prove the split equivalent."""
-    premise, conclusion = split_implication(expr, output_names)
     try:
-        choices = _choices(conclusion, output_names)
-        cases = [(conjunct, chosen) for condition, chosen in choices
-                 for conjunct in _disjuncts(z3.And(premise, condition) if condition is not None else premise)]
+        split = [case for part in _rules(expr, output_names) for case in _cases(part, output_names)]
     except _TooManyCases:
         return None
-    if len(cases) <= 1:
+    if len(split) <= 1 or len(split) > MAX_CASES or any(not free_constants(c) & output_names for c in split):
         return None
+    if not _equivalent(expr, z3.And(*split)):
+        return None
+    return split
+
+
+def _rules(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
+    """``expr`` as the rules a conjunction in its conclusion holds, when one of them states cases of its own
+    (``(and (=> A C1) (=> B C2))`` is two rules); else ``[expr]``: a plain conjunction of comparisons such as
+    ``(and (>= y 0.0) (<= y 30.0))`` stays one assert, as the clamps take it."""
+    premise, conclusion = split_implication(expr, output_names)
+    if not (z3.is_and(conclusion) and any(_states_cases(c, output_names) for c in conclusion.children())):
+        return [expr]
+    parts = [rule for child in conclusion.children() for rule in _rules(child, output_names)]
+    return parts if z3.is_true(premise) else [z3.Implies(premise, rule) for rule in parts]
+
+
+def _states_cases(expr: z3.BoolRef, output_names: set[str]) -> bool:
+    """Whether ``expr`` has a premise on inputs, an ``ite`` on inputs, or a conjunct that does."""
+    premise, conclusion = split_implication(expr, output_names)
+    if not z3.is_true(premise) or any(_is_input_choice(n, output_names) for n in distinct_subterms(conclusion)):
+        return True
+    return z3.is_and(conclusion) and any(_states_cases(c, output_names) for c in conclusion.children())
+
+
+def _cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
+    """One rule as one implication per case: its input ``ite`` choices resolved, its premise in disjunctive
+    normal form (a rule of one case comes back as it is)."""
+    premise, conclusion = split_implication(expr, output_names)
+    choices = _choices(conclusion, output_names)
+    cases = [(conjunct, chosen) for condition, chosen in choices
+             for conjunct in _disjuncts(z3.And(premise, condition) if condition is not None else premise)]
+    if len(cases) <= 1:
+        return [expr]
     split = []
     for conjuncts, chosen in cases:
-        if not free_constants(chosen) & output_names:
-            return None
         literals = [c for c in conjuncts if not z3.is_true(c)]
         if any(z3.is_false(c) for c in literals):
             continue  # a case whose premise is false as written states nothing
         premise_of_case = z3.And(*literals) if len(literals) > 1 else (literals[0] if literals else None)
         split.append(chosen if premise_of_case is None else z3.Implies(premise_of_case, chosen))
-    if len(split) <= 1 or not _equivalent(expr, z3.And(*split)):
-        return None
     return split
 
 

@@ -31,6 +31,8 @@ def _read(assertion: str) -> z3.BoolRef:
     ("(<= y (ite (= a 1.0) 50.0 130.0))", 3),
     ("(=> (>= b 2.0) (<= (+ y (ite (> a 0.5) z 0.0)) (ite (<= c 1.0) 10.0 (* 2.0 c))))", 4),
     ("(=> (or (>= a 3.0) (>= b 3.0)) (<= y (ite (> c 0.0) 1.0 2.0)))", 4),
+    ("(and (=> (>= a 3.0) (>= y 2.0)) (=> (< b 1.0) (<= z 0.0)) (>= y -5.0))", 3),  # rules in one assert
+    ("(=> (> c 0.0) (and (=> (or (>= a 3.0) (>= b 3.0)) (>= y 2.0)) (<= y 9.0)))", 3),
 ])
 def test_the_cases_together_say_exactly_what_the_assert_says(assertion, n_cases):
     expr = _read(assertion)
@@ -47,6 +49,8 @@ def test_the_cases_together_say_exactly_what_the_assert_says(assertion, n_cases)
 @pytest.mark.parametrize("assertion", [
     "(=> (and (>= a 3.0) (< b 1.0)) (>= y 2.0))",  # one case only
     "(<= y 4.0)",
+    "(and (>= y 0.0) (<= y 30.0))",  # a plain conjunction of comparisons: the clamps take it as one assert
+    "(and (and (>= y 0.0) (<= y 3.0)) (>= z -1.0))",
     "(<= y (ite (> z 0.0) 1.0 2.0))",  # the ite reads an output: a choice of the model, not a case of the data
     "(=> (> a 0.0) (or (>= y 1.0) (<= y -1.0)))",  # a disjunction in the conclusion is no case split
     "(<= 3.0 (ite (> a 0.0) y 5.0))",  # the case a <= 0 says 3 <= 5: it mentions no output
