@@ -149,8 +149,11 @@ class Spec:
             return np.stack([np.broadcast_to(evaluate(a.scaled, env), (n,)) for a in self.asserts], axis=1)
 
 
-def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spec:
-    """Parse a constraint file (path or already-read source) and bind its names to the encoding."""
+def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases: bool = True) -> Spec:
+    """Parse a constraint file (path or already-read source) and bind its names to the encoding.
+
+    ``cases=False`` keeps every assert whole (no ``deepsade.cases`` split): for a check independent of the
+    split, such as ``scripts/attack_certified.py --whole-asserts``; every command uses the default."""
     if not isinstance(source, ConstraintSource):
         source = read_constraint_file(source)
     inputs = {name: j for j, name in enumerate(encoding.input_names)}
@@ -174,14 +177,14 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding) -> Spe
     # cases, so that every assert keeps its number (its first case takes it)
     written, further, notes = [], [], list(source.notes)
     for index, raw in enumerate(parsed):
-        cases = _cases(raw, encoding, set(outputs))
-        if cases is None:
+        split = _cases(raw, encoding, set(outputs)) if cases else None
+        if split is None:
             written.append((raw, as_written[index], None))
             continue
-        written.append((cases[0], cases[0].sexpr(), index))
-        numbers = [index + 1] + [len(parsed) + len(further) + k + 1 for k in range(len(cases) - 1)]
-        further.extend((case, case.sexpr(), index) for case in cases[1:])
-        notes.append(f"assert {index + 1} states {len(cases)} cases (a premise joined with or, or a value chosen "
+        written.append((split[0], split[0].sexpr(), index))
+        numbers = [index + 1] + [len(parsed) + len(further) + k + 1 for k in range(len(split) - 1)]
+        further.extend((case, case.sexpr(), index) for case in split[1:])
+        notes.append(f"assert {index + 1} states {len(split)} cases (a premise joined with or, or a value chosen "
                      f"with ite on inputs): it is checked as asserts {', '.join(map(str, numbers))}, one per case, "
                      "which together say exactly what it says")
 
@@ -386,8 +389,8 @@ def vacuous_asserts(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction
     return sorted(i for i, holds in holds_somewhere.items() if not holds)
 
 
-def parse_spec_text(text: str, encoding: Encoding) -> Spec:
-    return parse_spec(read_constraint_text(text), encoding)
+def parse_spec_text(text: str, encoding: Encoding, cases: bool = True) -> Spec:
+    return parse_spec(read_constraint_text(text), encoding, cases)
 
 
 def _short(expr: z3.ExprRef, limit: int = 80) -> str:

@@ -113,3 +113,11 @@ def test_a_split_z3_cannot_prove_equivalent_is_not_made(monkeypatch):
     expr = _read("(=> (or (>= a 3.0) (< b 1.0)) (>= y 2.0))")
     monkeypatch.setattr(cases, "_disjuncts", lambda premise, negate=False: [[premise.children()[0]], [z3.BoolVal(True)]])
     assert split_cases(expr, OUTPUTS) is None  # (a >= 3 => C) and C is stronger than the assert: refused
+
+
+def test_the_split_can_be_turned_off_for_an_independent_check(frame):
+    encoding = prepare(frame, ["y"]).encoding
+    text = "(declare-const flag Real)(declare-const y Real)(assert (<= y (ite (= flag 1.0) 50.0 130.0)))"
+    assert len(parse_spec_text(text, encoding).asserts) == 3
+    whole = parse_spec_text(text, encoding, cases=False)
+    assert len(whole.asserts) == 1 and whole.asserts[0].case_of is None and not whole.notes
