@@ -127,3 +127,19 @@ def test_no_note_when_every_label_keeps_the_rule():
         "2 label(s) (2 training) contradict the rule; the network predicts the rule's answer there whatever it "
         "learns, and was trained towards that answer; 1 label(s) name a class the rule excludes on their row; "
         "they were kept as they are")
+
+
+def test_labels_on_a_strict_premise_edge_are_counted_apart_from_contradictions():
+    model = _clamped_network(DENY_RULE, ["approved"], ["approved"], "binary")
+    # score = 0.3 is the edge of 'score < 0.3': the rule allows approval there, but the clamp (continuous, and
+    # forcing denial arbitrarily close) denies it too
+    x = torch.tensor([[0.1, 0.5], [0.3, 0.5], [0.9, 0.5]])
+    labels = torch.tensor([1.0, 1.0, 1.0])
+    allowed = torch.tensor([False, True, True])
+    result = rule_labels(model, "binary", x, labels, allowed)
+    assert result.targets.tolist() == [0.0, 0.0, 1.0] and (result.changed, result.beside) == (2, 1)
+    from deepsade.constructions.rule_labels import rule_labels_note
+
+    note = rule_labels_note(result, None)
+    assert note.startswith("1 label(s) (1 training) contradict the rule;")
+    assert "1 label(s) (1 training) the rule allows lie next to a premise" in note

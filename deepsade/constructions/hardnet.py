@@ -129,7 +129,12 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
     if rule_labelled:
         from deepsade.constructions.rule_labels import rule_labels, rule_labels_note
 
-        train_labels, val_labels = rule_labels(model, task, x, y), rule_labels(model, task, val_x, val_y)
+        def allowed(data) -> torch.Tensor:  # rows whose label the rule allows
+            truth = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
+            return torch.as_tensor(truth.all(axis=1))
+
+        train_labels = rule_labels(model, task, x, y, allowed(train))
+        val_labels = rule_labels(model, task, val_x, val_y, allowed(selection))
         y, val_y = train_labels.targets, val_labels.targets
         details = {**details, "rule_labels": {"train": train_labels.summary(),
                                               "validation" if val is not None else "selection": val_labels.summary()}}

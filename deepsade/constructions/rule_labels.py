@@ -31,13 +31,20 @@ class RuleLabels:
     targets: torch.Tensor
     changed: int
     ambiguous: int
+    beside: int = 0  # of the changed, labels the rule allows: rows next to a premise, where the layer decides too
 
     def summary(self) -> dict[str, int]:
-        return {"changed": self.changed, "ambiguous": self.ambiguous}
+        return {"changed": self.changed, "ambiguous": self.ambiguous, "beside_premise": self.beside}
 
 
-def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets: torch.Tensor) -> RuleLabels:
-    """``targets`` (class indices, or 0/1 per output) passed through ``model.clamp`` as scores at ``inputs``."""
+def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets: torch.Tensor,
+                allowed: torch.Tensor | None = None) -> RuleLabels:
+    """``targets`` (class indices, or 0/1 per output) passed through ``model.clamp`` as scores at ``inputs``.
+
+    ``allowed``: per row, whether the rule allows its label (``Spec.evaluate_raw``). A changed label the rule
+    allows lies next to a premise, not in it: on a strict bound's edge (``calls = 3`` for ``calls < 3``) every
+    continuous network gives the rule's answer, since it gives it arbitrarily close; or in the premise gate's
+    band beyond. Those are counted apart (``beside``), so the note does not call them contradictions."""
     if task == "regression":
         raise ValueError("rule labels are for classifiers; a regression target is not a score")
     with torch.no_grad():
@@ -50,12 +57,18 @@ def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets
             unique = (clamped == top).sum(dim=1) == 1
             answer = torch.where(unique, clamped.argmax(dim=1), labels)
             changed = answer != labels
-            return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), int((~unique).sum()))
+            return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), int((~unique).sum()),
+                              _beside(changed, allowed))
         labels = targets.reshape(len(inputs), -1).to(inputs.dtype)
         clamped = model.clamp((2 * labels - 1) * LABEL_SCORE, inputs)
         answer = (clamped > 0).to(inputs.dtype)
         changed = (answer != labels).any(dim=1)
-        return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), 0)
+        return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), 0,
+                          _beside(changed, allowed))
+
+
+def _beside(changed: torch.Tensor, allowed: torch.Tensor | None) -> int:
+    return 0 if allowed is None else int((changed & torch.as_tensor(allowed, dtype=torch.bool)).sum())
 
 
 def rule_labels_note(train: RuleLabels, validation: RuleLabels | None) -> str | None:
@@ -64,10 +77,17 @@ def rule_labels_note(train: RuleLabels, validation: RuleLabels | None) -> str | 
     parts_of = [("training", train)] + ([("validation", validation)] if validation is not None else [])
     changed, ambiguous = sum(r.changed for _, r in parts_of), sum(r.ambiguous for _, r in parts_of)
     parts = []
-    if changed:
-        where = ", ".join(f"{r.changed} {name}" for name, r in parts_of)
-        parts.append(f"{changed} label(s) ({where}) contradict the rule; the network predicts the rule's answer "
-                     "there whatever it learns, and was trained towards that answer")
+    beside = sum(r.beside for _, r in parts_of)
+    if changed - beside:
+        where = ", ".join(f"{r.changed - r.beside} {name}" for name, r in parts_of)
+        parts.append(f"{changed - beside} label(s) ({where}) contradict the rule; the network predicts the rule's "
+                     "answer there whatever it learns, and was trained towards that answer")
+    if beside:
+        where = ", ".join(f"{r.beside} {name}" for name, r in parts_of)
+        parts.append(f"{beside} label(s) ({where}) the rule allows lie next to a premise (on the edge of a strict "
+                     "bound, x = 3 for x < 3, or just beyond it): a continuous network gives the rule's answer there "
+                     "too, since it gives it arbitrarily close, so they were trained towards that answer as well "
+                     "(a premise with room, x <= 2 for whole numbers, leaves such rows free)")
     if ambiguous:
         parts.append(f"{ambiguous} label(s) name a class the rule excludes on their row; they were kept as they are")
     return "; ".join(parts) or None
