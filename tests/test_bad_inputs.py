@@ -208,7 +208,7 @@ def test_nan_and_inf_rows_are_dropped_and_counted(tmp_path):
     assert "76 rows used, 4 dropped for missing values" in result.output
     trained = _invoke("train", str(csv), "--constraint", str(constraint), *TRAIN, "--out", str(out))
     assert trained.exit_code == 0, trained.output
-    assert "(4 dropped for missing values)" in trained.output and (out / artifact.MODEL_FILE).exists()
+    assert "(8 more held out for validation, 4 dropped for missing values)" in trained.output and (out / artifact.MODEL_FILE).exists()
 
 
 def test_unwritable_output_folder_fails_before_training(tmp_path, monkeypatch):
