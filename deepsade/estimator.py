@@ -35,7 +35,13 @@ from deepsade.prediction import predictions_frame
 from deepsade.smtlib import read_constraint_file, read_constraint_text
 from deepsade.spec import Spec, parse_spec
 from deepsade.training.lifecycle import run_with_checkpoints
-from deepsade.training.settings import OPTIMIZERS, TrainSettings, default_batch_size, default_patience
+from deepsade.training.settings import (
+    OPTIMIZERS,
+    NoModelExists,
+    TrainSettings,
+    default_batch_size,
+    default_patience,
+)
 
 
 def maxsmt_choices() -> tuple[str, ...]:
@@ -185,12 +191,18 @@ class _ConstrainedTraining(BaseEstimator):
         resume_dir = self._resume_directory()
         start = time.perf_counter()
 
+        if method.certifies:  # a rule no model can keep: said before any training
+            _refuse_contradictions(spec, train)
+
         def run(checkpoint_dir: Path | None) -> artifact_io.ModelArtifact:
             job = TrainingJob(method=name, spec=spec, train=train, val=val, settings=settings,
                               constraint_text=constraint_text, options=dict(self.baseline_options or {}),
                               progress=self.progress, checkpoint_dir=checkpoint_dir,
                               checkpoint_every=self.checkpoint_every, resume=resume_dir is not None)
-            art = method.train(job)
+            try:
+                art = method.train(job)
+            except NoModelExists as exc:  # say which method failed, and whether the rule itself is why
+                raise NoModelExists(_no_model_message(str(exc), choice, spec, train)) from exc
             art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
             if choice:
                 art.training["method_choice"] = choice
@@ -421,3 +433,26 @@ class DeepSaDe(_ConstrainedTraining):
                     method=art.method)
         model.artifact_ = art
         return model
+
+
+def _refuse_contradictions(spec: Spec, train: TabularData) -> None:
+    """A UserInputError when two asserts contradict each other somewhere in the domain box (no model at all can
+    keep the rule; ``deepsade.conflicts``)."""
+    from deepsade.conflicts import find_conflicts
+
+    overlaps = [c for c in find_conflicts(spec, train.encoding, *train.domain.scaled_exact(train.encoding))
+                if not c.boundary]
+    if overlaps:
+        raise UserInputError("the rule cannot hold: " + "; ".join(c.describe() for c in overlaps[:3])
+                             + " (deepsade check lists every such pair)")
+
+
+def _no_model_message(message: str, choice: str, spec: Spec, train: TabularData) -> str:
+    """The trainer's 'no model' message with the method auto chose, and the asserts whose premises meet at a
+    boundary with no output for both (no network is certified there), when there are."""
+    from deepsade.conflicts import find_conflicts
+
+    found = find_conflicts(spec, train.encoding, *train.domain.scaled_exact(train.encoding))
+    why = "; ".join(c.describe() for c in found[:3])
+    return message + (f" [{choice}]" if choice else "") + (
+        f". The rule itself is why (a longer --solver-timeout will not help): {why}" if why else "")

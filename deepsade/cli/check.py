@@ -59,3 +59,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
             echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
                  "(values are raw units)")
     echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")
+    from deepsade.conflicts import find_conflicts
+
+    for conflict in find_conflicts(spec, enc, *data.domain.scaled_exact(enc)):
+        echo(f"warning: {conflict.describe()}")

@@ -47,8 +47,9 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
             return narrowed
     if failing:
         raise NotApplicable(f"{SCORE_CLAMPS} do not keep assert(s) {', '.join(str(i + 1) for i in failing)} for "
-                            "every score (where premises overlap, a later clamp can undo an earlier one: the "
-                            "clauses contradict each other there, or each moves a score the other compares with)")
+                            "every score (where premises overlap, or meet at a boundary within a gate's band, a later "
+                            "clamp can undo an earlier one: the clauses contradict each other there, or each moves "
+                            "a score the other compares with)")
     return program
 
 
