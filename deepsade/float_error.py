@@ -65,14 +65,18 @@ def rounding_warning(rounding: float, margin: float) -> str:
 
     ``deepsade predict`` and the ONNX graph ``deepsade export`` writes by default for such a model evaluate in
     float64, whose bound is 2^-29 of float32's (unit roundoff 2^-53 against 2^-24): said first when that is
-    within the margin, since that is the case most users are in."""
+    within the margin, since that is the case most users are in. Both numbers are in network units (scores, or
+    targets scaled to their training range). A larger ``--margin`` is suggested only while the bound is small
+    beside that range: a margin of the bound's size would leave the outputs no room."""
+    units = ("network units: scores, or targets scaled to their training range; a worst case over the whole "
+             "domain box, usually far above what a float32 runtime shows")
+    fix = "narrow the domain" + (f", or train with --margin {rounding * 1.1:.2g} or more" if rounding <= 0.05 else "")
     float64 = rounding * 2.0 ** -29
     if float64 <= margin:
         return (f"deepsade predict and deepsade export's default ONNX graph evaluate this model in float64, which "
-                f"the certificate covers; a float32 runtime may differ from it by up to {rounding:.3g} per output, "
-                f"more than the margin {margin:g}, so its predictions that close to a rule's boundary are not "
-                "covered (narrow the domain, or train with a larger --margin)")
+                f"the certificate covers; a float32 runtime may differ from it by up to {rounding:.3g} per output "
+                f"({units}), more than the margin {margin:g}, so its predictions that close to a rule's boundary "
+                f"are not covered ({fix})")
     return (f"on this domain a float32 forward pass may differ from the certified network by up to {rounding:.3g} "
-            f"per output and a float64 one by up to {float64:.3g}, more than the margin {margin:g}: predictions "
-            "within that distance of a rule's boundary are not covered (narrow the domain, or train with a larger "
-            "--margin)")
+            f"per output and a float64 one by up to {float64:.3g} ({units}), more than the margin {margin:g}: "
+            f"predictions within that distance of a rule's boundary are not covered ({fix})")

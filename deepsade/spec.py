@@ -401,23 +401,26 @@ def _short(expr: z3.ExprRef, limit: int = 80) -> str:
 def _check_declarations(source: ConstraintSource, encoding: Encoding, inputs: dict, outputs: dict) -> None:
     wrong_sort = [f"{n} ({s})" for n, s in source.declared.items() if s != "Real"]
     if wrong_sort:
+        categorical = [n for n, s in source.declared.items() if s != "Real" and n in encoding.categorical_levels]
+        hint = "".join(f"; '{n}' is categorical: its one-hot inputs are Reals named |{n}=VALUE| (1 for the row's "
+                       f"value, 0 otherwise), e.g. |{n}={encoding.categorical_levels[n][0]}|" for n in categorical)
         raise UserInputError(
-            f"declare these as Real (the network computes over the reals): {', '.join(wrong_sort)}"
+            f"declare these as Real (the network computes over the reals): {', '.join(wrong_sort)}{hint}"
         )
     unknown = [n for n in source.declared if n not in inputs and n not in outputs]
     if unknown:
         hints = []
         for name in unknown:
             if name in encoding.target_columns and encoding.task == "multiclass":
-                hints.append(f"'{name}' is a multiclass target: name its scores as |{name}=CLASS|")
+                hints.append(f"'{name}' is a multiclass target: name its scores as |{name}=CLASS|.")
             elif name in encoding.categorical_levels:
-                hints.append(f"'{name}' is categorical: name its one-hot inputs as |{name}=VALUE|")
+                hints.append(f"'{name}' is categorical: name its one-hot inputs as |{name}=VALUE|.")
             elif name.split("=", 1)[0] in (encoding.identifier_columns or []):
                 hints.append(f"'{name.split('=', 1)[0]}' held a different value in every row, so it was left out of "
-                             "the inputs as an identifier: name it with --features to use it")
+                             "the inputs as an identifier: name it with --features to use it.")
             elif name in (encoding.constant_columns or {}):
                 hints.append(f"'{name}' holds one value ({encoding.constant_columns[name]}) in every row, so it was "
-                             "left out of the inputs: give rows where it varies, or drop it from the rule")
+                             "left out of the inputs: give rows where it varies, or drop it from the rule.")
         raise UserInputError(
             f"constraint declares name(s) that are neither inputs nor outputs: {', '.join(map(repr, unknown))}. "
             + (" ".join(hints) + " " if hints else "")

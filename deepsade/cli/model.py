@@ -20,7 +20,8 @@ def print_certificate(certificate: dict) -> None:
                + (f" (margin {certificate['margin']:g}, checked in {certificate.get('seconds', 0):.2f}s)"
                   if "margin" in certificate else ""))
     for entry in certificate.get("asserts", []):
-        click.echo(f"  assert {entry['assert']}: {entry['result']}  {entry['text'][:90]}")
+        text = entry["text"]
+        click.echo(f"  assert {entry['assert']}: {entry['result']}  {text if len(text) <= 90 else text[:87] + '...'}")
         if entry.get("violating_input_raw"):
             click.echo(f"    violating input (raw units, evaluated exactly): {entry['violating_input_raw']}")
         elif entry.get("skip_inputs_raw"):
