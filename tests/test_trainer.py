@@ -89,16 +89,27 @@ def test_certified_model_has_no_violation_where_unconstrained_has_some(task):
     assert _violations(free, spec, points) > 0  # the sampling can find violations: the test can fail
 
 
-def test_contradictory_constraints_exit_2(tmp_path):
+def test_contradictory_constraints_exit_2(tmp_path, monkeypatch):
     frame, _, targets, _ = _frame("regression", n=60)
     csv = tmp_path / "d.csv"
     frame.to_csv(csv, index=False)
     rule = tmp_path / "c.smt2"
     rule.write_text("(declare-const x1 Real)(declare-const y Real)(assert (<= y (- x1 1)))(assert (>= y x1))")
-    result = run_cli("train", str(csv), "--constraint", str(rule), "--target", "y", "--epochs", "1",
-                     "--hidden", "4", "--out", str(tmp_path / "m"), "--quiet")
+    args = ["train", str(csv), "--constraint", str(rule), "--target", "y", "--epochs", "1", "--hidden", "4",
+            "--out", str(tmp_path / "m"), "--quiet", "--method", "deepsade"]
+    result = run_cli(*args)
     assert result.returncode == 2, result.stderr
-    assert "cannot all hold on the domain" in result.stderr
+    assert "the rule cannot hold: asserts 1 and 2 contradict each other" in result.stderr  # before training
+    assert not (tmp_path / "m").exists()
+    # a contradiction the pairwise search does not find (it searches pairs only): the trainer's own check
+    from click.testing import CliRunner
+
+    import deepsade.conflicts
+    from deepsade.cli import main
+
+    monkeypatch.setattr(deepsade.conflicts, "find_conflicts", lambda *a, **k: [])
+    unsearched = CliRunner().invoke(main, args)
+    assert unsearched.exit_code == 2 and "cannot all hold on the domain" in unsearched.output
     assert not (tmp_path / "m").exists()
 
 
