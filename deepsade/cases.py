@@ -26,6 +26,7 @@ from deepsade.terms import distinct_subterms, free_constants, split_implication
 # more cases than this and the assert is kept as written: a premise in conjunctive form can have exponentially
 # many disjuncts, and each case costs a premise gate
 MAX_CASES = 16
+EQUIVALENCE_RLIMIT = 2_000_000  # z3 resource units for proving a split equivalent (deterministic)
 
 # the comparison that is the negation of each; called as methods of the left side, since Python's ``a < b``
 # tries ``b > a`` first when ``b`` is a number literal (a subclass), which prints the sides swapped
@@ -57,18 +58,33 @@ def _rules(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
     (``(and (=> A C1) (=> B C2))`` is two rules); else ``[expr]``: a plain conjunction of comparisons such as
     ``(and (>= y 0.0) (<= y 30.0))`` stays one assert, as the clamps take it."""
     premise, conclusion = split_implication(expr, output_names)
-    if not (z3.is_and(conclusion) and any(_states_cases(c, output_names) for c in conclusion.children())):
+    conjuncts = _conjuncts(conclusion)
+    if len(conjuncts) == 1 or not any(_states_cases(c, output_names) for c in conjuncts):
         return [expr]
-    parts = [rule for child in conclusion.children() for rule in _rules(child, output_names)]
+    parts: list[z3.BoolRef] = []
+    for conjunct in conjuncts:
+        parts.extend(_rules(conjunct, output_names))
+        if len(parts) > MAX_CASES:
+            raise _TooManyCases
     return parts if z3.is_true(premise) else [z3.Implies(premise, rule) for rule in parts]
 
 
+def _conjuncts(expr: z3.BoolRef) -> list[z3.BoolRef]:
+    """The conjuncts of nested ``and``s, in order (``expr`` itself when it is no conjunction)."""
+    found, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if z3.is_and(node):
+            stack.extend(reversed(node.children()))
+        else:
+            found.append(node)
+    return found
+
+
 def _states_cases(expr: z3.BoolRef, output_names: set[str]) -> bool:
-    """Whether ``expr`` has a premise on inputs, an ``ite`` on inputs, or a conjunct that does."""
+    """Whether ``expr`` (no conjunction) has a premise on inputs or an ``ite`` on inputs in its conclusion."""
     premise, conclusion = split_implication(expr, output_names)
-    if not z3.is_true(premise) or any(_is_input_choice(n, output_names) for n in distinct_subterms(conclusion)):
-        return True
-    return z3.is_and(conclusion) and any(_states_cases(c, output_names) for c in conclusion.children())
+    return not z3.is_true(premise) or any(_is_input_choice(n, output_names) for n in distinct_subterms(conclusion))
 
 
 def _cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
@@ -90,11 +106,16 @@ def _cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
     return split
 
 
-def _equivalent(a: z3.BoolRef, b: z3.BoolRef, timeout_ms: int = 5000) -> bool:
+def _equivalent(a: z3.BoolRef, b: z3.BoolRef) -> bool:
     """z3 proves ``a`` and ``b`` equivalent over the reals (every certificate reads the cases, so the split is
-    checked each time it is made, not only trusted; not proven in time: the assert is kept whole)."""
+    checked each time it is made, not only trusted; not proven: the assert is kept whole).
+
+    Bounded by z3's resource limit, not by time, so that whether an assert is split never depends on how busy
+    the machine is (``train`` and a later ``certify`` must read the same asserts); a linear rule takes about a
+    thousandth of it, a nonlinear one that exhausts it about half a second. The time limit is a backstop."""
     solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
+    solver.set("rlimit", EQUIVALENCE_RLIMIT)
+    solver.set("timeout", 60_000)
     solver.add(a != b)
     return solver.check() == z3.unsat
 

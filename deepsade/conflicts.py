@@ -3,17 +3,24 @@
 Two ways a practitioner's rules leave no model to find:
 
 - **overlap**: both premises hold at an input where no output satisfies both conclusions ("proline >= 1100:
-  barolo" and "OD280 <= 2: never barolo", with a wine that has both). No model at all keeps the rule.
-- **boundary**: the premises never hold together but meet at a boundary ("proline >= 1100: barolo" and
-  "proline < 1100 and ...: never barolo"). Any model that keeps the rule must jump there; a network is
-  continuous, so no network keeps it with a margin. Found as premises that hold at two inputs at most
-  ``REACH`` apart (scaled units, a millionth of each input's range) with no output satisfying both
-  conclusions: a network would need a slope of margin / ``REACH`` there.
+  barolo" and "OD280 <= 2: never barolo", with a wine that has both). No model keeps the rule on the box.
+- **boundary**: the premises never hold together but meet ("proline >= 1100: barolo" and "proline < 1100
+  and ...: never barolo"). At an input ``x0`` where one premise holds and the other's closure does (strict
+  comparisons made non-strict), a continuous network's output is the limit of outputs that satisfy the
+  second conclusion, so it must satisfy the first conclusion and the closure of the second at once; when no
+  output does, no network keeps the rule. A point of the second premise within ``REACH`` of ``x0`` (scaled
+  units, a millionth of each input's range) is asked for as well, so a closure wider than the premise's
+  (a degenerate premise) reports nothing.
 
-Each pair is one z3 query over the inputs with the outputs universally quantified (linear arithmetic: z3
-eliminates them), with a timeout; a pair z3 does not settle in time is not reported. Conflicts that need
-three asserts or more are not searched. Used by ``deepsade check`` (a warning), and by ``train`` when no
-certified model was found (the reason, instead of only "no last-layer weights").
+The certificate covers the relaxed box (one-hot inputs anywhere in [0, 1], integer columns real); a conflict
+found only at inputs no row can have (two one-hot inputs of one column both 1) is said to be so, with how to
+write the premises so that it goes away.
+
+Each check is one z3 query over the inputs with the outputs universally quantified (linear arithmetic: z3
+eliminates them), under a timeout and a total budget; a query z3 does not settle is not reported, nor are
+pairs whose asserts divide by a term (z3 leaves ``y / 0`` free, the tool's evaluator does not). Conflicts
+that need three asserts, or only the certificate's margin, are not searched. Used by ``deepsade check`` (a
+warning), by ``train`` (refuses an overlap before training) and when training finds no model (the reason).
 """
 
 from __future__ import annotations
@@ -27,33 +34,52 @@ import z3
 
 from deepsade.data import Encoding
 from deepsade.numbers import z3_rational
-from deepsade.spec import Spec, input_var, output_var
+from deepsade.realisable import RealisableInputs
+from deepsade.spec import Assert, Spec, input_var, output_var
+from deepsade.terms import distinct_subterms
 
 REACH = Fraction(1, 10**6)
 MAX_PAIRS = 200  # a rule with more pairs is not searched (each pair is a quantified query)
+SMALLEST_QUERY_S = 0.05  # less budget left than this: stop (z3 reads a timeout of 0 ms as none)
+
+_CLOSED = {z3.Z3_OP_LT: z3.Z3_OP_LE, z3.Z3_OP_GT: z3.Z3_OP_GE}
+_FLIPPED = {z3.Z3_OP_LE: z3.Z3_OP_GT, z3.Z3_OP_LT: z3.Z3_OP_GE, z3.Z3_OP_GE: z3.Z3_OP_LT, z3.Z3_OP_GT: z3.Z3_OP_LE}
+_BUILD = {z3.Z3_OP_LE: z3.ArithRef.__le__, z3.Z3_OP_LT: z3.ArithRef.__lt__, z3.Z3_OP_GE: z3.ArithRef.__ge__,
+          z3.Z3_OP_GT: z3.ArithRef.__gt__}
 
 
 @dataclass(frozen=True)
 class Conflict:
-    """Asserts ``first`` and ``second`` (0-based, equal for one assert that cannot hold) have no output there."""
+    """Asserts ``first`` and ``second`` (0-based; equal for one assert that cannot hold) have no output there."""
 
     first: int
     second: int
     boundary: bool  # the premises only meet at a boundary (no input satisfies both)
     point: dict[str, float]  # raw values of the inputs the premises mention, at a conflicting input
+    realisable: bool = True  # False: found only at inputs no row can have (relaxed one-hot or integer inputs)
+    names: tuple[str, str] = ("", "")  # 'assert 3', or 'assert 3 (a case of assert 1)'
 
     def describe(self) -> str:
         where = ", ".join(f"{name} = {value:.6g}" for name, value in self.point.items()) or "any input of the box"
+        first, second = (n or f"assert {i + 1}" for n, i in zip(self.names, (self.first, self.second), strict=True))
+        pair = (f"asserts {self.first + 1} and {self.second + 1}" if (first, second) ==
+                (f"assert {self.first + 1}", f"assert {self.second + 1}") else f"{first} and {second}")
+        if not self.realisable:
+            return (f"{pair} contradict each other at {where}, an input no row can have "
+                    "(one-hot inputs of one column both non-zero, or a fraction in a whole-number column), but "
+                    "the certificate covers the box where each input ranges on its own, so no certified model "
+                    "exists; write each premise so that it excludes the other's values, e.g. "
+                    "(and (= |c=r| 1.0) (= |c=g| 0.0))")
         if self.first == self.second:
-            return (f"assert {self.first + 1} cannot hold at {where}: its premise holds there and no output "
-                    "satisfies its conclusion")
-        pair = f"asserts {self.first + 1} and {self.second + 1}"
+            return (f"{first} cannot hold at {where}: its premise holds there and no output satisfies its "
+                    "conclusion")
         if not self.boundary:
-            return (f"{pair} contradict each other at {where}: both premises hold there and no output satisfies "
-                    "both conclusions, so no model can keep the rule")
-        return (f"{pair} ask for answers no output gives together on the two sides of a boundary their premises "
-                f"share (near {where}): a network is continuous and cannot switch at a point, so no certified "
-                "model exists; leave a gap between the premises (one bound a little further out)")
+            return (f"{pair} contradict each other at {where}: both premises hold there "
+                    "and no output satisfies both conclusions, so no model can keep the rule")
+        return (f"{pair} ask for answers no output gives together on the two sides of "
+                f"a boundary their premises share (at {where}): a network is continuous and cannot switch at a "
+                "point, so no certified model exists; leave a gap between the premises (one bound a little "
+                "further out)")
 
 
 def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high: Sequence[Fraction],
@@ -64,49 +90,70 @@ def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high
     pairs = [(i, j) for i in range(len(asserts)) for j in range(i, len(asserts))]
     if len(pairs) > MAX_PAIRS:
         return []
+    realisable = RealisableInputs.from_encoding(encoding)
+    deadline = time.perf_counter() + budget_s
+
+    def remaining() -> float:
+        return min(timeout_s, deadline - time.perf_counter())
+
     found = []
-    start = time.perf_counter()
     for i, j in pairs:
-        left = budget_s - (time.perf_counter() - start)
-        if left <= 0:
+        a, b = asserts[i], asserts[j]
+        if _divides_by_a_term(a) or _divides_by_a_term(b):
+            continue
+        checks = [(a, b, False)] + ([] if i == j else [(a, b, True), (b, a, True)])
+        for first, second, boundary in checks:
+            if remaining() < SMALLEST_QUERY_S:
+                return found
+            point = _solve(first, second, low, high, remaining(), boundary, realisable)
+            if point is None:
+                continue
+            real = not realisable.constrained or _solve(first, second, low, high, max(remaining(), SMALLEST_QUERY_S),
+                                                        boundary, realisable, only_realisable=True) is not None
+            found.append(Conflict(first.index, second.index, boundary, _raw_point(encoding, point), real,
+                                  (_name(first), _name(second))))
             break
-        conflict = _pair_conflict(spec, encoding, i, j, low, high, min(timeout_s, left))
-        if conflict is not None:
-            found.append(conflict)
     return found
 
 
-def _pair_conflict(spec: Spec, encoding: Encoding, i: int, j: int, low: Sequence[Fraction],
-                   high: Sequence[Fraction], timeout_s: float) -> Conflict | None:
-    a, b = spec.asserts[i], spec.asserts[j]
+def _name(a: Assert) -> str:
+    return f"assert {a.index + 1}" + (f" (a case of assert {a.case_of + 1})" if a.case_of not in (None, a.index)
+                                      else "")
+
+
+def _divides_by_a_term(a: Assert) -> bool:
+    return any(z3.is_app(n) and n.decl().kind() == z3.Z3_OP_DIV and any(
+        not (z3.is_rational_value(d) or z3.is_int_value(d)) for d in n.children()[1:])
+        for n in distinct_subterms(a.scaled))
+
+
+def _solve(a: Assert, b: Assert, low: Sequence[Fraction], high: Sequence[Fraction], timeout_s: float,
+           boundary: bool, realisable: RealisableInputs, only_realisable: bool = False) -> dict[int, Fraction] | None:
+    """An input (scaled, by index) where ``a``'s premise holds, ``b``'s premise holds too (overlap) or its
+    closure does with a point of it within ``REACH`` (boundary), and no output satisfies ``a``'s conclusion
+    and ``b``'s (its closure, at a boundary); None if none, or z3 gave no answer in time."""
     outputs = [output_var(k) for k in sorted(set(a.outputs) | set(b.outputs))]
     inputs = sorted(set(a.inputs) | set(b.inputs))
-    here = _solve(a, b, inputs, outputs, low, high, timeout_s, None)
-    if here is not None:
-        return Conflict(i, j, False, _raw_point(encoding, here))
-    if i == j:
-        return None
-    near = _solve(a, b, inputs, outputs, low, high, timeout_s, REACH)
-    return None if near is None else Conflict(i, j, True, _raw_point(encoding, near))
-
-
-def _solve(a, b, inputs: list[int], outputs: list[z3.ArithRef], low: Sequence[Fraction], high: Sequence[Fraction],
-           timeout_s: float, reach: Fraction | None) -> dict[int, Fraction] | None:
-    """An input (scaled, by index) where ``a``'s premise holds and ``b``'s holds at the same input (``reach``
-    None) or at one within ``reach`` per coordinate, and no output satisfies both conclusions; None if none
-    (or z3 gave no answer in time)."""
     solver = z3.Solver()
-    solver.set("timeout", int(timeout_s * 1000))
-    there = {j: input_var(j) if reach is None else z3.Real(f"near!{j}") for j in inputs}
+    solver.set("timeout", max(1, int(timeout_s * 1000)))
     for j in inputs:
-        for x in {input_var(j).get_id(): input_var(j), there[j].get_id(): there[j]}.values():
-            solver.add(x >= z3_rational(Fraction(low[j])), x <= z3_rational(Fraction(high[j])))
-        if reach is not None:
-            solver.add(input_var(j) - there[j] <= z3_rational(reach), there[j] - input_var(j) <= z3_rational(reach))
-    moved = [(input_var(j), there[j]) for j in inputs if reach is not None]
-    premise_b = z3.substitute(b.premise, *moved) if moved else b.premise
-    conclusion_b = z3.substitute(b.conclusion, *moved) if moved else b.conclusion
-    solver.add(a.premise, premise_b)
+        solver.add(input_var(j) >= z3_rational(Fraction(low[j])), input_var(j) <= z3_rational(Fraction(high[j])))
+    if only_realisable:
+        from deepsade.verification.z3_engine import realisability_constraints
+
+        solver.add(*realisability_constraints(realisable))
+    solver.add(a.premise)
+    conclusion_b = b.conclusion
+    if boundary:
+        near = {j: z3.Real(f"near!{j}") for j in b.inputs}
+        for j, x in near.items():
+            solver.add(x >= z3_rational(Fraction(low[j])), x <= z3_rational(Fraction(high[j])),
+                       input_var(j) - x <= z3_rational(REACH), x - input_var(j) <= z3_rational(REACH))
+        solver.add(z3.substitute(b.premise, *[(input_var(j), x) for j, x in near.items()]) if near else b.premise)
+        solver.add(_closure(b.premise))
+        conclusion_b = _closure(b.conclusion)
+    else:
+        solver.add(b.premise)
     both = z3.And(a.conclusion, conclusion_b)
     solver.add(z3.ForAll(outputs, z3.Not(both)) if outputs else z3.Not(both))
     try:
@@ -121,6 +168,27 @@ def _solve(a, b, inputs: list[int], outputs: list[z3.ArithRef], low: Sequence[Fr
         point[j] = Fraction(value.numerator_as_long(), value.denominator_as_long()) \
             if z3.is_rational_value(value) else Fraction(str(value.approx(12)).rstrip("?"))
     return point
+
+
+def _closure(expr: z3.BoolRef, negated: bool = False) -> z3.BoolRef:
+    """A formula for a superset of the closure of the set ``expr`` (or its negation) describes: negations
+    pushed to the comparisons, every strict comparison made non-strict (``a != b`` becomes true)."""
+    if z3.is_true(expr) or z3.is_false(expr):
+        return z3.BoolVal(z3.is_true(expr) != negated)
+    kind = expr.decl().kind() if z3.is_app(expr) else None
+    if kind == z3.Z3_OP_NOT:
+        return _closure(expr.arg(0), not negated)
+    if kind == z3.Z3_OP_IMPLIES:
+        return _closure(z3.Or(z3.Not(expr.arg(0)), expr.arg(1)), negated)
+    if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR):
+        parts = [_closure(c, negated) for c in expr.children()]
+        return z3.And(*parts) if (kind == z3.Z3_OP_AND) != negated else z3.Or(*parts)
+    if kind in _FLIPPED:
+        kind = _FLIPPED[kind] if negated else kind
+        return _BUILD[_CLOSED.get(kind, kind)](expr.arg(0), expr.arg(1))
+    if kind == z3.Z3_OP_EQ and z3.is_arith(expr.arg(0)):
+        return z3.BoolVal(True) if negated else expr
+    return z3.Not(expr) if negated else expr  # any other Boolean term as it is
 
 
 def _raw_point(encoding: Encoding, scaled: dict[int, Fraction]) -> dict[str, float]:

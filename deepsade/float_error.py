@@ -64,8 +64,9 @@ def rounding_warning(rounding: float, margin: float) -> str:
     """The certificate's warning when ``rounding`` (a float32 error bound over the domain) exceeds ``margin``.
 
     ``deepsade predict`` and the ONNX graph ``deepsade export`` writes by default for such a model evaluate in
-    float64, whose bound is 2^-29 of float32's (unit roundoff 2^-53 against 2^-24): said first when that is
-    within the margin, since that is the case most users are in. Both numbers are in network units (scores, or
+    float64, whose unit roundoff is 2^-29 of float32's (2^-53 against 2^-24): the float32 bound scaled by it
+    estimates theirs (not a bound: the scaling of the inputs is already float64 in both), said first when
+    that estimate is within the margin, since that is the case most users are in. Both numbers are in network units (scores, or
     targets scaled to their training range). A larger ``--margin`` is suggested only while the bound is small
     beside that range: a margin of the bound's size would leave the outputs no room."""
     units = ("network units: scores, or targets scaled to their training range; a worst case over the whole "
@@ -73,10 +74,12 @@ def rounding_warning(rounding: float, margin: float) -> str:
     fix = "narrow the domain" + (f", or train with --margin {rounding * 1.1:.2g} or more" if rounding <= 0.05 else "")
     float64 = rounding * 2.0 ** -29
     if float64 <= margin:
-        return (f"deepsade predict and deepsade export's default ONNX graph evaluate this model in float64, which "
-                f"the certificate covers; a float32 runtime may differ from it by up to {rounding:.3g} per output "
+        return (f"deepsade predict and deepsade export's default ONNX graph evaluate this model in float64, whose "
+                f"rounding is about 2^-29 of float32's (about {float64:.1g}, within the margin; an estimate: the "
+                f"float64 bound is not computed separately); a float32 runtime may differ by up to {rounding:.3g} "
+                "per output "
                 f"({units}), more than the margin {margin:g}, so its predictions that close to a rule's boundary "
                 f"are not covered ({fix})")
     return (f"on this domain a float32 forward pass may differ from the certified network by up to {rounding:.3g} "
-            f"per output and a float64 one by up to {float64:.3g} ({units}), more than the margin {margin:g}: "
+            f"per output and a float64 one by about {float64:.3g} (an estimate; {units}), more than the margin {margin:g}: "
             f"predictions within that distance of a rule's boundary are not covered ({fix})")

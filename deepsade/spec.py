@@ -121,6 +121,9 @@ class Spec:
     asserts: list[Assert]
     declared: dict[str, str]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # the inputs the asserts as written mention (None: those the asserts mention): a case split may leave out
+    # a case whose premise is false as written, but the network's skip features stay those of the rule
+    written_inputs: tuple[int, ...] | None = None
 
     @property
     def n_written(self) -> int:
@@ -130,6 +133,8 @@ class Spec:
     @property
     def mapped_features(self) -> list[int]:
         """Input indices the constraint mentions: they get identity skip connections to the last layer."""
+        if self.written_inputs is not None:
+            return sorted(self.written_inputs)
         return sorted({j for a in self.asserts for j in a.inputs})
 
     def evaluate_raw(self, raw_inputs: np.ndarray, raw_outputs: np.ndarray) -> np.ndarray:
@@ -208,8 +213,9 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
             linear=is_linear(raw),
             case_of=case_of,
         ))
+    written_inputs = tuple(sorted({inputs[n] for raw in parsed for n in free_constants(raw) if n in inputs}))
     return Spec(source, list(encoding.input_names), list(encoding.output_names), asserts,
-                dict(source.declared), tuple(notes))
+                dict(source.declared), tuple(notes), written_inputs)
 
 
 def _cases(raw: z3.BoolRef, encoding: Encoding, output_names: set[str]) -> list[z3.BoolRef] | None:

@@ -121,3 +121,12 @@ def test_the_split_can_be_turned_off_for_an_independent_check(frame):
     assert len(parse_spec_text(text, encoding).asserts) == 3
     whole = parse_spec_text(text, encoding, cases=False)
     assert len(whole.asserts) == 1 and whole.asserts[0].case_of is None and not whole.notes
+
+
+def test_a_case_false_as_written_is_left_out_but_the_skip_features_stay_the_rules(frame):
+    encoding = prepare(frame, ["y"]).encoding
+    spec = parse_spec_text("(declare-const flag Real)(declare-const x Real)(declare-const y Real)"
+                           "(define-fun use_x () Bool false)"
+                           "(assert (<= y (ite use_x x (ite (> flag 0.5) 80.0 130.0))))", encoding)
+    assert len(spec.asserts) == 2 and not any("x" in a.text.replace("flag", "") for a in spec.asserts)
+    assert spec.mapped_features == [0, 1]  # flag and x, as a model trained before the split was built for

@@ -81,3 +81,42 @@ def test_a_failed_training_names_the_boundary_and_the_method(tmp_path, frame):
     assert trained.exit_code == 2
     assert "[auto: deepsade" in trained.output and "The rule itself is why" in trained.output
     assert "cannot switch at a point" in trained.output
+
+
+def test_no_boundary_is_reported_where_a_continuous_output_exists(frame):
+    # y = max(proline, 1100) as one equality chosen with ite: continuous, so no jump is asked for
+    data = prepare(frame.assign(y=np.maximum(frame["proline"], 1100.0)).drop(columns="kind"), ["y"])
+    spec = parse_spec_text("(declare-const proline Real)(declare-const y Real)"
+                           "(assert (= y (ite (> proline 1100.0) proline 1100.0)))", data.encoding)
+    assert len(spec.asserts) == 2
+    assert find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding)) == []
+    # a division by an input is not searched (z3 leaves y / 0 free, the tool's evaluator does not)
+    shifted = frame.assign(od=frame["od"] - 1.0, y=frame["proline"] / 1000.0).drop(columns="kind")
+    data = prepare(shifted, ["y"])
+    spec = parse_spec_text("(declare-const od Real)(declare-const y Real)(assert (< (/ y od) 1000.0))", data.encoding)
+    assert find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding)) == []
+
+
+def test_a_conflict_only_between_one_hot_values_of_one_column_says_so(frame):
+    rng = np.random.default_rng(1)
+    data = prepare(frame.assign(colour=rng.choice(["r", "g", "b"], len(frame)), y=rng.uniform(0, 100, len(frame)))
+                   .drop(columns="kind"), ["y"])
+    head = "(declare-const |colour=r| Real)(declare-const |colour=g| Real)(declare-const y Real)"
+    box = data.domain.scaled_exact(data.encoding)
+    spec = parse_spec_text(head + "(assert (=> (= |colour=r| 1.0) (>= y 60.0)))"
+                           "(assert (=> (= |colour=g| 1.0) (<= y 40.0)))", data.encoding)
+    (conflict,) = find_conflicts(spec, data.encoding, *box)
+    assert not conflict.realisable and "an input no row can have" in conflict.describe()
+    fixed = parse_spec_text(head + "(assert (=> (and (= |colour=r| 1.0) (= |colour=g| 0.0)) (>= y 60.0)))"
+                            "(assert (=> (and (= |colour=g| 1.0) (= |colour=r| 0.0)) (<= y 40.0)))", data.encoding)
+    assert find_conflicts(fixed, data.encoding, *box) == []
+
+
+def test_a_spent_budget_stops_the_search_at_once(frame):
+    import time
+
+    data = prepare(frame, ["kind"])
+    spec = parse_spec_text(DECLARE + A_WHEN_HIGH + "(assert (=> (<= od 2.0) (not is_a)))", data.encoding)
+    start = time.perf_counter()
+    assert find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding), budget_s=0.01) == []
+    assert time.perf_counter() - start < 1.0

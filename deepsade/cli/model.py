@@ -14,14 +14,31 @@ from deepsade.ingest import read_csv
 from deepsade.prediction import predictions_frame
 
 
-def print_certificate(certificate: dict) -> None:
+def written_numbers(constraint_text: str, encoding) -> dict[int, int]:
+    """Assert number -> the number of the assert as written it is a case of (only for asserts split into
+    cases, ``deepsade.cases``), for the certificate's lines; empty when the rule cannot be read."""
+    from deepsade.spec import parse_spec_text
+
+    try:
+        spec = parse_spec_text(constraint_text, encoding)
+    except UserInputError:
+        return {}
+    return {a.index + 1: a.case_of + 1 for a in spec.asserts if a.case_of not in (None, a.index)}
+
+
+def print_certificate(certificate: dict, cases: dict[int, int] | None = None) -> None:
+    """The certificate's verdict and one line per assert (``cases``: assert number -> the number of the assert
+    as written it is a case of)."""
+    cases = cases or {}
     verdict = certificate.get("verdict", "none")
     click.echo(f"certificate: {verdict.upper()}"
                + (f" (margin {certificate['margin']:g}, checked in {certificate.get('seconds', 0):.2f}s)"
                   if "margin" in certificate else ""))
     for entry in certificate.get("asserts", []):
         text = entry["text"]
-        click.echo(f"  assert {entry['assert']}: {entry['result']}  {text if len(text) <= 90 else text[:87] + '...'}")
+        case = f" (a case of assert {cases[entry['assert']]})" if entry.get("assert") in cases else ""
+        click.echo(f"  assert {entry['assert']}{case}: {entry['result']}  "
+                   f"{text if len(text) <= 90 else text[:87] + '...'}")
         if entry.get("violating_input_raw"):
             click.echo(f"    violating input (raw units, evaluated exactly): {entry['violating_input_raw']}")
         elif entry.get("skip_inputs_raw"):
@@ -105,7 +122,7 @@ def certify(model_dir, constraint_file, domain_file, timeout) -> None:
         sys.exit(1)
     domain = read_domain_override(domain_file, art.encoding) if domain_file else None
     result = recheck_artifact(art, rules, domain, timeout)
-    print_certificate(result.certificate)
+    print_certificate(result.certificate, written_numbers(rules or art.constraint_text, art.encoding))
     for note in result.notes:
         click.echo(f"note: {note}")
     problems = list(result.problems)

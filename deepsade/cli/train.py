@@ -18,7 +18,7 @@ from deepsade.cli.common import (
     parse_features,
     user_errors,
 )
-from deepsade.cli.model import print_certificate
+from deepsade.cli.model import print_certificate, written_numbers
 from deepsade.estimator import DeepSaDe, maxsmt_choices, strategy_choices
 from deepsade.ingest import read_csv
 from deepsade.methods import AUTO, get_method
@@ -196,7 +196,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
             click.echo(f"  {line}")
     if estimator.checkpoint_kept_ is not None:  # e.g. the check was cut short: --resume repeats it, no training
         click.echo(f"checkpoint kept in {estimator.checkpoint_kept_}", err=True)
-    print_certificate(art.certificate)
+    print_certificate(art.certificate, written_numbers(art.constraint_text, art.encoding))
     if get_method(method).certifies and art.certificate.get("verdict") not in ("certified", "by construction"):
         raise UsageError("training finished but the certificate did not confirm the constraint; see above")
 

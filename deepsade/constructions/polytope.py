@@ -391,7 +391,7 @@ def strengthened_spec(spec: Spec, split: SplitRule, rows: Sequence[HalfSpace], e
                                text=f"{' '.join(a.text.split())} strengthened with the clamped polytope",
                                inputs=sorted(set(a.inputs) | row_inputs), outputs=sorted(set(a.outputs) | row_outputs),
                                linear=a.linear and is_linear(polytope)))
-    return replace(spec, asserts=asserts)
+    return replace(spec, asserts=asserts, written_inputs=None)  # mapped features: those of these asserts
 
 
 def no_polytope_reason(split: SplitRule) -> str:
