@@ -174,6 +174,8 @@ def test_a_bound_chosen_with_ite_is_split_into_cases_the_clamps_take(tmp_path):
     assert "method auto: polytope" in result.output and "certificate: CERTIFIED" in result.output
     # the case flag > 1 never happens on this data: no warning about a unit slip
     assert "never holds" not in result.stderr
+    advice = CliRunner().invoke(main, ["advise", str(constraint), str(csv), "--target", "y"])
+    assert advice.output.startswith("1 assert(s) (3 once split into cases), 1 output(s)"), advice.output
 
 
 def test_a_premise_joined_with_or_is_split_into_cases_the_clamps_take(tmp_path, frame):

@@ -36,7 +36,10 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
                               indent=1))
         return
     width = max(len(a.method) for a in answers)
-    click.echo(f"{len(spec.asserts)} assert(s), {len(spec.output_names)} output(s), task {data.encoding.task}")
+    cases = "" if len(spec.asserts) == spec.n_written else f" ({len(spec.asserts)} once split into cases)"
+    click.echo(f"{spec.n_written} assert(s){cases}, {len(spec.output_names)} output(s), task {data.encoding.task}")
+    for note in spec.notes:
+        click.echo(f"note: {note}")
     for title, group in (("can guarantee the rule", [a for a in answers if a.guarantees]),
                          ("cannot guarantee it", [a for a in answers if not a.guarantees])):
         click.echo(f"{title}:")
