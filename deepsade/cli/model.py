@@ -21,7 +21,7 @@ def written_numbers(constraint_text: str, encoding) -> dict[int, int]:
 
     try:
         spec = parse_spec_text(constraint_text, encoding)
-    except UserInputError:
+    except (UserInputError, ValueError, ArithmeticError):  # a damaged model directory: the re-check says why
         return {}
     return {a.index + 1: a.case_of + 1 for a in spec.asserts if a.case_of not in (None, a.index)}
 
