@@ -53,6 +53,21 @@ def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | 
     return split
 
 
+def case_forms(expr: z3.BoolRef, output_names: set[str]) -> str:
+    """What makes ``expr`` several cases, in words for the user's note (for an assert ``split_cases`` splits)."""
+    forms = []
+    rules = _rules(expr, output_names)
+    if len(rules) > 1:
+        forms.append("several rules joined with and")
+    premises_conclusions = [split_implication(rule, output_names) for rule in rules]
+    if any(len(_disjuncts(premise)) > 1 for premise, _ in premises_conclusions):
+        forms.append("a premise joined with or")
+    if any(_is_input_choice(n, output_names) for _, conclusion in premises_conclusions
+           for n in distinct_subterms(conclusion)):
+        forms.append("a value chosen with ite on inputs")
+    return ", ".join(forms) or "several cases"
+
+
 def _rules(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef]:
     """``expr`` as the rules a conjunction in its conclusion holds, when one of them states cases of its own
     (``(and (=> A C1) (=> B C2))`` is two rules); else ``[expr]``: a plain conjunction of comparisons such as

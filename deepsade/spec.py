@@ -189,9 +189,11 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
         written.append((split[0], split[0].sexpr(), index))
         numbers = [index + 1] + [len(parsed) + len(further) + k + 1 for k in range(len(split) - 1)]
         further.extend((case, case.sexpr(), index) for case in split[1:])
-        notes.append(f"assert {index + 1} states {len(split)} cases (a premise joined with or, or a value chosen "
-                     f"with ite on inputs): it is checked as asserts {', '.join(map(str, numbers))}, one per case, "
-                     "which together say exactly what it says")
+        from deepsade.cases import case_forms
+
+        notes.append(f"assert {index + 1} states {len(split)} cases ({case_forms(raw, set(outputs))}): it is checked "
+                     f"as asserts {', '.join(map(str, numbers))}, one per case, which together say exactly what it "
+                     "says")
 
     substitution = _scaling_substitution(encoding, inputs, outputs)
     asserts = []

@@ -83,8 +83,9 @@ def test_asserts_keep_their_numbers_and_further_cases_follow(frame):
     assert [a.case_of for a in spec.asserts] == [0, None, 2, 0, 2, 2]
     assert spec.n_written == 3
     assert spec.asserts[1].text == "(<= y 100.0)"
-    assert any("assert 1 states 2 cases" in n and "asserts 1, 4" in n for n in spec.notes)
-    assert any("assert 3 states 3 cases" in n and "asserts 3, 5, 6" in n for n in spec.notes)
+    assert any("assert 1 states 2 cases (a premise joined with or)" in n and "asserts 1, 4" in n for n in spec.notes)
+    assert any("assert 3 states 3 cases (a value chosen with ite on inputs)" in n and "asserts 3, 5, 6" in n
+               for n in spec.notes)
     # flag > 1 (case 6) never holds for a 0/1 flag, but its siblings do: not a slip to warn about
     low, high = (list(map(Fraction, v)) for v in ([0.0] * 2, [1.0] * 2))
     assert vacuous_asserts(spec, low, high) == []
