@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import z3
 
-from deepsade.terms import distinct_subterms, free_constants, split_implication
+from deepsade.terms import COMPARE, NEGATED_COMPARISON, distinct_subterms, free_constants, split_implication
 
 # more cases than this and the assert is kept as written: a premise in conjunctive form can have exponentially
 # many disjuncts, and each case costs a premise gate
 MAX_CASES = 16
 EQUIVALENCE_RLIMIT = 2_000_000  # z3 resource units for proving a split equivalent (deterministic)
-
-# the comparison that is the negation of each; called as methods of the left side, since Python's ``a < b``
-# tries ``b > a`` first when ``b`` is a number literal (a subclass), which prints the sides swapped
-_NEGATED = {z3.Z3_OP_LE: z3.ArithRef.__gt__, z3.Z3_OP_LT: z3.ArithRef.__ge__,
-            z3.Z3_OP_GE: z3.ArithRef.__lt__, z3.Z3_OP_GT: z3.ArithRef.__le__}
 
 
 class _TooManyCases(Exception):
@@ -182,11 +177,11 @@ def _disjuncts(premise: z3.BoolRef, negate: bool = False) -> list[list[z3.BoolRe
         return cases
     if not negate:
         return [[premise]]
-    if kind in _NEGATED:
-        return [[_NEGATED[kind](premise.arg(0), premise.arg(1))]]
+    if kind in NEGATED_COMPARISON:
+        return [[COMPARE[NEGATED_COMPARISON[kind]](premise.arg(0), premise.arg(1))]]
     if kind == z3.Z3_OP_EQ and z3.is_arith(premise.arg(0)):  # a != b: a < b or a > b
         left, right = premise.arg(0), premise.arg(1)
-        return [[z3.ArithRef.__lt__(left, right)], [z3.ArithRef.__gt__(left, right)]]
+        return [[COMPARE[z3.Z3_OP_LT](left, right)], [COMPARE[z3.Z3_OP_GT](left, right)]]
     if z3.is_true(premise) or z3.is_false(premise):
         return [[z3.BoolVal(z3.is_false(premise))]]
     return [[z3.Not(premise)]]

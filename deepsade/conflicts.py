@@ -33,19 +33,16 @@ from fractions import Fraction
 import z3
 
 from deepsade.data import Encoding
-from deepsade.numbers import z3_rational
+from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.realisable import RealisableInputs
 from deepsade.spec import Assert, Spec, input_var, output_var
-from deepsade.terms import distinct_subterms
+from deepsade.terms import COMPARE, NEGATED_COMPARISON, distinct_subterms
 
 REACH = Fraction(1, 10**6)
 MAX_PAIRS = 200  # a rule with more pairs is not searched (each pair is a quantified query)
 SMALLEST_QUERY_S = 0.05  # less budget left than this: stop (z3 reads a timeout of 0 ms as none)
 
 _CLOSED = {z3.Z3_OP_LT: z3.Z3_OP_LE, z3.Z3_OP_GT: z3.Z3_OP_GE}
-_FLIPPED = {z3.Z3_OP_LE: z3.Z3_OP_GT, z3.Z3_OP_LT: z3.Z3_OP_GE, z3.Z3_OP_GE: z3.Z3_OP_LT, z3.Z3_OP_GT: z3.Z3_OP_LE}
-_BUILD = {z3.Z3_OP_LE: z3.ArithRef.__le__, z3.Z3_OP_LT: z3.ArithRef.__lt__, z3.Z3_OP_GE: z3.ArithRef.__ge__,
-          z3.Z3_OP_GT: z3.ArithRef.__gt__}
 
 
 @dataclass(frozen=True)
@@ -164,9 +161,7 @@ def _solve(a: Assert, b: Assert, low: Sequence[Fraction], high: Sequence[Fractio
     model = solver.model()
     point = {}
     for j in inputs:
-        value = model.eval(input_var(j), model_completion=True)
-        point[j] = Fraction(value.numerator_as_long(), value.denominator_as_long()) \
-            if z3.is_rational_value(value) else Fraction(str(value.approx(12)).rstrip("?"))
+        point[j] = z3_fraction(model.eval(input_var(j), model_completion=True))
     return point
 
 
@@ -183,9 +178,9 @@ def _closure(expr: z3.BoolRef, negated: bool = False) -> z3.BoolRef:
     if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR):
         parts = [_closure(c, negated) for c in expr.children()]
         return z3.And(*parts) if (kind == z3.Z3_OP_AND) != negated else z3.Or(*parts)
-    if kind in _FLIPPED:
-        kind = _FLIPPED[kind] if negated else kind
-        return _BUILD[_CLOSED.get(kind, kind)](expr.arg(0), expr.arg(1))
+    if kind in NEGATED_COMPARISON:
+        kind = NEGATED_COMPARISON[kind] if negated else kind
+        return COMPARE[_CLOSED.get(kind, kind)](expr.arg(0), expr.arg(1))
     if kind == z3.Z3_OP_EQ and z3.is_arith(expr.arg(0)):
         return z3.BoolVal(True) if negated else expr
     return z3.Not(expr) if negated else expr  # any other Boolean term as it is

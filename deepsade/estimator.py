@@ -191,8 +191,9 @@ class _ConstrainedTraining(BaseEstimator):
         resume_dir = self._resume_directory()
         start = time.perf_counter()
 
-        if method.certifies:  # a rule no model can keep: said before any training
-            _refuse_contradictions(spec, train)
+        # asserts no output satisfies together: a contradiction is refused before any training, and a
+        # boundary is the reason given if training finds no model (searched once, for certifying methods)
+        conflicts = _refuse_contradictions(spec, train) if method.certifies else []
 
         def run(checkpoint_dir: Path | None) -> artifact_io.ModelArtifact:
             job = TrainingJob(method=name, spec=spec, train=train, val=val, settings=settings,
@@ -202,7 +203,7 @@ class _ConstrainedTraining(BaseEstimator):
             try:
                 art = method.train(job)
             except NoModelExists as exc:  # say which method failed, and whether the rule itself is why
-                raise NoModelExists(_no_model_message(str(exc), choice, spec, train)) from exc
+                raise NoModelExists(_no_model_message(str(exc), choice, conflicts)) from exc
             art.training.setdefault("seconds", round(time.perf_counter() - start, 3))
             if choice:
                 art.training["method_choice"] = choice
@@ -435,24 +436,22 @@ class DeepSaDe(_ConstrainedTraining):
         return model
 
 
-def _refuse_contradictions(spec: Spec, train: TabularData) -> None:
-    """A UserInputError when two asserts contradict each other somewhere in the domain box (no model at all can
-    keep the rule; ``deepsade.conflicts``)."""
-    from deepsade.conflicts import find_conflicts
-
-    overlaps = [c for c in find_conflicts(spec, train.encoding, *train.domain.scaled_exact(train.encoding))
-                if not c.boundary]
-    if overlaps:
-        raise UserInputError("the rule cannot hold: " + "; ".join(c.describe() for c in overlaps[:3])
-                             + " (deepsade check lists every such pair)")
-
-
-def _no_model_message(message: str, choice: str, spec: Spec, train: TabularData) -> str:
-    """The trainer's 'no model' message with the method auto chose, and the asserts whose premises meet at a
-    boundary with no output for both (no network is certified there), when there are."""
+def _refuse_contradictions(spec: Spec, train: TabularData) -> list:
+    """The pairs of asserts no output satisfies together (``deepsade.conflicts``); a UserInputError when two
+    contradict each other somewhere in the domain box (no model at all can keep the rule)."""
     from deepsade.conflicts import find_conflicts
 
     found = find_conflicts(spec, train.encoding, *train.domain.scaled_exact(train.encoding))
-    why = "; ".join(c.describe() for c in found[:3])
+    overlaps = [c for c in found if not c.boundary]
+    if overlaps:
+        raise UserInputError("the rule cannot hold: " + "; ".join(c.describe() for c in overlaps[:3])
+                             + " (deepsade check lists every such pair)")
+    return found
+
+
+def _no_model_message(message: str, choice: str, conflicts: Sequence) -> str:
+    """The trainer's 'no model' message with the method auto chose, and the asserts whose premises meet at a
+    boundary with no output for both (no network is certified there), when there are."""
+    why = "; ".join(c.describe() for c in conflicts[:3])
     return message + (f" [{choice}]" if choice else "") + (
         f". The rule itself is why (a longer --solver-timeout will not help): {why}" if why else "")

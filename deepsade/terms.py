@@ -1,10 +1,18 @@
-"""Walking z3 terms: distinct subterms, the named constants in a term, and an implication's premise."""
+"""Walking z3 terms: distinct subterms, the named constants in a term, an implication's premise, and
+comparisons by kind (built, negated)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import z3
+
+# each comparison's negation, and a comparison of a kind built as a method of its left side: Python's ``a < b``
+# tries ``b > a`` first when ``b`` is a number literal (a subclass), which prints the sides swapped
+NEGATED_COMPARISON = {z3.Z3_OP_LE: z3.Z3_OP_GT, z3.Z3_OP_LT: z3.Z3_OP_GE, z3.Z3_OP_GE: z3.Z3_OP_LT,
+                      z3.Z3_OP_GT: z3.Z3_OP_LE}
+COMPARE = {z3.Z3_OP_LE: z3.ArithRef.__le__, z3.Z3_OP_LT: z3.ArithRef.__lt__, z3.Z3_OP_GE: z3.ArithRef.__ge__,
+           z3.Z3_OP_GT: z3.ArithRef.__gt__}
 
 
 def distinct_subterms(expr: z3.ExprRef) -> Iterator[z3.ExprRef]:
