@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from deepsade.atomic import fsync_directory
 from deepsade.errors import UserInputError
@@ -246,7 +247,16 @@ def write(directory: str | Path, tensors: dict[str, torch.Tensor], payload: dict
     sequence = previous[-1][0] + 1 if previous else 1
     state_name = f"state-{sequence:06d}.safetensors"
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _replace_atomically(directory, state_name, lambda path: save_file(contiguous, path))
+    # serialised in memory and written to our own temporary name: safetensors' save_file writes through a
+    # temporary file of its own (".tmpXXXXXX" in 0.8), which a kill would leave behind where remove() and
+    # rmdir meet it
+    blob = safetensors_bytes(contiguous)
+
+    def write_state(path: str) -> None:
+        with open(path, "wb") as handle:
+            handle.write(blob)
+
+    _replace_atomically(directory, state_name, write_state)
     manifest = {
         "format": FORMAT,
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -315,9 +325,11 @@ def remove(directory: str | Path) -> None:
     for _, path in _state_files(directory):
         with contextlib.suppress(OSError):
             path.unlink()
-    for path in directory.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            path.unlink()
+    # our temporary files, and safetensors' own (".tmpXXXXXX") that versions before 2026-12-03 left on a kill
+    for pattern in (".*.tmp", ".tmp*"):
+        for path in directory.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
     with contextlib.suppress(OSError):
         (directory / MANIFEST).unlink()
     with contextlib.suppress(OSError):

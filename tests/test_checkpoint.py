@@ -77,6 +77,34 @@ def test_write_read_roundtrip_and_old_files_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "state-000002.safetensors"]
 
 
+def test_remove_deletes_what_a_kill_can_leave(tmp_path):
+    """A run killed inside a write leaves a temporary file: ours (.NAME.XXXX.tmp, .probe.XXXX.tmp) or, from
+    versions that wrote through safetensors' save_file, its own (.tmpXXXXXX). After a certified resume,
+    remove() must leave no directory behind (seen in CI: the checkpoint outlived a certified resume)."""
+    checkpoint.write(tmp_path, {"a": torch.zeros(3)}, {"epoch": 1})
+    for leftover in (".tmpAb12Cd", ".state-000002.safetensors.x1y2z3.tmp", ".probe.q9w8e7.tmp",
+                     ".checkpoint.json.k3j4h5.tmp"):
+        (tmp_path / leftover).write_bytes(b"partial")
+    checkpoint.remove(tmp_path)
+    assert not tmp_path.exists()
+
+
+def test_state_is_not_written_through_save_file(tmp_path, monkeypatch):
+    """safetensors' save_file (0.8) writes through a temporary file it names itself (.tmpXXXXXX, seen with
+    strace), created by Rust where Python cannot watch it: a kill there left a file in the checkpoint. The
+    state is serialised in memory and written to checkpoint's own temporary name instead."""
+    import safetensors.torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("save_file writes through a temporary file of its own")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", refuse)
+    monkeypatch.setattr(checkpoint, "save_file", refuse, raising=False)
+    checkpoint.write(tmp_path, {"a": torch.arange(4.0)}, {"epoch": 1})
+    tensors, _ = checkpoint.read(tmp_path)
+    assert torch.equal(tensors["a"], torch.arange(4.0))
+
+
 @pytest.mark.parametrize("damage, message", [
     ("truncate_state", "does not match its sha256"),
     ("flip_state_byte", "does not match its sha256"),
