@@ -202,7 +202,9 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
     except NoModelExists as exc:
         if hint is None:
             raise
-        raise NoModelExists(f"{exc}. {hint}") from exc
+        # the equality is the likely reason: it leads, and the trainer's own words (often "raise
+        # --solver-timeout", which does not help against an equality) follow as what happened
+        raise NoModelExists(f"no certified model found: {hint}. (What the trainer hit: {exc})") from exc
     certificate = certify_model(result.model, spec, train.encoding, train.domain, settings.output_margin)
     certificate["strategy"] = {str(i + 1): k for i, k in trainer.encoder.kinds.items()}
     certificate["constraint_sha256"] = artifact_io.text_sha256(job.constraint_text)
