@@ -97,7 +97,12 @@ def compute_metrics(spec: Spec, data: TabularData, outputs: np.ndarray) -> dict[
 
 
 def evaluate_model(artifact: ModelArtifact, data: TabularData) -> dict[str, Any]:
-    """Metrics of a saved model on data prepared with its own encoding, plus its method and certificate verdict."""
+    """Metrics of a saved model on data prepared with its own encoding, plus its method and certificate verdict.
+
+    The outputs are what ``predict`` returns (the stored float32 weights evaluated in float64), so an equality
+    the exact network keeps is not reported broken by float32 rounding."""
+    from deepsade.prediction import forward_float64
+
     spec = parse_spec_text(artifact.constraint_text, artifact.encoding)
-    metrics = compute_metrics(spec, data, predict_outputs(artifact.model, data.inputs))
+    metrics = compute_metrics(spec, data, forward_float64(artifact.model, data.inputs))
     return {"method": artifact.method, "certificate": artifact.certificate.get("verdict", "none"), **metrics}

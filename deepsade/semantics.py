@@ -108,6 +108,22 @@ def _all_pairs(ns: ArrayNamespace, pairs: list[Array]) -> Array:
     return functools.reduce(ns.logical_and, pairs)
 
 
+# On numpy, ``=`` between numbers holds within float64 rounding: an equality the exact network keeps (the
+# certificate's exact check) is computed in floats by ``predict``, whose sums round (``1e-12`` apart on
+# budgets in the thousands). The certificate never reads this evaluator; it decides equalities exactly.
+EQUALITY_RTOL = 1e-9
+EQUALITY_ATOL = 1e-9
+
+
+def _equal(ns: ArrayNamespace, left: Array, right: Array) -> Array:
+    if ns.name != "numpy":
+        return left == right
+    left, right = np.asarray(left), np.asarray(right)
+    if left.dtype.kind == "f" or right.dtype.kind == "f":
+        return np.isclose(left, right, rtol=EQUALITY_RTOL, atol=EQUALITY_ATOL)
+    return left == right
+
+
 OPERATORS: dict[int, Operator] = {
     # arithmetic
     z3.Z3_OP_ADD: _fold(operator.add),
@@ -124,7 +140,7 @@ OPERATORS: dict[int, Operator] = {
     z3.Z3_OP_LT: lambda ns, args: args[0] < args[1],
     z3.Z3_OP_GE: lambda ns, args: args[0] >= args[1],
     z3.Z3_OP_GT: lambda ns, args: args[0] > args[1],
-    z3.Z3_OP_EQ: lambda ns, args: _all_pairs(ns, [args[0] == other for other in args[1:]]),
+    z3.Z3_OP_EQ: lambda ns, args: _all_pairs(ns, [_equal(ns, args[0], other) for other in args[1:]]),
     z3.Z3_OP_DISTINCT: lambda ns, args: _all_pairs(
         ns, [args[i] != args[j] for i in range(len(args)) for j in range(i + 1, len(args))]),
     # connectives
