@@ -55,6 +55,11 @@ class Encoding:
     # text columns left out of the default inputs because every training row held its own value (an id, a
     # timestamp): one-hot, they would add one input per row and nothing a new row could match. None: none.
     identifier_columns: list[str] | None = None
+    # regression only: exact (offset, scale) per output as rational strings ("p/q"), raw = offset + scale *
+    # network output, when they are not the float64 target_min / target_max (kept then as their nearest
+    # floats): the scaling chosen so that a rule's equalities on outputs have exact float32 coefficients
+    # (``constructions.exact_equalities``). None: target_min / target_max are exact.
+    output_affine_exact: list[list[str]] | None = None
 
     def identifier_columns_note(self) -> str | None:
         """One line naming the text columns left out as identifiers, and the wide categorical inputs kept."""
@@ -136,8 +141,8 @@ class Encoding:
             raise UserInputError(f"target column(s) missing from the data: {', '.join(map(repr, missing))}")
         if self.task == "regression":
             raw = frame[self.target_columns].to_numpy(dtype=np.float64)
-            low, high = np.asarray(self.target_min), np.asarray(self.target_max)
-            return (raw - low) / (high - low)
+            offset, scale = self._output_floats()
+            return (raw - offset) / scale
         if self.task == "binary":
             values = frame[self.target_columns[0]].map(format_level)
             unknown = sorted(set(values) - set(self.classes or []))
@@ -156,17 +161,27 @@ class Encoding:
     def output_affine(self) -> list[tuple[Fraction, Fraction]]:
         """Exact (offset, scale) per output with raw = offset + scale * network output."""
         if self.task == "regression":
+            if self.output_affine_exact is not None:
+                return [(Fraction(offset), Fraction(scale)) for offset, scale in self.output_affine_exact]
             return [
                 (Fraction(lo), Fraction(hi) - Fraction(lo)) for lo, hi in zip(self.target_min, self.target_max, strict=False)
             ]
         return [(Fraction(0), Fraction(1))] * len(self.output_names)
 
+    def _output_floats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, scale) per regression output as float64 arrays (the nearest floats of the exact ones)."""
+        if self.output_affine_exact is not None:
+            pairs = self.output_affine()
+            return np.array([float(o) for o, _ in pairs]), np.array([float(s) for _, s in pairs])
+        low, high = np.asarray(self.target_min), np.asarray(self.target_max)
+        return low, high - low
+
     def outputs_to_raw(self, outputs: np.ndarray) -> np.ndarray:
         """Network outputs -> raw units (regression targets unscaled; classifier scores unchanged)."""
         if self.task != "regression":
             return np.asarray(outputs, dtype=np.float64)
-        low, high = np.asarray(self.target_min), np.asarray(self.target_max)
-        return low + np.asarray(outputs, dtype=np.float64) * (high - low)
+        offset, scale = self._output_floats()
+        return offset + np.asarray(outputs, dtype=np.float64) * scale
 
     def targets_as_scores(self, targets: np.ndarray) -> np.ndarray:
         """True labels as raw-unit outputs, to check them against the constraint.
@@ -186,7 +201,7 @@ class Encoding:
         left out when None, so that an encoding stored before they were recorded serialises, and hashes,
         exactly as it did)."""
         data = dict(self.__dict__)
-        for optional in ("integer_inputs", "constant_columns", "identifier_columns"):
+        for optional in ("integer_inputs", "constant_columns", "identifier_columns", "output_affine_exact"):
             if data[optional] is None:
                 del data[optional]
         return data

@@ -103,8 +103,10 @@ def _coefficients(difference: z3.ArithRef, names: set[str]) -> dict[str, Fractio
     return coefficients
 
 
-def equality_hint(spec: Spec, margin: float, output_scales: Sequence[Fraction]) -> str | None:
-    """One paragraph for the user when the rule states equalities on outputs; None when it states none."""
+def equality_hint(spec: Spec, margin: float, output_scales: Sequence[Fraction],
+                  clamps_reason: str | None = None) -> str | None:
+    """One paragraph for the user when the rule states equalities on outputs; None when it states none.
+    ``clamps_reason``: why the sequential clamps do not hold them exactly (``exact_equalities.why_not_held``)."""
     equalities = output_equalities(spec, margin, output_scales)
     if not equalities:
         return None
@@ -116,7 +118,9 @@ def equality_hint(spec: Spec, margin: float, output_scales: Sequence[Fraction]) 
             "must meet it for every latent vector in its box, which pins the last layer (to a constant where it "
             "applies) or, when it ties values of different scales, leaves no float32 weights at all. If a "
             "tolerance is acceptable, state it as a band, e.g. (<= (- lhs rhs) tol) and (>= (- lhs rhs) (- tol)): "
-            f"the sequential clamps (auto's choice for regression) take such inequalities at no latent-box cost{band}")
+            f"the sequential clamps (auto's choice for regression) take such inequalities at no latent-box cost{band}"
+            + (f". The clamps hold an equality exactly when no other assert needs DeepSaDe and its outputs can be "
+               f"rescaled to make its coefficients exact; not here: {clamps_reason}" if clamps_reason else ""))
 
 
 def _round_up(value: float) -> str:

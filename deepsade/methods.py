@@ -134,10 +134,12 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
                           "layer adds the cheapest labels it needs; --method deepsade trains DeepSaDe instead)")
     if train.encoding.task != "regression":
         return _classifier_choice(spec, train, settings)
+    from deepsade.constructions.exact_equalities import for_clamps
     from deepsade.constructions.polytope import polytope_projection, split_asserts
     from deepsade.constructions.recognise import NotApplicable
 
     low, high = train.domain.scaled_exact(train.encoding)
+    spec, encoding = for_clamps(spec, train.encoding)  # as train_polytope will: equalities made exact if they can be
     split = split_asserts(spec, low, high)
     if not (split.constructible or split.gated) or split.remaining:
         return DEEPSADE, ("auto: deepsade (assert(s) " + ", ".join(str(i + 1) for i in split.remaining)
@@ -148,7 +150,7 @@ def resolve_method(name: str, spec: Spec, train: TabularData, settings: TrainSet
 
     try:  # as train_polytope will: the tightened rows, and the split once the gates are built
         split = polytope_projection(spec, split, low, high, Fraction(SLACK_FACTOR * settings.output_margin),
-                                    train.encoding)[3]
+                                    encoding)[3]
     except NotApplicable as exc:
         return DEEPSADE, f"auto: deepsade (sequential clamps do not apply: {exc})"
     if split.remaining:
@@ -195,8 +197,12 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
             "(values are raw units: check them, or widen the box with --domain)")
     trainer = DeepSaDeTrainer(spec, train, settings, progress=job.progress, checkpoint_dir=job.checkpoint_dir,
                               checkpoint_policy=CheckpointPolicy.parse(job.checkpoint_every))
+    from deepsade.constructions.exact_equalities import why_not_held
+
+    clamps_reason = why_not_held(spec, train.encoding, *train.domain.scaled_exact(train.encoding)) \
+        if train.encoding.task == "regression" else None
     hint = equality_hint(spec, settings.output_margin,
-                         [scale for _, scale in train.encoding.output_affine()])
+                         [scale for _, scale in train.encoding.output_affine()], clamps_reason)
     try:
         result = trainer.fit(val, resume=job.resume)
     except NoModelExists as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,31 @@ def encoding_problems(encoding: Encoding) -> list[str]:
     if encoding.task == "regression":
         problems += _scaling_problems("target", encoding.output_names, encoding.target_min or [],
                                       encoding.target_max or [])
+        problems += _exact_output_problems(encoding)
+    elif encoding.output_affine_exact is not None:
+        problems.append(f"a {encoding.task} encoding has no exact output scaling")
     return problems
+
+
+def _exact_output_problems(encoding: Encoding) -> list[str]:
+    """What is wrong with ``output_affine_exact``: not one (offset, scale) pair of rationals per output, a scale
+    that is not positive, or pairs whose nearest floats are not ``target_min`` and ``target_max``."""
+    pairs = encoding.output_affine_exact
+    if pairs is None:
+        return []
+    if not isinstance(pairs, list) or len(pairs) != len(encoding.output_names):
+        return ["the exact output scaling does not hold one (offset, scale) pair per output"]
+    try:
+        exact = [(Fraction(offset), Fraction(scale)) for offset, scale in pairs]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return ["the exact output scaling holds a value that is not a rational number"]
+    if any(scale <= 0 for _, scale in exact):
+        return ["the exact output scaling has a scale that is not positive"]
+    nearest = ([float(o) for o, _ in exact], [float(o + s) for o, s in exact])
+    if [float(v) for v in encoding.target_min or []] != nearest[0] or \
+            [float(v) for v in encoding.target_max or []] != nearest[1]:
+        return ["target_min / target_max are not the nearest floats of the exact output scaling"]
+    return []
 
 
 def _scaling_problems(kind: str, names: Sequence[str], lows: Sequence[Any], highs: Sequence[Any]) -> list[str]:

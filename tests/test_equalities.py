@@ -93,8 +93,9 @@ RULE = """
 def test_an_equality_deepsade_cannot_meet_fails_with_the_band_to_state_instead(tmp_path) -> None:
     rule = tmp_path / "budget.smt2"
     rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
+    # DeepSaDe itself (auto's sequential clamps hold this equality exactly: tests/test_exact_equalities.py)
     with pytest.raises(NoModelExists, match=r"state it as a band.*must exceed") as failure:
-        DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=1, seed=0,
+        DeepSaDe(rule, ["housing", "food", "other"], method="deepsade", hidden=(8,), epochs=1, seed=0,
                  solver_timeout=2.0).fit(_budget_rows())
     # the equality leads; the trainer's own advice (a solver timeout) is not the headline
     assert str(failure.value).startswith("no certified model found: assert(s) 1 state an equality")
@@ -105,7 +106,8 @@ def test_the_band_the_hint_suggests_is_taken_by_the_clamps_and_certified(tmp_pat
     rule.write_text(RULE.format(sum="(assert (= (+ housing food other) income))"), encoding="utf-8")
     rows = _budget_rows()
     with pytest.raises(NoModelExists) as failure:
-        DeepSaDe(rule, ["housing", "food", "other"], hidden=(8,), epochs=1, seed=0, solver_timeout=2.0).fit(rows)
+        DeepSaDe(rule, ["housing", "food", "other"], method="deepsade", hidden=(8,), epochs=1, seed=0,
+                 solver_timeout=2.0).fit(rows)
     floor = float(str(failure.value).split("must exceed ")[1].split(" ")[0])
     tol = 3 * floor
     rule.write_text(RULE.format(sum=f"(assert (<= (- (+ housing food other) income) {tol}))\n"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from deepsade.constructions.exact_equalities import for_clamps
 from deepsade.constructions.polytope import recognise_polytope
 from deepsade.constructions.recognise import (
     HARDNET,
@@ -118,8 +119,12 @@ def advise(spec: Spec, encoding: Encoding, domain: Domain) -> list[Advice]:
     names = list(method_names()) + [name for name in RECOGNISERS if name not in method_names()]
     for name in names:
         if name in RECOGNISERS:
-            fits, reason = (RECOGNISERS[name](spec, box, encoding.task) if name in ("repair", "scoreclamp")
-                            else RECOGNISERS[name](spec, box))
+            if name in ("repair", "scoreclamp"):
+                fits, reason = RECOGNISERS[name](spec, box, encoding.task)
+            elif name == "polytope":  # in the output scaling that makes the rule's equalities exact, if any
+                fits, reason = RECOGNISERS[name](for_clamps(spec, encoding)[0], box)
+            else:
+                fits, reason = RECOGNISERS[name](spec, box)
             if name not in method_names():
                 reason = f"(not available in this version) {reason}"
                 fits = False

@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
+from deepsade.constructions.exact_equalities import inexact_reason
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
 from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.ratio_bound import (
@@ -137,10 +138,16 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
     taken, gated, rest, ratio, reasons = [], [], [], [], {}
     regions = input_regions(spec, low, high) if low is not None else {}
     outputs = set(spec.output_names)
+    equal: list[int] = []  # taken asserts that state an equality (held exactly: no other share may remain)
     for a in spec.asserts:
         try:
-            _atoms(a, POLYTOPE)
+            atoms = _atoms(a, POLYTOPE, equalities=True)
+            inexact = [inexact_reason(atom, spec, f"assert {a.index + 1}") for atom in atoms if atom.op == "=="]
+            if any(inexact):
+                raise NotApplicable(next(r for r in inexact if r))
             taken.append(a.index)
+            if inexact:
+                equal.append(a.index)
             continue
         except NotApplicable as exc:
             reasons[a.index] = str(exc)
@@ -166,6 +173,12 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
         reasons.update({i: f"{POLYTOPE} take assert {i + 1}'s ratio bound only when they take every assert without "
                            "a premise gate" for i in ratio})
         rest, ratio = sorted(rest + ratio), []
+    if equal and (rest or gated or ratio):  # an equality's row cannot be strengthened into DeepSaDe's share
+        blocker = (rest or gated or ratio)[0]
+        reasons.update({i: f"{POLYTOPE} hold an equality (assert {i + 1}) only when they take every assert, and "
+                           f"assert {blocker + 1} is not theirs alone" for i in equal})
+        taken = [i for i in taken if i not in equal]
+        rest = sorted(rest + equal)
     if rest:  # gates only when they take every premise assert: otherwise DeepSaDe keeps them all
         reasons.update({i: f"{_GATES_ONLY_WITH_ALL} (assert {rest[0] + 1} is not)" for i in gated})
         rest, gated = sorted(rest + gated), []
@@ -186,10 +199,15 @@ def polytope_rows(spec: Spec, indices: Sequence[int], tightening: Fraction, n_ga
     rows = []
     for index in indices:
         a = replace(spec.asserts[index], premise=z3.BoolVal(True))
-        atoms = _linear_comparisons(a) if index in with_ratio else _atoms(a, POLYTOPE)
-        for atom in atoms:  # coefs . (y, x) + const <= 0 (or < 0)
+        atoms = _linear_comparisons(a) if index in with_ratio else _atoms(a, POLYTOPE, equalities=True)
+        for atom in atoms:  # coefs . (y, x) + const <= 0 (or < 0, or == 0)
             outputs = tuple(atom.outputs().get(k, Fraction(0)) for k in range(n_out))
             inputs = tuple(-atom.inputs().get(j, Fraction(0)) for j in range(n_in)) + (Fraction(0),) * n_gates
+            if atom.op == "==":  # both sides, not tightened: the clamps hold it exactly, without a margin
+                rows.append(HalfSpace(outputs, inputs, -atom.const, frozenset({index})))
+                rows.append(HalfSpace(tuple(-v for v in outputs), tuple(-v for v in inputs), atom.const,
+                                      frozenset({index})))
+                continue
             tightened = -atom.const - tightening * sum(abs(v) for v in outputs)
             rows.append(HalfSpace(outputs, inputs, tightened, frozenset({index})))
     for position, ratio in enumerate(ratios):

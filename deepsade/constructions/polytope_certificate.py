@@ -31,6 +31,7 @@ from deepsade.constructions.certificate import (
     settle_failed_check,
 )
 from deepsade.data import Domain, Encoding
+from deepsade.encoding.exact import substitute_outputs
 from deepsade.float_error import rounding_warning
 from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.regions import input_regions
@@ -243,8 +244,11 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
                 outputs, definitions = whole_box if x_box is None else clamp_terms(model, base_outputs, xs, x_box)
                 solver = _solver(a.linear, timeout_s)
                 solver.add(*common, *bounds, *constraints, *definitions)
-                solver.add(z3.Not(z3.substitute(a.scaled, *[(output_var(k), outputs[k] + perturbations[k])
-                                                            for k in range(model.n_outputs)])))
+                # equalities between numbers read the exact outputs (no margin holds one), the rest the
+                # outputs moved by the margin
+                solver.add(z3.Not(substitute_outputs(
+                    a.scaled, [(output_var(k), outputs[k] + perturbations[k]) for k in range(model.n_outputs)],
+                    [(output_var(k), outputs[k]) for k in range(model.n_outputs)])))
                 answer = solver.check()
                 if answer == z3.unsat:
                     how_checked.add(how)

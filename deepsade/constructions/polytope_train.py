@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deepsade.constructions.exact_equalities import for_clamps
 from deepsade.constructions.hardnet import SLACK_FACTOR, fit_constructed
 from deepsade.constructions.polytope import (
     no_polytope_reason,
@@ -54,6 +55,7 @@ def describe(n_rows: int, model: SequentiallyClampedMLP, constructible: tuple[in
 def train_polytope(job: Any) -> ModelArtifact:
     """Sequential clamps for the polytope asserts, DeepSaDe (strengthened) for the others; exact certificate."""
     start = time.perf_counter()
+    job = _with_exact_equalities(job)
     spec, train, settings = job.spec, job.train, job.settings
     low, high = train.domain.scaled_exact(train.encoding)
     split = split_asserts(spec, low, high)
@@ -72,6 +74,22 @@ def train_polytope(job: Any) -> ModelArtifact:
             "slack_factor": SLACK_FACTOR, "base_loss_weight": BASE_LOSS_WEIGHT},
             base_loss_weight=BASE_LOSS_WEIGHT, refit_base=True)
     return _with_deepsade(job, split, rows, projection, start)
+
+
+def _with_exact_equalities(job: Any) -> Any:
+    """The job in the output scaling that makes the rule's equalities on outputs exact for the clamps
+    (``exact_equalities``): the rule read again and the targets encoded again in those units; the job as it is
+    when the rule states none (or they cannot be made exact: the split then names the equality)."""
+    spec, encoding = for_clamps(job.spec, job.train.encoding)
+    if encoding is job.train.encoding:
+        return job
+
+    def rescaled(data):
+        if data is None:
+            return None
+        return replace(data, encoding=encoding, targets=encoding.encode_targets(data.frame))
+
+    return replace(job, spec=spec, train=rescaled(job.train), val=rescaled(job.val))
 
 
 def _with_deepsade(job: Any, split, rows, projection, start: float) -> ModelArtifact:

@@ -103,9 +103,10 @@ class AffineRule:
         return f"{len(self.rows)} affine row(s) ({two} two-sided) on {self.n_outputs} output(s): {kind}"
 
 
-def _atoms(a: Assert, method: str, spec: Spec | None = None) -> list[LinearAtom]:
+def _atoms(a: Assert, method: str, spec: Spec | None = None, equalities: bool = False) -> list[LinearAtom]:
     """The assert's comparisons as linear atoms, or NotApplicable naming what is in the way (InputDependent when
-    an output is multiplied by an input)."""
+    an output is multiplied by an input); ``equalities``: an ``=`` is an atom too (the sequential clamps hold
+    one exactly when its coefficients are exact, ``exact_equalities``)."""
     where = f"assert {a.index + 1}"
     if a.has_premise:
         raise NotApplicable(f"{method} needs every assert affine in the outputs without a premise; {where} has a "
@@ -126,7 +127,7 @@ def _atoms(a: Assert, method: str, spec: Spec | None = None) -> list[LinearAtom]
                                      f"{spec.output_names[k]!r} by input {spec.input_names[j]!r}") from None
             raise NotApplicable(f"{method} needs comparisons affine in the outputs and inputs; {where} has a "
                                 "nonlinear term") from None
-        if atom.op == "==":
+        if atom.op == "==" and not equalities:
             raise NotApplicable(f"{method} here takes inequalities only; {where} states an equality, which no "
                                 "certificate margin for float32 rounding survives")
         if not atom.outputs():

@@ -1,0 +1,131 @@
+"""Equalities on outputs held exactly by the sequential clamps (``constructions.exact_equalities``): the output
+scaling that makes an equation's coefficients exact, the clamps that then define its last output, and the
+certificate that checks the equality without a margin."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepsade import artifact as artifact_io
+from deepsade.certify import certify_model
+from deepsade.constructions.exact_equalities import (
+    exact_scaling,
+    float32_exact,
+    inexact_reason,
+    output_equalities,
+)
+from deepsade.constructions.recognise import NotApplicable
+from deepsade.data import Encoding
+from deepsade.estimator import DeepSaDe
+from deepsade.ingest import prepare
+from deepsade.prediction import raw_outputs
+from deepsade.recheck import recheck_artifact
+from deepsade.spec import parse_spec_text
+from tests.test_equalities import RULE, _budget_rows
+
+BUDGET = RULE.format(sum="(assert (= (+ housing food other) income))")
+TARGETS = ["housing", "food", "other"]
+
+
+def _budget_spec():
+    data = prepare(_budget_rows(), TARGETS)
+    return parse_spec_text(BUDGET, data.encoding), data.encoding
+
+
+def test_the_data_scaling_leaves_the_equation_inexact_and_the_rescaling_makes_it_exact() -> None:
+    spec, encoding = _budget_spec()
+    ((index, atom),) = output_equalities(spec)
+    assert index == 0 and inexact_reason(atom, spec, "assert 1") is not None  # what the clamps could not hold
+    rescaled, aligned = exact_scaling(spec, encoding)
+    ((_, exact),) = output_equalities(rescaled)
+    assert inexact_reason(exact, rescaled, "assert 1") is None
+    lead = exact.outputs()[2]  # "other", the equation's last output, is the one it defines
+    assert exact.const == 0 and all(float32_exact(v / lead) for v in [*exact.outputs().values(),
+                                                                         *exact.inputs().values()])
+    # each output's scale moves by a power-of-two factor of at most sqrt(2) (its targets stay O(1))
+    for (_, before), (_, after) in zip(encoding.output_affine(), aligned.output_affine(), strict=True):
+        assert 1 / math.sqrt(2) <= float(after / before) <= math.sqrt(2)
+    # the stored floats are the nearest floats of the exact pairs, and the encoding survives JSON
+    again = Encoding.from_dict(json.loads(json.dumps(aligned.to_dict())))
+    assert again.output_affine() == aligned.output_affine()
+    assert "output_affine_exact" not in encoding.to_dict()  # encodings without it serialise as before
+
+
+def test_an_equation_over_two_inputs_of_unrelated_ranges_cannot_be_made_exact() -> None:
+    rows = _budget_rows().assign(bonus=lambda f: np.linspace(0, 977, len(f)))
+    rows["other"] = rows["income"] + rows["bonus"] - rows["housing"] - rows["food"]
+    data = prepare(rows, TARGETS)
+    text = BUDGET.replace("(declare-const other Real)", "(declare-const other Real)(declare-const bonus Real)") \
+        .replace("income))", "(+ income bonus)))")
+    with pytest.raises(NotApplicable, match=r"inputs \(income, bonus\) whose scales have no exact ratio"):
+        exact_scaling(parse_spec_text(text, data.encoding), data.encoding)
+
+
+def test_shares_summing_to_a_constant_are_made_exact_without_an_input() -> None:
+    rng = np.random.default_rng(3)
+    weights = rng.uniform(1, 3, (200, 3))
+    shares = weights / weights.sum(axis=1, keepdims=True) * 100
+    rows = pd.DataFrame({"x": weights[:, 0], "a": shares[:, 0], "b": shares[:, 1], "c": shares[:, 2]})
+    data = prepare(rows, ["a", "b", "c"])
+    spec = parse_spec_text("(declare-const a Real)(declare-const b Real)(declare-const c Real)"
+                           "(assert (= (+ a b c) 100))", data.encoding)
+    rescaled, _ = exact_scaling(spec, data.encoding)
+    ((_, atom),) = output_equalities(rescaled)
+    assert inexact_reason(atom, rescaled, "assert 1") is None and not atom.inputs()
+
+
+@pytest.fixture(scope="module")
+def budget_model():
+    rows = _budget_rows()
+    return DeepSaDe(BUDGET, TARGETS, hidden=(8,), epochs=2, seed=0).fit(rows), rows
+
+
+def test_auto_holds_the_budget_equality_with_clamps_and_the_certificate_checks_it(budget_model, tmp_path) -> None:
+    model, rows = budget_model
+    art = model.artifact_
+    assert art.method == "polytope"
+    assert art.certificate["verdict"] == "certified"
+    assert [a["result"] for a in art.certificate["asserts"]] == ["holds"] * 3
+    assert art.encoding.output_affine_exact is not None
+    # what predict returns keeps the equality up to float64 rounding
+    outputs, _ = raw_outputs(art, rows)
+    assert np.abs(outputs.sum(axis=1) - rows["income"].to_numpy()).max() < 1e-6
+    # the saved directory re-checks from first principles
+    art_dir = artifact_io.save(art, tmp_path / "m")
+    assert not recheck_artifact(artifact_io.load(art_dir)).problems
+
+
+def test_one_float32_step_in_the_clamps_breaks_the_equality_and_the_certificate_says_so(budget_model) -> None:
+    model, _ = budget_model
+    art = model.artifact_
+    network = art.model
+    spec = parse_spec_text(BUDGET, art.encoding)
+    row = int(np.flatnonzero(network.out_weight[2].detach().numpy())[0])  # "other", defined by the equation
+    with torch.no_grad():
+        original = network.out_weight[2, row].clone()
+        network.out_weight[2, row] = torch.nextafter(original, torch.tensor(math.inf))
+    try:
+        broken = certify_model(network, spec, art.encoding, art.domain, art.certificate["margin"])
+    finally:
+        with torch.no_grad():
+            network.out_weight[2, row] = original
+    assert broken["verdict"] != "certified"
+    assert broken["asserts"][0]["result"] != "holds"  # no margin: a one-ulp change is caught
+
+
+def test_a_tampered_exact_scaling_is_refused_on_recheck(budget_model, tmp_path) -> None:
+    model, _ = budget_model
+    directory = artifact_io.save(model.artifact_, tmp_path / "m")
+    data = json.loads((directory / "model.json").read_text())
+    offset, scale = data["encoding"]["output_affine_exact"][2]
+    data["encoding"]["output_affine_exact"][2] = [str(Fraction(offset) + 1), scale]
+    (directory / "model.json").write_text(json.dumps(data))
+    problems = recheck_artifact(artifact_io.load(directory)).problems
+    assert any("nearest floats of the exact output scaling" in p for p in problems), problems
