@@ -390,7 +390,9 @@ class DeepSaDe(_ConstrainedTraining):
         features = list(self.features) if self.features is not None else None
         data = prepare(frame, targets, features, self.task, self.positive, self.impute, self.domain)
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
-        self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed}
+        label_truth = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
+        self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed,
+                              "label_violating_rows": int((~label_truth.all(axis=1)).sum())}
         train, val = split_validation(data, settings.val_fraction, settings.seed)
         self.artifact_ = self._train(settings, spec, train, val, constraint_text, self.data_summary_)
         return self

@@ -138,6 +138,30 @@ def household_budget() -> pd.DataFrame:
     return frame.round(2)
 
 
+def household_accounts() -> pd.DataFrame:
+    """Monthly accounts that add up: housing, food and everything else (savings included) make the income."""
+    frame = household_budget().drop(columns=["leisure"])
+    frame["other"] = (frame["income"] - frame["housing"] - frame["food"]).round(2)
+    return frame
+
+
+def portfolio_shares() -> pd.DataFrame:
+    """An adviser's asset mix in percent (equity, bonds, cash) from the client's age, risk score and horizon."""
+    rng = np.random.default_rng(DATA_SEED + 14)
+    n = 800
+    age = rng.integers(22, 80, n).astype(float)
+    risk = rng.integers(1, 11, n).astype(float)
+    horizon = rng.integers(1, 31, n).astype(float)
+    equity = np.clip(110 - age + 3.0 * (risk - 5) + 0.4 * horizon + rng.normal(0, 6, n), 0, 110 - age)
+    cash = np.clip(4 + 0.08 * (age - 22) + rng.normal(0, 2, n), 0, None)
+    cash = np.minimum(cash, 100 - equity)
+    frame = pd.DataFrame({"age": age, "risk_score": risk, "horizon_years": horizon,
+                          "income_band": rng.choice(["low", "middle", "high"], n, p=[0.3, 0.5, 0.2])})
+    frame["equity_pct"], frame["cash_pct"] = equity.round(2), cash.round(2)
+    frame["bonds_pct"] = (100 - frame["equity_pct"] - frame["cash_pct"]).round(2)
+    return frame
+
+
 def insurance() -> pd.DataFrame:
     """Yearly health-insurance charges from age, BMI, children, smoker and region."""
     rng = np.random.default_rng(DATA_SEED + 1)
@@ -566,4 +590,12 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("speed_cap_ite", "the advised speed is at most (ite urban 50 130), never negative: speed_cap's rule "
             "in one assert", ("session 13: a bound chosen with ite on a 0/1 column (regression)",), "regression",
             ("advised_speed",), speed_cap, source="own generator"),
+    # session 14: equalities on outputs (held exactly by the sequential clamps, exact_equalities)
+    Problem("household_accounts", "housing + food + other = income; housing, food and other >= 0",
+            ("session 14: an equality on outputs (parts make an input)", "multi-output regression"), "regression",
+            ("housing", "food", "other"), household_accounts, source="own generator"),
+    Problem("portfolio_shares", "equity + bonds + cash = 100 percent; each >= 0; equity <= 110 - age",
+            ("session 14: an equality on outputs (shares make 100)", "premise-free bound by an input",
+             "multi-output regression"), "regression", ("equity_pct", "cash_pct", "bonds_pct"), portfolio_shares,
+            source="own generator"),
 ]}

@@ -16,6 +16,8 @@ import torch
 from deepsade import artifact as artifact_io
 from deepsade.certify import certify_model
 from deepsade.constructions.exact_equalities import (
+    clamp_order,
+    derived_output,
     exact_scaling,
     float32_exact,
     inexact_reason,
@@ -46,7 +48,8 @@ def test_the_data_scaling_leaves_the_equation_inexact_and_the_rescaling_makes_it
     rescaled, aligned = exact_scaling(spec, encoding)
     ((_, exact),) = output_equalities(rescaled)
     assert inexact_reason(exact, rescaled, "assert 1") is None
-    lead = exact.outputs()[2]  # "other", the equation's last output, is the one it defines
+    assert derived_output(exact) == 2  # "other", the largest part, is the one the equation defines
+    lead = exact.outputs()[2]
     assert exact.const == 0 and all(float32_exact(v / lead) for v in [*exact.outputs().values(),
                                                                          *exact.inputs().values()])
     # each output's scale moves by a power-of-two factor of at most sqrt(2) (its targets stay O(1))
@@ -129,3 +132,27 @@ def test_a_tampered_exact_scaling_is_refused_on_recheck(budget_model, tmp_path) 
     (directory / "model.json").write_text(json.dumps(data))
     problems = recheck_artifact(artifact_io.load(directory)).problems
     assert any("nearest floats of the exact output scaling" in p for p in problems), problems
+
+
+def test_the_largest_part_is_defined_whatever_the_target_order_and_the_clamps_compute_it_last(tmp_path) -> None:
+    """A new-user probe listed a small part last (heating, cooling, other kWh): defined as total minus the large
+    parts, it carried their errors (3.7x ffn's MSE with a band). The equation defines its largest part instead,
+    and the clamps compute it after the others."""
+    rng = np.random.default_rng(5)
+    n = 240
+    heating = rng.uniform(200, 1200, n)
+    cooling = rng.uniform(50, 400, n)
+    other = rng.uniform(5, 20, n)
+    rows = pd.DataFrame({"total": heating + cooling + other, "heating": heating, "cooling": cooling, "other": other})
+    text = ("(declare-const total Real)(declare-const heating Real)(declare-const cooling Real)"
+            "(declare-const other Real)(assert (= (+ heating cooling other) total))"
+            "(assert (and (>= heating 0) (>= cooling 0) (>= other 0)))")
+    data = prepare(rows, ["heating", "cooling", "other"])
+    rescaled, _ = exact_scaling(parse_spec_text(text, data.encoding), data.encoding)
+    ((_, atom),) = output_equalities(rescaled)
+    assert derived_output(atom) == 0 and clamp_order(rescaled, 3) == [1, 2, 0]
+    model = DeepSaDe(text, ["heating", "cooling", "other"], hidden=(8,), epochs=2, seed=0).fit(rows)
+    assert model.artifact_.method == "polytope" and model.artifact_.certificate["verdict"] == "certified"
+    outputs, _ = raw_outputs(model.artifact_, rows)
+    assert np.abs(outputs.sum(axis=1) - rows["total"].to_numpy()).max() < 1e-6
+    assert (outputs >= 0).all()

@@ -106,4 +106,5 @@ def test_the_float32_warning_says_first_whether_float64_evaluation_is_covered():
     assert "--margin" not in covered  # a margin of 0.115 of the targets' range would leave no room: not offered
     uncovered = rounding_warning(1e6, 1e-6)  # float64 bound ~2e-3 > margin: neither is covered, and it says so
     assert "within the margin" not in uncovered and "a float64 one by about 0.00186" in uncovered
-    assert "or train with --margin 0.0014 or more" in rounding_warning(0.00123, 1e-4)
+    assert "or train with --margin 0.0025 or more" in rounding_warning(0.00123, 1e-4)  # twice the bound
+    assert "--margin" not in rounding_warning(0.047, 1e-4)  # a probe took 0.052 for 0.047 and got a bound of 0.059

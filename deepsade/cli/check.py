@@ -20,15 +20,16 @@ def check(constraint, data_file, targets, features, task, positive, impute, doma
     frame = read_csv(data_file)
     data = prepare(frame, list(targets), parse_features(features), task, positive, impute, domain_file)
     spec = parse_spec(constraint, data.encoding)
-    report_check(spec, data, all_inputs)
+    report_check(spec, data, all_inputs, positive_given=positive is not None)
 
 
-def report_check(spec: Spec, data, all_inputs: bool = False) -> None:
+def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: bool = False) -> None:
     enc = data.encoding
     echo = click.echo
     echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
          + (f", {data.rows_imputed} imputed" if data.rows_imputed else "") + f"; task: {enc.task}")
-    for note in [enc.positive_class_note(), enc.constant_columns_note(), enc.identifier_columns_note(), *spec.notes]:
+    chosen = None if positive_given else enc.positive_class_note()  # said when the tool chose it, as train does
+    for note in [chosen, enc.constant_columns_note(), enc.identifier_columns_note(), *spec.notes]:
         if note:
             echo(f"note: {note}")
     bound_inputs = [n for n in spec.declared if n in enc.input_names]

@@ -183,6 +183,10 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     click.echo(f"trained {method} on {art.training.get('train_rows', summary['rows'])} rows "
                f"({f'{held_out} more held out for validation, ' if held_out else ''}"
                f"{summary['rows_dropped']} dropped for missing values) in {art.training['seconds']:.1f}s")
+    broken = summary.get("label_violating_rows", 0)
+    if broken and get_method(method).certifies:  # the model keeps the rule, so it cannot fit these labels
+        click.echo(f"note: {broken} row(s) of the data hold labels that break the rule (the model keeps the rule, "
+                   "so it departs from them there; deepsade check lists them)", err=True)
     chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
     for note in [chosen, art.encoding.constant_columns_note(), art.encoding.identifier_columns_note(),
                  *art.training.get("notes", [])]:

@@ -53,6 +53,9 @@ class Projection:
     lower: tuple[tuple[Bound, ...], ...]
     upper: tuple[tuple[Bound, ...], ...]
     conditions: tuple[HalfSpace, ...]
+    # the outputs in the order of ``lower``/``upper`` (position -> output index; None: 0, 1, 2, ...): the bounds
+    # of the output at position ``j`` read the outputs at positions before ``j``
+    order: tuple[int, ...] | None = None
 
     @property
     def n_pieces(self) -> int:
@@ -90,8 +93,13 @@ def remove_redundant(rows: Sequence[HalfSpace], low: Sequence[Fraction], high: S
 
 
 def project(rows: Sequence[HalfSpace], n_outputs: int, low: Sequence[Fraction],
-            high: Sequence[Fraction]) -> Projection:
-    """Eliminate ``y_k, ..., y_2`` (and finally ``y_1``) from ``rows``; see ``Projection``."""
+            high: Sequence[Fraction], order: Sequence[int] | None = None) -> Projection:
+    """Eliminate ``y_k, ..., y_2`` (and finally ``y_1``) from ``rows``; see ``Projection``. With ``order`` (a
+    permutation of the outputs), the outputs are taken in that order: ``order[-1]`` is eliminated first."""
+    if order is not None and list(order) != list(range(n_outputs)):
+        permuted = [HalfSpace(tuple(r.outputs[k] for k in order), r.inputs, r.const, r.asserts) for r in rows]
+        found = project(permuted, n_outputs, low, high)
+        return Projection(found.lower, found.upper, found.conditions, tuple(order))
     current = remove_redundant(rows, low, high)
     lower: list[tuple[Bound, ...]] = []
     upper: list[tuple[Bound, ...]] = []

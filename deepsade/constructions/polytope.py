@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from deepsade.constructions.exact_equalities import inexact_reason
+from deepsade.constructions.exact_equalities import clamp_order, inexact_reason
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
 from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.ratio_bound import (
@@ -278,7 +278,8 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
         split = SplitRule(split.constructible, tuple(sorted(split.remaining + split.gated)),
                           {**split.reasons, **{i: "its gate leaves no room" for i in split.gated}})
     rows = polytope_rows(spec, split.constructible, tightening)
-    projection = project(rows, len(spec.output_names), low, high)
+    # an equation's defined output last among its outputs (exact_equalities.clamp_order), else index order
+    projection = project(rows, len(spec.output_names), low, high, clamp_order(spec, len(spec.output_names)))
     _no_room(spec, violated_condition(projection, low, high), tightening, encoding)
     return rows, projection, [], split
 

@@ -135,9 +135,10 @@ def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int
     if gates:
         g, f, x = _extra_columns(program, list(gates), f, x, position)
     n_g = len(g)
-    y: list[tuple[np.ndarray, Fraction]] = []
+    y: list[tuple[np.ndarray, Fraction]] = []  # in the projection's order
+    order = list(projection.order) if projection.order is not None else list(range(n_outputs))
     for j in range(n_outputs):
-        value = f[j]
+        value = f[order[j]]
         steps = [(1, piece) for piece in projection.lower[j]] + [(-1, piece) for piece in projection.upper[j]]
         for sign, piece in steps:
             n_in = len(piece.inputs) - n_g
@@ -153,8 +154,9 @@ def compile_clamps(projection: Projection, mapped: Sequence[int], n_outputs: int
             x, g, y, value = rest[:m], rest[m:m + n_g], rest[m + n_g:m + n_g + j], rest[-1]
             value = _combine([(1, value), (sign, term)], Fraction(0), program.width)
         y.append(value)
-    out_weight = np.array([list(c) for c, _ in y], dtype=object).reshape(n_outputs, program.width)
-    out_bias = np.array([k for _, k in y], dtype=object)
+    by_output = [y[order.index(k)] for k in range(n_outputs)]
+    out_weight = np.array([list(c) for c, _ in by_output], dtype=object).reshape(n_outputs, program.width)
+    out_bias = np.array([k for _, k in by_output], dtype=object)
     return program.layers, out_weight, out_bias
 
 

@@ -1,0 +1,63 @@
+"""Notes the CLI prints around training, from a new-user probe (session 14): what the data says about the rule,
+which class a binary score means (only when the tool chose it), and advise's reason for a classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from deepsade.cli import main
+
+BUDGET = ("(declare-const income Real)(declare-const housing Real)(declare-const food Real)"
+          "(declare-const other Real)(assert (= (+ housing food other) income))"
+          "(assert (and (>= housing 0.0) (>= food 0.0)))")
+
+
+def _budget(tmp_path, broken: int):
+    rng = np.random.default_rng(0)
+    income = rng.uniform(1500, 9000, 200).round(0)
+    housing, food = (0.3 * income).round(2), (300 + 0.05 * income).round(2)
+    frame = pd.DataFrame({"income": income, "housing": housing, "food": food, "other": income - housing - food})
+    frame.loc[: broken - 1, "other"] += 50.0  # labels that break the equality
+    csv, rule = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text(BUDGET)
+    return csv, rule
+
+
+def test_train_says_how_many_rows_hold_labels_that_break_the_rule(tmp_path):
+    csv, rule = _budget(tmp_path, broken=4)
+    args = ["train", str(csv), "--constraint", str(rule), "--target", "housing,food,other", "--epochs", "2",
+            "--hidden", "8", "--quiet"]
+    certified = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "m")])
+    assert certified.exit_code == 0, certified.output
+    assert "note: 4 row(s) of the data hold labels that break the rule" in certified.stderr
+    ffn = CliRunner().invoke(main, [*args, "--method", "ffn", "--out", str(tmp_path / "f")])
+    assert ffn.exit_code == 0 and "break the rule" not in ffn.stderr  # ffn keeps no rule: nothing to say
+
+
+def test_check_names_the_positive_class_only_when_the_tool_chose_it(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.uniform(0, 10, 80)})
+    frame["approved"] = np.where(frame["x"] > 5, "yes", "no")
+    csv, rule = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text("(declare-const x Real)(declare-const approved Real)(assert (=> (> x 9) (> approved 0)))")
+    chose = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "approved"])
+    given = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "approved", "--positive", "yes"])
+    assert chose.exit_code == 0 and given.exit_code == 0, (chose.output, given.output)
+    assert "--positive chooses it" in chose.output and "--positive chooses it" not in given.output
+
+
+def test_advise_says_the_sequential_clamps_are_for_regression_outputs(tmp_path):
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.uniform(0, 10, 80)})
+    frame["approved"] = np.where(frame["x"] > 5, "yes", "no")
+    csv, rule = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text("(declare-const x Real)(declare-const approved Real)(assert (=> (> x 9) (> approved 0)))")
+    result = CliRunner().invoke(main, ["advise", str(rule), str(csv), "--target", "approved"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "polytope" in line)
+    assert "regression outputs" in line and "has a premise" not in line
