@@ -162,6 +162,24 @@ def portfolio_shares() -> pd.DataFrame:
     return frame
 
 
+def energy_parts() -> pd.DataFrame:
+    """A building's monthly energy use split into heating, cooling and the rest, from weather and floor area."""
+    rng = np.random.default_rng(DATA_SEED + 15)
+    n = 700
+    hdd = rng.uniform(0, 600, n)  # heating degree days
+    cdd = rng.uniform(0, 300, n)  # cooling degree days
+    area = rng.uniform(80, 400, n)
+    occupants = rng.integers(1, 7, n).astype(float)
+    heating = np.clip(0.012 * hdd * area * rng.lognormal(0, 0.08, n), 0, None)
+    cooling = np.clip(0.009 * cdd * area * rng.lognormal(0, 0.1, n), 0, None)
+    other = np.clip(30 + 12 * occupants + rng.normal(0, 4, n), 0, None)
+    frame = pd.DataFrame({"heating_degree_days": hdd.round(1), "cooling_degree_days": cdd.round(1),
+                          "floor_area_m2": area.round(1), "occupants": occupants})
+    frame["heating_kwh"], frame["cooling_kwh"], frame["other_kwh"] = heating.round(2), cooling.round(2), other.round(2)
+    frame["total_kwh"] = (frame["heating_kwh"] + frame["cooling_kwh"] + frame["other_kwh"]).round(2)
+    return frame
+
+
 def insurance() -> pd.DataFrame:
     """Yearly health-insurance charges from age, BMI, children, smoker and region."""
     rng = np.random.default_rng(DATA_SEED + 1)
@@ -598,4 +616,7 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
             ("session 14: an equality on outputs (shares make 100)", "premise-free bound by an input",
              "multi-output regression"), "regression", ("equity_pct", "cash_pct", "bonds_pct"), portfolio_shares,
             source="own generator"),
+    Problem("energy_parts", "heating + cooling + other = total kWh; each >= 0 (the small part listed last)",
+            ("session 14: an equality on outputs (parts make an input)", "multi-output regression"), "regression",
+            ("heating_kwh", "cooling_kwh", "other_kwh"), energy_parts, source="own generator"),
 ]}
