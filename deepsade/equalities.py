@@ -106,7 +106,7 @@ def _coefficients(difference: z3.ArithRef, names: set[str]) -> dict[str, Fractio
 def equality_hint(spec: Spec, margin: float, output_scales: Sequence[Fraction],
                   clamps_reason: str | None = None) -> str | None:
     """One paragraph for the user when the rule states equalities on outputs; None when it states none.
-    ``clamps_reason``: why the sequential clamps do not hold them exactly (``exact_equalities.why_not_held``)."""
+    ``clamps_reason``: why the sequential clamps do not hold them exactly (``polytope.equality_blocker``)."""
     equalities = output_equalities(spec, margin, output_scales)
     if not equalities:
         return None

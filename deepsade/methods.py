@@ -197,9 +197,9 @@ def train_deepsade(job: TrainingJob) -> ModelArtifact:
             "(values are raw units: check them, or widen the box with --domain)")
     trainer = DeepSaDeTrainer(spec, train, settings, progress=job.progress, checkpoint_dir=job.checkpoint_dir,
                               checkpoint_policy=CheckpointPolicy.parse(job.checkpoint_every))
-    from deepsade.constructions.exact_equalities import why_not_held
+    from deepsade.constructions.polytope import equality_blocker
 
-    clamps_reason = why_not_held(spec, train.encoding, *train.domain.scaled_exact(train.encoding)) \
+    clamps_reason = equality_blocker(spec, train.encoding, *train.domain.scaled_exact(train.encoding)) \
         if train.encoding.task == "regression" else None
     hint = equality_hint(spec, settings.output_margin,
                          [scale for _, scale in train.encoding.output_affine()], clamps_reason)

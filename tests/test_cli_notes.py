@@ -50,14 +50,18 @@ def test_check_names_the_positive_class_only_when_the_tool_chose_it(tmp_path):
     assert "--positive chooses it" in chose.output and "--positive chooses it" not in given.output
 
 
-def test_advise_says_the_sequential_clamps_are_for_regression_outputs(tmp_path):
+def test_advise_names_what_is_in_a_premise_asserts_conclusion_not_the_premise(tmp_path):
+    """A probe's 5-class rule had an `or` of class comparisons behind a box premise: advise said "assert 1 has a
+    premise", after saying the clamps take premises that are boxes."""
     rng = np.random.default_rng(2)
-    frame = pd.DataFrame({"x": rng.uniform(0, 10, 80)})
-    frame["approved"] = np.where(frame["x"] > 5, "yes", "no")
+    frame = pd.DataFrame({"x": rng.uniform(0, 10, 90)})
+    frame["kind"] = np.select([frame["x"] < 3, frame["x"] < 6], ["a", "b"], "c")
     csv, rule = tmp_path / "d.csv", tmp_path / "r.smt2"
     frame.to_csv(csv, index=False)
-    rule.write_text("(declare-const x Real)(declare-const approved Real)(assert (=> (> x 9) (> approved 0)))")
-    result = CliRunner().invoke(main, ["advise", str(rule), str(csv), "--target", "approved"])
+    rule.write_text("(declare-const x Real)(declare-const |kind=a| Real)(declare-const |kind=b| Real)"
+                    "(declare-const |kind=c| Real)"
+                    "(assert (=> (< x 2) (or (< |kind=c| |kind=a|) (< |kind=c| |kind=b|))))")
+    result = CliRunner().invoke(main, ["advise", str(rule), str(csv), "--target", "kind"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "polytope" in line)
-    assert "regression outputs" in line and "has a premise" not in line
+    assert "uses or, not, ite or => inside (in its conclusion)" in line and "has a premise" not in line, line

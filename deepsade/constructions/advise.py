@@ -121,9 +121,6 @@ def advise(spec: Spec, encoding: Encoding, domain: Domain) -> list[Advice]:
         if name in RECOGNISERS:
             if name in ("repair", "scoreclamp"):
                 fits, reason = RECOGNISERS[name](spec, box, encoding.task)
-            elif name == "polytope" and encoding.task != "regression":
-                fits, reason = False, ("sequential clamps bound regression outputs; for a classifier's scores see "
-                                       "scoreclamp")
             elif name == "polytope":  # in the output scaling that makes the rule's equalities exact, if any
                 fits, reason = RECOGNISERS[name](for_clamps(spec, encoding)[0], box)
             else:

@@ -162,18 +162,3 @@ def for_clamps(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding]:
         return spec, encoding
     return rescaled if rescaled is not None else (spec, encoding)
 
-
-def why_not_held(spec: Spec, encoding: Encoding, low, high) -> str | None:
-    """Why the sequential clamps do not hold the rule's equalities exactly (None: they do, or there are none):
-    no output scaling makes one exact, or the clamps do not take every other assert."""
-    from deepsade.constructions.polytope import split_asserts
-
-    if not output_equalities(spec):
-        return None
-    try:
-        rescaled = exact_scaling(spec, encoding)
-    except NotApplicable as exc:
-        return str(exc)
-    split = split_asserts(rescaled[0] if rescaled is not None else spec, low, high)
-    equal = {index for index, _ in output_equalities(spec)}
-    return next((split.reasons[i] for i in split.remaining if i in equal and i in split.reasons), None)

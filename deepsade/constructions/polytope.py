@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from deepsade.constructions.exact_equalities import clamp_order, inexact_reason
+from deepsade.constructions.exact_equalities import clamp_order, exact_scaling, inexact_reason, output_equalities
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
 from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.ratio_bound import (
@@ -164,10 +164,18 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
                 continue
             except NotApplicable as exc:
                 reasons[a.index] = str(exc)
-        if a.has_premise and low is not None and _conclusion_is_taken(a, low, high) \
-                and _premise_gate(a, regions.get(a.index), low, high) is not None:
-            gated.append(a.index)
-            continue
+        if a.has_premise and low is not None:
+            if not _conclusion_is_taken(a, low, high):  # say what is in the conclusion, not that there is a premise
+                try:
+                    _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE)
+                except NotApplicable as exc:
+                    reasons[a.index] = f"{exc} (in its conclusion)"
+            elif _premise_gate(a, regions.get(a.index), low, high) is not None:
+                gated.append(a.index)
+                continue
+            else:
+                reasons[a.index] = (f"assert {a.index + 1}'s premise is neither a box of single-input bounds nor "
+                                    "linear inequalities over the inputs, which premise gates take")
         rest.append(a.index)
     if ratio and (rest or gated):  # a ratio bound only when the clamps take everything else without a gate
         reasons.update({i: f"{POLYTOPE} take assert {i + 1}'s ratio bound only when they take every assert without "
@@ -445,3 +453,18 @@ def recognise_polytope(spec: Spec, box: tuple[Sequence[Fraction], Sequence[Fract
         how += (f"; DeepSaDe trains assert(s) {', '.join(str(i + 1) for i in split.remaining)}, strengthened with "
                 "the polytope")
     return True, how
+
+
+def equality_blocker(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high: Sequence[Fraction]) -> str | None:
+    """Why the sequential clamps do not hold the rule's equalities on outputs exactly (None: they do, or there
+    are none): no output scaling makes one exact (``exact_equalities``), or the clamps do not take every other
+    assert."""
+    if not output_equalities(spec):
+        return None
+    try:
+        rescaled = exact_scaling(spec, encoding)
+    except NotApplicable as exc:
+        return str(exc)
+    split = split_asserts(rescaled[0] if rescaled is not None else spec, low, high)
+    equal = {index for index, _ in output_equalities(spec)}
+    return next((split.reasons[i] for i in split.remaining if i in equal and i in split.reasons), None)
