@@ -95,7 +95,10 @@ def _exact_output_problems(encoding: Encoding) -> list[str]:
         return ["the exact output scaling holds a value that is not a rational number"]
     if any(scale <= 0 for _, scale in exact):
         return ["the exact output scaling has a scale that is not positive"]
-    nearest = ([float(o) for o, _ in exact], [float(o + s) for o, s in exact])
+    try:
+        nearest = ([float(o) for o, _ in exact], [float(o + s) for o, s in exact])
+    except OverflowError:
+        return ["the exact output scaling holds a value beyond the float64 range"]
     if [float(v) for v in encoding.target_min or []] != nearest[0] or \
             [float(v) for v in encoding.target_max or []] != nearest[1]:
         return ["target_min / target_max are not the nearest floats of the exact output scaling"]

@@ -156,3 +156,50 @@ def test_the_largest_part_is_defined_whatever_the_target_order_and_the_clamps_co
     outputs, _ = raw_outputs(model.artifact_, rows)
     assert np.abs(outputs.sum(axis=1) - rows["total"].to_numpy()).max() < 1e-6
     assert (outputs >= 0).all()
+
+
+def _synthetic(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    x1, x3 = rng.uniform(0, 10, n), rng.uniform(-3, 3, n)
+    y1 = rng.uniform(0, 4, n)
+    return pd.DataFrame({"x1": x1, "x3": x3, "y1": y1, "y2": 3 * x1 - y1, "y3": y1 + 2, "y4": y1 + x3 + 1})
+
+
+DECLARE = "".join(f"(declare-const {v} Real)" for v in ("x1", "x3", "y1", "y2", "y3", "y4"))
+
+
+def test_an_output_shared_by_two_equalities_keeps_both_exact() -> None:
+    """The audit's r4: y1 + y2 = x1 and y3 - y1 = 2. The second equation's coefficients were read in the units
+    the first had already changed, so no scaling passed the exactness guard and training found no model."""
+    rows = _synthetic().assign(y2=lambda f: f["x1"] - f["y1"])
+    text = DECLARE + "(assert (= (+ y1 y2) x1))(assert (= (- y3 y1) 2))"
+    data = prepare(rows, ["y1", "y2", "y3"])
+    rescaled, _ = exact_scaling(parse_spec_text(text, data.encoding), data.encoding)
+    assert all(inexact_reason(atom, rescaled, "") is None for _, atom in output_equalities(rescaled))
+    model = DeepSaDe(text, ["y1", "y2", "y3"], hidden=(8,), epochs=2, seed=0).fit(rows)
+    assert model.artifact_.method == "polytope" and model.artifact_.certificate["verdict"] == "certified"
+
+
+def test_the_defined_output_is_the_equation_alone_even_when_other_asserts_bound_it(tmp_path) -> None:
+    """The audit's r22 (y1 + y2 = 3 x1, y4 - y1 >= x3, y2 <= x1 + 1, margin 0.05, a wide box): the clamps had
+    bounded the defined output by float32 copies of pieces such as 8/3 x1 next to the exact form, which moved it
+    off the equation by a rounding (an exact violation of 2.9e-10; the certificate said not certified). The
+    defined output's clamp now reads the equation's form alone."""
+    rows = _synthetic()
+    text = DECLARE + "(assert (= (+ y1 y2) (* 3 x1)))(assert (>= (- y4 y1) x3))(assert (<= y2 (+ x1 1)))"
+    box = tmp_path / "wide.json"
+    box.write_text(json.dumps({"x1": [-50, 200], "x3": [-1000, 1000]}))
+    model = DeepSaDe(text, ["y1", "y2", "y3", "y4"], hidden=(8,), epochs=2, seed=0, margin=0.05,
+                     domain=str(box)).fit(rows)
+    art = model.artifact_
+    assert art.method == "polytope" and art.certificate["verdict"] == "certified", art.certificate["asserts"]
+
+
+def test_an_exact_scaling_beyond_float64_is_a_named_problem_not_a_crash(budget_model, tmp_path) -> None:
+    model, _ = budget_model
+    directory = artifact_io.save(model.artifact_, tmp_path / "m")
+    data = json.loads((directory / "model.json").read_text())
+    data["encoding"]["output_affine_exact"][0][1] = "1e400"
+    (directory / "model.json").write_text(json.dumps(data))
+    problems = recheck_artifact(artifact_io.load(directory)).problems
+    assert "the exact output scaling holds a value beyond the float64 range" in problems

@@ -103,13 +103,14 @@ def exact_scaling(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding] | Non
     if all(inexact_reason(atom, spec, "") is None for _, atom in equalities):
         return None
     offsets = {i: o for i, (o, _) in enumerate(encoding.output_affine())}
-    scales = {i: s for i, (_, s) in enumerate(encoding.output_affine())}
+    natural_scales = {i: s for i, (_, s) in enumerate(encoding.output_affine())}  # the units ``equalities`` are in
+    scales = dict(natural_scales)  # as chosen so far
     fixed: set[int] = set()  # outputs whose scale an earlier equation chose
     derived: dict[int, int] = {}  # output -> the assert that defines it
     for index, atom in equalities:
         where = f"assert {index + 1}"
         outputs, inputs = atom.outputs(), atom.inputs()
-        raw = {i: outputs[i] / scales[i] for i in outputs}  # a_i: raw-unit coefficients (scale-free)
+        raw = {i: outputs[i] / natural_scales[i] for i in outputs}  # a_i: raw-unit coefficients (scale-free)
         if inputs:
             reference = abs(inputs[min(inputs)])
         else:
@@ -162,3 +163,29 @@ def for_clamps(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding]:
         return spec, encoding
     return rescaled if rescaled is not None else (spec, encoding)
 
+
+
+def defined_bounds(projection, spec: Spec):
+    """``projection`` with each equation's defined output bounded by the equation's form alone, as its lower and
+    its upper bound: the clamp then returns that form exactly. Its other bounds (other asserts on it) are left
+    out: they hold once it equals the form, because eliminating it combined them with the equation into the
+    bounds of the outputs computed before it (float32 copies of those pieces, 8/3 and the like, would otherwise
+    sit next to the exact form and could move the output off it by a rounding)."""
+    from dataclasses import replace as replace_fields
+
+    from deepsade.constructions.fourier_motzkin import Bound
+
+    order = list(projection.order) if projection.order is not None else list(range(len(spec.output_names)))
+    lower, upper = list(projection.lower), list(projection.upper)
+    n_in = len(spec.input_names)
+    for _, atom in output_equalities(spec):
+        k = derived_output(atom)
+        position = order.index(k)
+        outputs, inputs, lead = atom.outputs(), atom.inputs(), atom.outputs()[k]
+        form = Bound(tuple(-inputs.get(j, Fraction(0)) / lead for j in range(n_in)),
+                     tuple(-outputs.get(order[p], Fraction(0)) / lead for p in range(position)),
+                     -atom.const / lead)
+        if any(outputs.get(order[p], 0) != 0 for p in range(position + 1, len(order))):
+            raise ValueError("an equation reads an output the clamps compute after the one it defines")
+        lower[position], upper[position] = (form,), (form,)
+    return replace_fields(projection, lower=tuple(lower), upper=tuple(upper))

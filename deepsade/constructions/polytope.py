@@ -17,7 +17,13 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from deepsade.constructions.exact_equalities import clamp_order, exact_scaling, inexact_reason, output_equalities
+from deepsade.constructions.exact_equalities import (
+    clamp_order,
+    defined_bounds,
+    exact_scaling,
+    inexact_reason,
+    output_equalities,
+)
 from deepsade.constructions.fourier_motzkin import HalfSpace, Projection, project, violated_condition
 from deepsade.constructions.linear_gate import LinearSide, linear_premise_sides
 from deepsade.constructions.ratio_bound import (
@@ -289,6 +295,8 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
     # an equation's defined output last among its outputs (exact_equalities.clamp_order), else index order
     projection = project(rows, len(spec.output_names), low, high, clamp_order(spec, len(spec.output_names)))
     _no_room(spec, violated_condition(projection, low, high), tightening, encoding)
+    if any(index in split.constructible for index, _ in output_equalities(spec)):
+        projection = defined_bounds(projection, spec)
     return rows, projection, [], split
 
 
