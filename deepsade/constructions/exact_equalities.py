@@ -2,15 +2,15 @@
 
 A premise-free equality ``sum_i a_i y_i = sum_j c_j x_j + d`` (raw units) reads, in network units,
 ``A . n + C . xi + K = 0`` with ``A_i = a_i s_i`` and ``C_j = c_j sx_j`` (``s``, ``sx`` the output and input
-scales). The sequential clamps can hold it exactly: the last output ``k`` of the equation gets the same affine
-form as its lower and its upper bound, and its clamp returns that form. In the stored network that form has
+scales). The sequential clamps can hold it exactly: the output ``k`` the equation defines (``derived_output``)
+gets the same affine form as its lower and its upper bound, and its clamp returns that form. In the stored network that form has
 coefficients ``-A_i / A_k`` and ``-C_j / A_k`` and constant ``-K / A_k``; the equality holds on the exact
 network only if these are float32 values, which the data's own min/max scaling almost never gives (the
 scales of different columns have no exact ratio). No certificate margin can absorb the difference.
 
 So the outputs of an equation are rescaled, each by a factor within sqrt(2) of 1: every ``|A_i|`` becomes a
 reference unit ``r`` times a power of two (``r`` the first input's coefficient ``|C_j|`` when the equation has
-an input, else the last output's ``|A_k|``), and the last output's offset moves so that ``K = 0``. The new
+an input, else the largest output's ``|A_i|``), and the defined output's offset moves so that ``K = 0``. The new
 scales and offsets are exact rationals, stored as such in the encoding (``Encoding.output_affine_exact``); the
 rule is then read again in the new units, and every ratio is a power of two. An equation with inputs of
 scales that have no exact ratio to each other (two inputs of unrelated ranges) cannot be made exact this way
@@ -75,7 +75,7 @@ def clamp_order(spec: Spec, n_outputs: int) -> list[int] | None:
 
 def inexact_reason(atom: LinearAtom, spec: Spec, where: str) -> str | None:
     """Why the clamps cannot hold this equality exactly in the current units (None: they can): the ratios of
-    its coefficients to the last output's must be float32 values and its constant 0."""
+    its coefficients to the defined output's must be float32 values and its constant 0."""
     k = derived_output(atom)
     lead = atom.outputs()[k]
     ratios = [v / lead for v in atom.outputs().values()] + [v / lead for v in atom.inputs().values()]
@@ -135,7 +135,7 @@ def exact_scaling(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding] | Non
             names = ", ".join(spec.input_names[j] for j in sorted(inputs))
             raise NotApplicable(f"{where} states an equality over inputs ({names}) whose scales have no exact ratio "
                                 "to each other, so no output scaling makes it exact for the clamps")
-        # the constant in the new units: K + sum_i a_i (m'_i - m_i), zero by the last output's offset
+        # the constant in the new units: K + sum_i a_i (m'_i - m_i), zero by the defined output's offset
         constant = atom.const + sum((raw[i] * (offsets.get(i) - encoding.output_affine()[i][0])
                                      for i in outputs if i != k), Fraction(0))
         natural_offset = encoding.output_affine()[k][0]
