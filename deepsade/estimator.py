@@ -177,6 +177,14 @@ class _ConstrainedTraining(BaseEstimator):
 
     def _train(self, settings: TrainSettings, spec: Spec, train: TabularData, val: TabularData | None,
                constraint_text: str, rows: dict[str, int]) -> artifact_io.ModelArtifact:
+        """``_train_with_method`` on one torch thread unless OMP_NUM_THREADS is set (``deepsade.threads``)."""
+        from deepsade.threads import training_threads
+
+        with training_threads():
+            return self._train_with_method(settings, spec, train, val, constraint_text, rows)
+
+    def _train_with_method(self, settings: TrainSettings, spec: Spec, train: TabularData, val: TabularData | None,
+                           constraint_text: str, rows: dict[str, int]) -> artifact_io.ModelArtifact:
         """Train with the registered method; with ``out``, the run of ``deepsade train --out``: a checkpoint in
         ``OUT.checkpoint`` (a stale one is refused), the model written to ``out``, the checkpoint removed once
         the written model is certified and kept when writing fails."""
