@@ -15,7 +15,7 @@ def test_check_reports_bindings_and_violations(tmp_path, loan_frame, loan_constr
     out = result.stdout
     assert "mapped (skip-connection) features: ApplicantIncome, Credit_History" in out
     assert "1 dropped for missing values" in out
-    assert "linear, P => Q" in out
+    assert "linear arithmetic, P => Q" in out
     assert "rows violating at least one assert: 0 of 199" in out
 
 

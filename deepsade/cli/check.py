@@ -52,7 +52,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         shape = "P => Q" if a.has_premise else "Q"
         if a.case_of is not None:
             shape += f", a case of assert {a.case_of + 1} as written"
-        kind = "linear" if a.linear else "non-linear"
+        kind = "linear arithmetic" if a.linear else "nonlinear arithmetic"  # of the terms, whatever the Boolean form
         text = " ".join(a.text.split())
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
         echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
