@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from deepsade.constructions.fourier_motzkin import Bound, Projection
 from deepsade.constructions.recognise import NotApplicable
 from deepsade.data import Encoding
 from deepsade.linear import LinearAtom, NotLinear, atom_from_comparison
@@ -165,16 +166,12 @@ def for_clamps(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding]:
 
 
 
-def defined_bounds(projection, spec: Spec):
+def defined_bounds(projection: Projection, spec: Spec) -> Projection:
     """``projection`` with each equation's defined output bounded by the equation's form alone, as its lower and
     its upper bound: the clamp then returns that form exactly. Its other bounds (other asserts on it) are left
     out: they hold once it equals the form, because eliminating it combined them with the equation into the
     bounds of the outputs computed before it (float32 copies of those pieces, 8/3 and the like, would otherwise
     sit next to the exact form and could move the output off it by a rounding)."""
-    from dataclasses import replace as replace_fields
-
-    from deepsade.constructions.fourier_motzkin import Bound
-
     order = list(projection.order) if projection.order is not None else list(range(len(spec.output_names)))
     lower, upper = list(projection.lower), list(projection.upper)
     n_in = len(spec.input_names)
@@ -188,4 +185,4 @@ def defined_bounds(projection, spec: Spec):
         if any(outputs.get(order[p], 0) != 0 for p in range(position + 1, len(order))):
             raise ValueError("an equation reads an output the clamps compute after the one it defines")
         lower[position], upper[position] = (form,), (form,)
-    return replace_fields(projection, lower=tuple(lower), upper=tuple(upper))
+    return replace(projection, lower=tuple(lower), upper=tuple(upper))
