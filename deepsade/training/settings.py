@@ -67,6 +67,7 @@ class TrainSettings:
     clause_sets: bool = True  # sign patterns: offer the rule's CNF as rows beside the cubes (off under ``paper``)
     optimizer: str = "sgd"  # hidden layers: "sgd" (the paper's, at ``lr``) or "adam" (at ADAM_LR)
     patience: int = 0  # stop after this many epochs without a lower validation loss (0: train every epoch)
+    weight_average: bool = True  # constructions: judge and keep a moving average of SGD's weights (off under ``paper``)
 
     @property
     def uses_region_boxes(self) -> bool:
@@ -81,6 +82,10 @@ class TrainSettings:
     @property
     def uses_refit(self) -> bool:
         return self.refit and not self.paper
+
+    @property
+    def uses_weight_average(self) -> bool:
+        return self.weight_average and not self.paper
 
     @property
     def uses_clause_sets(self) -> bool:
