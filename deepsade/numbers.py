@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import z3
@@ -35,3 +36,22 @@ def z3_rational(value: Fraction | int | float) -> z3.RatNumRef:
     """A z3 rational equal to ``value`` (a float converts exactly, as its binary value)."""
     exact = Fraction(value)
     return z3.RealVal(f"{exact.numerator}/{exact.denominator}") if exact.denominator != 1 else z3.RealVal(exact.numerator)
+
+
+_Z3_QUOTIENT = re.compile(r"\(/ (\d+)\.0 (\d+)\.0\)")
+
+
+def decimal_text(sexpr: str) -> str:
+    """z3's text of a formula with each ``(/ a.0 b.0)`` that is a finite decimal written as that decimal, as the
+    user wrote it: z3 prints ``0.5`` as ``(/ 1.0 2.0)`` and ``(- 0.5)`` as ``(- (/ 1.0 2.0))``. A quotient with
+    no finite decimal form (``(/ 1.0 3.0)``) is left as it is."""
+
+    def decimal(match: re.Match) -> str:
+        value = Fraction(int(match.group(1)), int(match.group(2)))
+        places = next((p for p in range(61) if 10 ** p % value.denominator == 0), None)
+        if places is None:  # only 2s and 5s in the denominator make a finite decimal
+            return match.group(0)
+        digits = str(value.numerator * 10 ** places // value.denominator).rjust(places + 1, "0")
+        return f"{digits[:-places]}.{digits[-places:]}" if places else f"{digits}.0"
+
+    return _Z3_QUOTIENT.sub(decimal, sexpr)

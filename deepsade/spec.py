@@ -19,7 +19,7 @@ import z3
 
 from deepsade.data import Encoding
 from deepsade.errors import UserInputError
-from deepsade.numbers import z3_rational
+from deepsade.numbers import decimal_text, z3_rational
 from deepsade.semantics import evaluate
 from deepsade.smtlib import ConstraintSource, read_constraint_file, read_constraint_text
 from deepsade.terms import distinct_subterms, free_constants, split_implication  # noqa: F401 (imported from here too)
@@ -171,7 +171,7 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
         raise UserInputError(f"constraint file rejected by z3: {_z3_error(exc)}") from None
     for index, raw in enumerate(parsed):
         _check_formula_shape(raw, index)
-    as_written = [raw.sexpr() for raw in parsed]  # the asserts' text as the user wrote them (macros expanded)
+    as_written = [decimal_text(raw.sexpr()) for raw in parsed]  # the asserts as written (macros expanded)
     parsed = [rewrite_absolute_bounds(rewrite_disequalities(raw)) for raw in parsed]
     for index, raw in enumerate(parsed):
         if not free_constants(raw) & set(outputs):
@@ -186,9 +186,9 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
         if split is None:
             written.append((raw, as_written[index], None))
             continue
-        written.append((split[0], split[0].sexpr(), index))
+        written.append((split[0], decimal_text(split[0].sexpr()), index))
         numbers = [index + 1] + [len(parsed) + len(further) + k + 1 for k in range(len(split) - 1)]
-        further.extend((case, case.sexpr(), index) for case in split[1:])
+        further.extend((case, decimal_text(case.sexpr()), index) for case in split[1:])
         from deepsade.cases import case_forms
 
         notes.append(f"assert {index + 1} states {len(split)} cases ({case_forms(raw, set(outputs))}): it is checked "
@@ -402,7 +402,7 @@ def parse_spec_text(text: str, encoding: Encoding, cases: bool = True) -> Spec:
 
 
 def _short(expr: z3.ExprRef, limit: int = 80) -> str:
-    text = " ".join(expr.sexpr().split())
+    text = " ".join(decimal_text(expr.sexpr()).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

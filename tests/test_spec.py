@@ -95,3 +95,16 @@ def test_ignored_commands_keep_line_numbers(regression_data):
     assert len(spec.notes) == 2
     with pytest.raises(UserInputError, match="line 3"):
         parse_spec_text("(set-logic QF_LRA)\n(declare-const y1 Real)\n(assert (+ y1 1))\n", regression_data.encoding)
+
+
+def test_asserts_are_echoed_with_the_decimals_the_user_wrote(encoding):
+    """z3 prints 0.5 as (/ 1.0 2.0) and (- 0.5) as (- (/ 1.0 2.0)); check, certificates and reports show the
+    user's decimals again, and leave a quotient with no finite decimal form as it is."""
+    from deepsade.numbers import decimal_text
+
+    assert decimal_text("(< x (- (/ 1.0 2.0)))") == "(< x (- 0.5))"
+    assert decimal_text("(/ 3.0 40.0) (/ 1.0 10000000.0) (/ 5.0 1.0)") == "0.075 0.0000001 5.0"
+    assert decimal_text("(/ 1.0 3.0)") == "(/ 1.0 3.0)"
+    spec = parse_spec_text("(declare-const x1 Real)(declare-const y1 Real)"
+                           "(assert (=> (< x1 (- 0.5)) (> y1 0.25)))", encoding)
+    assert spec.asserts[0].text == "(=> (< x1 (- 0.5)) (> y1 0.25))"
