@@ -155,6 +155,7 @@ class _ConstrainedTraining(BaseEstimator):
             projection=self.projection, strategy=self.strategy, maxsmt=self.maxsmt,
             solver_timeout=self.solver_timeout, output_margin=self.margin, val_fraction=self.val_fraction,
             seed=self.seed, paper=bool(self.paper), optimizer=self.optimizer, patience=patience,
+            weight_average=bool(self.weight_average),
         )
 
     def _constraint_text(self) -> str:
@@ -317,8 +318,13 @@ _SHARED_PARAMETERS = """
         constraint-satisfying step.
     patience : int, default=None
         Early stopping: end training after this many epochs without a lower validation loss (the best
-        epoch is kept, as always); 0 trains every epoch. None: 10 for ``deepsade`` (measured, issue 13),
-        0 with ``paper=True``; the baselines always train every epoch.
+        epoch is kept, as always); 0 trains every epoch. None: 0 (every epoch, as the paper; measured against
+        10 in issue 13, ``deepsade.training.settings``); the baselines always train every epoch.
+    weight_average : bool, default=True
+        The constructions (``auto``'s score clamps, sequential clamps, repair layer, HardNet) judge each epoch
+        by, and keep, an exponential moving average of SGD's weights over the last fifth of the planned steps
+        instead of the last step's weights; the rule's layer is not averaged. Off with ``paper=True``; DeepSaDe's
+        own trainer does not average.
 """
 
 
@@ -356,7 +362,7 @@ class DeepSaDe(_ConstrainedTraining):
                  baseline_options: dict[str, Any] | None = None, progress: Callable | None = None,
                  out: str | Path | None = None, checkpoint_every: str | int = "epoch",
                  resume: bool | str | Path = False, paper: bool = False, optimizer: str = "sgd",
-                 patience: int | None = None):
+                 patience: int | None = None, weight_average: bool = True):
         self.constraint = constraint
         self.targets = targets
         self.features = features
@@ -387,6 +393,7 @@ class DeepSaDe(_ConstrainedTraining):
         self.paper = paper
         self.optimizer = optimizer
         self.patience = patience
+        self.weight_average = weight_average
 
     def fit(self, frame: pd.DataFrame, y: None = None) -> DeepSaDe:
         """Prepare ``frame`` (targets, features, encoding, domain box), split off validation rows, train."""

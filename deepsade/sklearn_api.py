@@ -148,7 +148,8 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
                  checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
-                 optimizer: str = "sgd", patience: int | None = None):
+                 optimizer: str = "sgd", patience: int | None = None,
+                 weight_average: bool = True):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -176,6 +177,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
         self.paper = paper
         self.optimizer = optimizer
         self.patience = patience
+        self.weight_average = weight_average
 
     def fit(self, X: Any, y: Any) -> DeepSaDeRegressor:
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets); certify."""
@@ -232,7 +234,8 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
                  domain: str | Path | None = None, baseline_options: dict[str, Any] | None = None,
                  progress: Callable | None = None, out: str | Path | None = None,
                  checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
-                 optimizer: str = "sgd", patience: int | None = None):
+                 optimizer: str = "sgd", patience: int | None = None,
+                 weight_average: bool = True):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -261,6 +264,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
         self.paper = paper
         self.optimizer = optimizer
         self.patience = patience
+        self.weight_average = weight_average
 
     def fit(self, X: Any, y: Any) -> DeepSaDeClassifier:
         """Train on X (n_samples, n_features) and class labels y (or a 0/1 matrix, multi-label); certify."""

@@ -135,10 +135,15 @@ class _Progress:
               help="Early stopping: end training after this many epochs without a lower validation loss (the best "
                    f"epoch is kept, as always); 0 trains every epoch.  [default: {DEFAULT_PATIENCE} for DeepSaDe; 0 "
                    "under --paper and for the other methods]")
+@click.option("--weight-average/--no-weight-average", default=True, show_default=True,
+              help="Constructions (score clamps, sequential clamps, repair layer, HardNet): judge each epoch by, and "
+                   "keep, a moving average of SGD's weights over the last fifth of the steps (off under --paper; "
+                   "DeepSaDe's own trainer does not average).")
 @user_errors
 def train(data_file, constraint, targets, features, task, positive, impute, domain_file, method, hidden, epochs,
           batch_size, lr, max_step, margins, line_search_steps, projection, strategy, maxsmt, solver_timeout, output_margin,
-          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir, paper, optimizer, patience) -> None:
+          val_fraction, seed, out_dir, force, quiet, checkpoint_every, resume_dir, paper, optimizer, patience,
+          weight_average) -> None:
     """Train a model on DATA.csv that satisfies --constraint, certify it and write it to --out."""
     if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) and not force:
         raise UsageError(f"{out_dir} already holds files (a model trained before?): choose another --out, or "
@@ -156,7 +161,8 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
                          projection=projection, strategy=strategy, maxsmt=maxsmt, solver_timeout=solver_timeout,
                          margin=output_margin, val_fraction=val_fraction, seed=seed, out=out_dir,
                          checkpoint_every=checkpoint_every, resume=resume_dir if resume_dir is not None else False,
-                         paper=paper, optimizer=optimizer, patience=patience)
+                         paper=paper, optimizer=optimizer, patience=patience,
+                         weight_average=weight_average)
     progress = _Progress(None, quiet)
     estimator.progress = None if quiet else progress  # None silences every method, baselines included
     try:
