@@ -304,10 +304,18 @@ class TabularData:
     frame: pd.DataFrame = field(repr=False)
     rows_dropped: int = 0
     rows_imputed: int = 0
+    imputed_values: dict[str, str] = field(default_factory=dict)  # column -> what filled its missing values
 
     @property
     def n_rows(self) -> int:
         return len(self.inputs)
+
+    def imputation_note(self) -> str | None:
+        """One line saying how each column's missing values were filled (None when none were)."""
+        if not self.imputed_values:
+            return None
+        return "missing values filled: " + "; ".join(f"{column} with its {what}"
+                                                     for column, what in self.imputed_values.items())
 
     def subset(self, index: np.ndarray) -> TabularData:
         return TabularData(self.encoding, self.domain, self.raw_inputs[index], self.inputs[index],

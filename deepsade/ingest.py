@@ -220,32 +220,42 @@ def _fit_targets(encoding: Encoding, frame: pd.DataFrame, positive: str | None) 
     encoding.output_names = [f"{column}={level}" for level in levels]
 
 
-def handle_missing(frame: pd.DataFrame, columns: list[str], targets: list[str], impute: str) -> tuple[pd.DataFrame, int, int]:
+def handle_missing(frame: pd.DataFrame, columns: list[str], targets: list[str],
+                   impute: str) -> tuple[pd.DataFrame, int, int, dict[str, str]]:
     """Drop (default) or impute missing values in ``columns``; rows with a missing target are always dropped.
 
-    Returns the cleaned frame, rows dropped, rows imputed."""
+    Returns the cleaned frame, rows dropped, rows imputed, and for each filled column what filled it (``--impute
+    median`` fills a text column with its most frequent value, as ``mode`` does)."""
     if impute not in IMPUTE_CHOICES:
         raise UserInputError(f"--impute must be one of {', '.join(IMPUTE_CHOICES)}")
     frame = frame.replace([np.inf, -np.inf], np.nan) if len(frame) else frame
     before = len(frame)
     frame = frame.dropna(subset=targets)
-    imputed = 0
+    imputed, fills = 0, {}
     if impute == "drop":
         frame = frame.dropna(subset=columns)
     else:
         imputed = int(frame[columns].isna().any(axis=1).sum())
         frame = frame.copy()
         for column in columns:
-            if not frame[column].isna().any():
+            missing = int(frame[column].isna().sum())
+            if not missing:
                 continue
             series = frame[column]
-            fill = series.median() if impute == "median" and _is_numeric(series) else series.mode().iloc[0]
+            if series.isna().all():
+                raise UserInputError(f"column {column!r} has no value to impute from: every row is missing it")
+            median = impute == "median" and _is_numeric(series)
+            fill = series.median() if median else series.mode().iloc[0]
+            shown = f"{float(fill):.6g}" if _is_numeric(series) else repr(str(fill))
+            rows = f"{missing} row{'s' if missing != 1 else ''}"
+            fills[column] = (f"median {shown} ({rows})" if median else f"most frequent value {shown} ({rows}"
+                             + ("; a text column has no median)" if impute == "median" else ")"))
             frame[column] = series.fillna(fill)
     if frame.empty:
         raise UserInputError(
             f"no rows left after dropping rows with missing values ({before} had some); try --impute median"
         )
-    return frame.reset_index(drop=True), before - len(frame), imputed
+    return frame.reset_index(drop=True), before - len(frame), imputed, fills
 
 
 def prepare(
@@ -271,7 +281,7 @@ def prepare(
     used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
     identifiers = [c for c in used if _is_identifier(frame[c])] if features is None and encoding is None else []
     used = [c for c in used if c not in identifiers]  # before missing values: a missing id costs no row
-    frame, dropped, imputed = handle_missing(frame, used, list(targets), impute)
+    frame, dropped, imputed, fills = handle_missing(frame, used, list(targets), impute)
     if encoding is None:
         encoding = fit_encoding(frame, list(targets), used, task, positive, identifiers)
     if domain is None:
@@ -286,4 +296,5 @@ def prepare(
         frame=frame,
         rows_dropped=dropped,
         rows_imputed=imputed,
+        imputed_values=fills,
     )

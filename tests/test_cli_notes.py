@@ -65,3 +65,16 @@ def test_advise_names_what_is_in_a_premise_asserts_conclusion_not_the_premise(tm
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "polytope" in line)
     assert "uses or, not, ite or => inside (in its conclusion)" in line and "has a premise" not in line, line
+
+
+def test_check_says_how_missing_values_were_filled(tmp_path):
+    csv, rule = _budget(tmp_path, broken=0)
+    frame = pd.read_csv(csv)
+    frame["region"] = np.where(np.arange(len(frame)) % 3, "north", "south")
+    frame.loc[:2, "region"] = None
+    frame.to_csv(csv, index=False)
+    result = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "housing,food,other",
+                                       "--impute", "median"])
+    assert result.exit_code == 0, result.output
+    assert "note: missing values filled: region with its most frequent value 'north' (3 rows; a text column has " \
+           "no median)" in result.output

@@ -68,3 +68,18 @@ def test_clear_errors(frame, targets, message):
     task = "regression" if message == "not numeric" else None
     with pytest.raises(UserInputError, match=message):
         prepare(frame, targets, task=task)
+
+
+def test_impute_says_what_filled_each_column_and_that_text_has_no_median():
+    frame = pd.DataFrame({"income": [1.0, 2.0, np.nan, 10.0, 4.0], "city": ["a", "b", "b", None, "a"],
+                          "y": [0.0, 1.0, 0.0, 1.0, 1.0]})
+    frame.loc[4, "city"] = "b"
+    median = prepare(frame, ["y"], impute="median")
+    assert median.imputed_values == {"income": "median 3 (1 row)",
+                                     "city": "most frequent value 'b' (1 row; a text column has no median)"}
+    assert median.imputation_note() == ("missing values filled: income with its median 3 (1 row); city with its "
+                                        "most frequent value 'b' (1 row; a text column has no median)")
+    assert prepare(frame, ["y"], impute="mode").imputed_values["city"] == "most frequent value 'b' (1 row)"
+    assert prepare(frame, ["y"]).imputation_note() is None  # dropped, not filled
+    with pytest.raises(UserInputError, match="every row is missing"):
+        prepare(frame.assign(income=np.nan), ["y"], impute="median")

@@ -52,6 +52,8 @@ def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) 
          + (f" ({note})" if note else ""))
     echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
          + (f", {data.rows_imputed} imputed" if data.rows_imputed else ""))
+    if data.imputation_note():
+        echo(f"note: {data.imputation_note()} (this file's own values)")
     echo(f"rows outside the domain box: {metrics['rows_outside_domain']} of {data.n_rows}"
          + (" (any guarantee covers the box only)" if metrics["rows_outside_domain"] else ""))
     echo(f"rows whose true labels violate the constraint: {metrics['label_violating_rows']}"

@@ -194,6 +194,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
         click.echo(f"note: {broken} row(s) of the data hold labels that break the rule (the model keeps the rule, "
                    "so it departs from them there; deepsade check lists them)", err=True)
     chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
+    filled = summary.get("imputed_values")
+    if filled:
+        click.echo("note: missing values filled: " + "; ".join(f"{c} with its {w}" for c, w in filled.items()), err=True)
     for note in [chosen, art.encoding.constant_columns_note(), art.encoding.identifier_columns_note(),
                  *art.training.get("notes", [])]:
         if note:
