@@ -23,7 +23,9 @@ def _engine_options(timeout_default: float, presample_default: int):
             click.option("--engine", type=click.Choice(ENGINES), default="marabou", show_default=True,
                          help="Solver: Marabou (z3 takes the asserts Marabou cannot express) or z3 for all."),
             click.option("--timeout", type=float, default=timeout_default, show_default=True,
-                         help="Seconds per search (Marabou rounds up to whole seconds). A timeout is 'unknown'."),
+                         help="Seconds per search, not for the whole command: each assert (and each part of one) is its "
+                              "own search, and a Marabou counterexample that exact arithmetic does not confirm is "
+                              "searched again by z3 (Marabou rounds up to whole seconds). A timeout is 'unknown'."),
             click.option("--presample", type=click.IntRange(min=0), default=presample_default, show_default=True,
                          help="Random points tried in each box before the solver (0: solver only)."),
             click.option("--no-bounds", "no_bounds", is_flag=True,
