@@ -18,8 +18,11 @@ write the premises so that it goes away.
 
 Each check is one z3 query over the inputs with the outputs universally quantified (linear arithmetic: z3
 eliminates them), under a timeout and a total budget; a query z3 does not settle is not reported, nor are
-pairs whose asserts divide by a term (z3 leaves ``y / 0`` free, the tool's evaluator does not). Conflicts
-that need three asserts, or only the certificate's margin, are not searched. Used by ``deepsade check`` (a
+pairs whose asserts divide by a term (z3 leaves ``y / 0`` free, the tool's evaluator does not). When no pair
+overlaps, one more query asks for an input where no output satisfies every assert at once (an overlap of three
+or more, "y >= 1", "z >= 1" and "y + z <= 1" on one region), and names a smallest set of asserts that conflict
+there. Boundary conflicts of three or more, and conflicts made only by the certificate's margin, are not
+searched. Used by ``deepsade check`` (a
 warning), by ``train`` (refuses an overlap before training) and when training finds no model (the reason).
 """
 
@@ -55,6 +58,7 @@ class Conflict:
     point: dict[str, float]  # raw values of the inputs the premises mention, at a conflicting input
     realisable: bool = True  # False: found only at inputs no row can have (relaxed one-hot or integer inputs)
     names: tuple[str, str] = ("", "")  # 'assert 3', or 'assert 3 (a case of assert 1)'
+    more: tuple[tuple[int, str], ...] = ()  # further asserts (index, name) of a conflict that needs three or more
 
     def describe(self) -> str:
         where = ", ".join(f"{name} = {value:.6g}" for name, value in self.point.items()) or "any input of the box"
@@ -67,6 +71,14 @@ class Conflict:
                     "the certificate covers the box where each input ranges on its own, so no certified model "
                     "exists; write each premise so that it excludes the other's values, e.g. "
                     "(and (= |c=r| 1.0) (= |c=g| 0.0))")
+        if self.more:
+            indexes = [self.first, self.second, *(index for index, _ in self.more)]
+            names = [first, second, *(name for _, name in self.more)]
+            if names == [f"assert {i + 1}" for i in indexes]:
+                names = [f"asserts {indexes[0] + 1}", *(str(i + 1) for i in indexes[1:])]
+            return (f"{', '.join(names[:-1])} and {names[-1]} contradict each other at {where}: their premises all "
+                    "hold there and no output satisfies their conclusions together (without any one of them, one "
+                    "does), so no model can keep the rule")
         if self.first == self.second:
             return (f"{first} cannot hold at {where}: its premise holds there and no output satisfies its "
                     "conclusion")
@@ -110,7 +122,65 @@ def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high
             found.append(Conflict(first.index, second.index, boundary, _raw_point(encoding, point), real,
                                   (_name(first), _name(second))))
             break
+    if not any(not c.boundary for c in found) and remaining() >= SMALLEST_QUERY_S:
+        joint = _joint_conflict(asserts, encoding, low, high, remaining, realisable)
+        if joint is not None:
+            found.append(joint)
     return found
+
+
+def _joint_conflict(asserts: Sequence[Assert], encoding: Encoding, low: Sequence[Fraction], high: Sequence[Fraction],
+                    remaining, realisable: RealisableInputs) -> Conflict | None:
+    """An overlap that needs three or more asserts: an input where no output satisfies every assert at once
+    (one quantified query over all of them), named by a smallest set of asserts whose conclusions have no common
+    output there (deletion, with the input fixed). None when there is none, or z3 gave no answer in time."""
+    usable = [a for a in asserts if not _divides_by_a_term(a)]
+    if len(usable) < 3:
+        return None
+    inputs = sorted({j for a in usable for j in a.inputs})
+    outputs = [output_var(k) for k in sorted({k for a in usable for k in a.outputs})]
+    every = z3.And(*[z3.Implies(a.premise, a.conclusion) for a in usable])
+
+    def solve(only_realisable: bool) -> dict[int, Fraction] | None:
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int(max(remaining(), SMALLEST_QUERY_S) * 1000)))
+        for j in inputs:
+            solver.add(input_var(j) >= z3_rational(Fraction(low[j])), input_var(j) <= z3_rational(Fraction(high[j])))
+        if only_realisable:
+            from deepsade.verification.z3_engine import realisability_constraints
+
+            solver.add(*realisability_constraints(realisable))
+        solver.add(z3.ForAll(outputs, z3.Not(every)) if outputs else z3.Not(every))
+        try:
+            if solver.check() != z3.sat:
+                return None
+        except z3.Z3Exception:
+            return None
+        model = solver.model()
+        return {j: z3_fraction(model.eval(input_var(j), model_completion=True)) for j in inputs}
+
+    point = solve(False)
+    if point is None:
+        return None
+    at_point = [(input_var(j), z3_rational(value)) for j, value in point.items()]
+    members = [a for a in usable if z3.is_true(z3.simplify(z3.substitute(a.premise, *at_point)))]
+
+    def satisfiable(group: list[Assert]) -> bool:
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int(max(remaining(), SMALLEST_QUERY_S) * 1000)))
+        solver.add(*[z3.substitute(a.conclusion, *at_point) for a in group])
+        return solver.check() != z3.unsat  # unknown counts as satisfiable: the assert stays in the group
+
+    if satisfiable(members):
+        return None  # z3's point is not what the quantified query said (should not happen): claim nothing
+    for a in list(members):
+        if len(members) > 1 and not satisfiable([b for b in members if b is not a]):
+            members.remove(a)
+    real = not realisable.constrained or solve(True) is not None
+    point = {j: value for j, value in point.items() if any(j in a.inputs for a in members)}
+    first, second, *more = members + members[:1] * (2 - len(members))  # one or two: a pair, as the pair search says
+    return Conflict(first.index, second.index, False, _raw_point(encoding, point), real, (_name(first), _name(second)),
+                    tuple((a.index, _name(a)) for a in more))
 
 
 def _name(a: Assert) -> str:

@@ -463,7 +463,7 @@ def _refuse_contradictions(spec: Spec, train: TabularData) -> list:
     overlaps = [c for c in found if not c.boundary]
     if overlaps:
         raise UserInputError("the rule cannot hold: " + "; ".join(c.describe() for c in overlaps[:3])
-                             + " (deepsade check lists every such pair)")
+                             + " (deepsade check lists every such conflict)")
     return found
 
 

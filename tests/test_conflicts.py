@@ -120,3 +120,25 @@ def test_a_spent_budget_stops_the_search_at_once(frame):
     start = time.perf_counter()
     assert find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding), budget_s=0.01) == []
     assert time.perf_counter() - start < 1.0
+
+
+SHARES = ("(declare-const x Real)(declare-const w Real)(declare-const y Real)(declare-const z Real)"
+          "(assert (=> (>= x 0.5) (>= y 1.0)))(assert (=> (>= x 0.7) (>= z 1.0)))(assert (<= y 10.0))")
+
+
+def _shares(rules: str):
+    rng = np.random.default_rng(0)
+    x, w = rng.uniform(0, 1, 200), rng.uniform(0, 3, 200)
+    data = prepare(pd.DataFrame({"x": x, "w": w, "y": x, "z": 0.5 * x}), ["y", "z"])
+    spec = parse_spec_text(SHARES + rules, data.encoding)
+    return find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding))
+
+
+def test_a_conflict_of_three_asserts_no_two_of_which_conflict_is_found_and_named_without_bystanders():
+    (conflict,) = _shares("(assert (=> (>= w 2.0) (<= (+ y z) 1.0)))")
+    members = (conflict.first, conflict.second, *(index for index, _ in conflict.more))
+    assert sorted(members) == [0, 1, 3] and not conflict.boundary  # assert 3 (y <= 10) holds there too
+    assert conflict.point["x"] >= 0.7 and conflict.point["w"] >= 2.0
+    assert conflict.describe().startswith("asserts 1, 2 and 4 contradict each other at ")
+    # the same three with room for both answers: nothing
+    assert _shares("(assert (=> (>= w 2.0) (<= (+ y z) 2.0)))") == []
