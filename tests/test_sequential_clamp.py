@@ -15,6 +15,7 @@ from deepsade.artifact import load, save
 from deepsade.constructions.fourier_motzkin import HalfSpace, project
 from deepsade.constructions.recognise import NoRoom
 from deepsade.constructions.sequential_clamp import SequentiallyClampedMLP
+from deepsade.errors import UserInputError
 from deepsade.estimator import DeepSaDe
 from deepsade.recheck import recheck_artifact
 from deepsade.spec import parse_spec_text
@@ -88,10 +89,15 @@ def test_clamps_map_every_output_into_an_overdetermined_polytope_and_leave_insid
     assert not _budget_holds(f, x[:, 0], np.zeros(len(f))).all()
 
 
-def test_an_empty_polytope_is_refused_naming_the_input(tmp_path: Path):
+def test_an_empty_polytope_is_refused_naming_the_input(tmp_path: Path, monkeypatch):
     frame = _budget_frame(200, 0)
     rules = tmp_path / "r.smt2"
     rules.write_text(BUDGET_RULES + "(assert (>= housing (* 0.5 income)))\n(assert (>= food (* 0.6 income)))\n")
+    # the conflict search refuses it before training (asserts 1, 3, 4 and 5 leave no output together) ...
+    with pytest.raises(UserInputError, match="contradict each other at income = "):
+        DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(4,), epochs=1).fit(frame)
+    # ... and, where that search gives no answer, the clamps' projection does
+    monkeypatch.setattr("deepsade.conflicts.find_conflicts", lambda *args, **kwargs: [])
     with pytest.raises(NoRoom, match="no output at income="):
         DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(4,), epochs=1).fit(frame)
 
