@@ -149,7 +149,7 @@ class DeepSaDeRegressor(RegressorMixin, _SklearnEstimator):
                  progress: Callable | None = None, out: str | Path | None = None,
                  checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
                  optimizer: str = "sgd", patience: int | None = None,
-                 weight_average: bool = True):
+                 weight_average: bool = False):
         self.constraint = constraint
         self.features = features
         self.targets = targets
@@ -235,7 +235,7 @@ class DeepSaDeClassifier(ClassifierMixin, _SklearnEstimator):
                  progress: Callable | None = None, out: str | Path | None = None,
                  checkpoint_every: str | int = "epoch", resume: bool | str | Path = False, paper: bool = False,
                  optimizer: str = "sgd", patience: int | None = None,
-                 weight_average: bool = True):
+                 weight_average: bool = False):
         self.constraint = constraint
         self.features = features
         self.targets = targets

@@ -13,7 +13,9 @@ training switched on by patching the package in this process only (nothing is ch
 - ``base_loss_where_clamp_helps`` (weight 1 or 0.1): the base scores' own loss on the rows where the clamps moved
   the output towards the label, so the base learns the rule's region instead of leaving it to the clamps;
 - ``refit_skip_unpenalised``: the closing convex refit of the base's last layer leaves the skip weights (the
-  rule's inputs) out of its l2 penalty.
+  rule's inputs) out of its l2 penalty;
+- ``weight_average``: ``--weight-average`` (each epoch judged by, and the kept network, a moving average of SGD's
+  weights, ``hardnet._WeightAverage``).
 
 Writes ``<out>/<variant>.csv`` (one row per fold) and prints the mean corrected test accuracy per seed.
 
@@ -41,6 +43,9 @@ def _patch(variant: str) -> None:
     original_fit = hardnet.fit_constructed
 
     def fit(job, model, start, details, **options):
+        if variant == "weight_average":
+            import dataclasses
+            job.settings = dataclasses.replace(job.settings, weight_average=True)
         if variant in ("zero_start", "rule_only"):
             with torch.no_grad():
                 y = np.asarray(job.train.targets, dtype=float)
@@ -99,7 +104,7 @@ def _patch(variant: str) -> None:
 
 
 VARIANTS = ("base", "zero_start", "select_by_accuracy", "decay_1e-2", "rule_only", "base_loss_where_clamp_helps",
-            "base_loss_where_clamp_helps_0.1", "refit_skip_unpenalised")
+            "base_loss_where_clamp_helps_0.1", "refit_skip_unpenalised", "weight_average")
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ class TrainSettings:
     clause_sets: bool = True  # sign patterns: offer the rule's CNF as rows beside the cubes (off under ``paper``)
     optimizer: str = "sgd"  # hidden layers: "sgd" (the paper's, at ``lr``) or "adam" (at ADAM_LR)
     patience: int = 0  # stop after this many epochs without a lower validation loss (0: train every epoch)
-    weight_average: bool = True  # constructions: judge and keep a moving average of SGD's weights (off under ``paper``)
+    weight_average: bool = False  # constructions: judge and keep a moving average of SGD's weights (not under ``paper``)
 
     @property
     def uses_region_boxes(self) -> bool:
