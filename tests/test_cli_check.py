@@ -73,3 +73,22 @@ def test_bad_inputs_one_line_exit_2(tmp_path, loan_frame, loan_constraint, case,
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_and_advise_also_take_the_rule_file_as_train_does(tmp_path, loan_frame, loan_constraint):
+    """A user coming from `train DATA.csv --constraint R.smt2` gets the same answer, not click's
+    "No such option '--constraint'. Did you mean '--domain'?"."""
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+
+    csv = tmp_path / "loan.csv"
+    loan_frame.to_csv(csv, index=False)
+    common = ["--target", "Loan_Status", "--positive", "Y"]
+    for verb in ("check", "advise"):
+        positional = CliRunner().invoke(main, [verb, str(loan_constraint), str(csv), *common])
+        as_train = CliRunner().invoke(main, [verb, str(csv), "--constraint", str(loan_constraint), *common])
+        assert positional.exit_code == as_train.exit_code == 0, as_train.output
+        assert positional.output == as_train.output
+        wrong = CliRunner().invoke(main, [verb, str(csv), *common])
+        assert wrong.exit_code == 2 and "RULES.smt2 DATA.csv, or DATA.csv --constraint RULES.smt2" in wrong.output

@@ -6,12 +6,11 @@ import json
 
 import click
 
-from deepsade.cli.common import data_options, parse_features, user_errors
+from deepsade.cli.common import data_options, parse_features, rules_and_data, user_errors
 
 
 @click.command("advise")
-@click.argument("constraint", metavar="RULES.smt2", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@rules_and_data
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (one object per method).")
 @user_errors

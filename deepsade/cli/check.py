@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import click
 
-from deepsade.cli.common import data_options, parse_features, user_errors
+from deepsade.cli.common import data_options, parse_features, rules_and_data, user_errors
 from deepsade.ingest import prepare, read_csv
 from deepsade.spec import Spec, parse_spec, vacuous_asserts
 
 
 @click.command("check")
-@click.argument("constraint", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA.csv", type=click.Path(dir_okay=False))
+@rules_and_data
 @data_options
 @click.option("--all-inputs", is_flag=True, help="Print the domain of every input, not only the mapped ones.")
 @user_errors
 def check(constraint, data_file, targets, features, task, positive, impute, domain_file, all_inputs) -> None:
-    """Parse CONSTRAINT against DATA.csv and report bindings, domain, linearity and label violations."""
+    """Parse the rules in RULES.smt2 against DATA.csv and report bindings, domain, linearity and label violations."""
     frame = read_csv(data_file)
     data = prepare(frame, list(targets), parse_features(features), task, positive, impute, domain_file)
     spec = parse_spec(constraint, data.encoding)

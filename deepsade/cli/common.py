@@ -61,6 +61,27 @@ def warn_if_altered(artifact) -> None:
                    "after certification, so no guarantee holds. Run `deepsade certify` on it.", err=True)
 
 
+def rules_and_data(func: Callable) -> Callable:
+    """``RULES.smt2 DATA.csv`` as two arguments, or ``DATA.csv --constraint RULES.smt2`` as ``train`` takes the
+    rule file; the command receives ``constraint`` and ``data_file``."""
+
+    @click.argument("files", nargs=-1, metavar="RULES.smt2 DATA.csv", type=click.Path(dir_okay=False))
+    @click.option("--constraint", "constraint_option", type=click.Path(dir_okay=False), default=None,
+                  help="The rule file, as train takes it (instead of the first argument).")
+    @functools.wraps(func)
+    def wrapper(*args, files: tuple[str, ...], constraint_option: str | None, **kwargs):
+        if constraint_option is not None and len(files) == 1:
+            return func(*args, constraint=constraint_option, data_file=files[0], **kwargs)
+        if constraint_option is None and len(files) == 2:
+            return func(*args, constraint=files[0], data_file=files[1], **kwargs)
+        given = f"got {len(files)} argument{'s' if len(files) != 1 else ''}" + (
+            " and --constraint" if constraint_option is not None else "")
+        raise click.UsageError(f"give the rule file and the data: RULES.smt2 DATA.csv, or DATA.csv --constraint "
+                               f"RULES.smt2 ({given})")
+
+    return wrapper
+
+
 def data_options(func: Callable) -> Callable:
     """The flags that say how a CSV becomes inputs and targets."""
     options = [
