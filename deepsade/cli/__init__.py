@@ -27,8 +27,8 @@ COMMANDS: dict[str, LazyCommand] = {
                           "DATA.csv, with the reason for each."),
     "certify": LazyCommand("deepsade.cli.model:certify", "Re-check MODEL_DIR from first principles; exit 1 on any "
                            "difference, on a failed check or a violation."),
-    "check": LazyCommand("deepsade.cli.check:check", "Parse CONSTRAINT against DATA.csv and report bindings, domain, "
-                         "linearity and label violations."),
+    "check": LazyCommand("deepsade.cli.check:check", "Parse the rules in RULES.smt2 against DATA.csv and report "
+                         "bindings, domain, linearity and label violations."),
     "demo": LazyCommand("deepsade.cli.train:demo", "Generate UC2-like loan data, train a certified model on it and "
                         "print the certificate."),
     "evaluate": LazyCommand("deepsade.cli.evaluate:evaluate", "Measure a saved model on DATA.csv: quality, corrected "
