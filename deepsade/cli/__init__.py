@@ -8,6 +8,7 @@ The group imports a command's module only when that command runs (or shows its o
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import NamedTuple
 
@@ -88,4 +89,6 @@ def run() -> None:
     try:
         main()
     except BrokenPipeError:
+        # the reader closed the pipe (`| head`): point stdout at devnull so the exit's flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)

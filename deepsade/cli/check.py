@@ -12,7 +12,8 @@ from deepsade.spec import Spec, parse_spec, vacuous_asserts
 @click.command("check")
 @rules_and_data
 @data_options
-@click.option("--all-inputs", is_flag=True, help="Print the domain of every input, not only the mapped ones.")
+@click.option("--all-inputs", is_flag=True,
+              help="Print the domain of every input (by default every input up to 30, else only the mapped ones).")
 @user_errors
 def check(constraint, data_file, targets, features, task, positive, impute, domain_file, all_inputs) -> None:
     """Parse the rules in RULES.smt2 against DATA.csv and report bindings, domain, linearity and label violations."""

@@ -39,6 +39,8 @@ def user_errors(func: Callable) -> Callable:
             if hint is None:
                 raise
             raise UsageError(hint) from None
+        except BrokenPipeError:  # the reader left (`| head`): not the user's error; ``run`` ends quietly
+            raise
         except PermissionError as exc:
             raise UsageError(f"permission denied: {exc.filename or exc}") from None
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError) as exc:
