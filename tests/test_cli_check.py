@@ -92,3 +92,18 @@ def test_check_and_advise_also_take_the_rule_file_as_train_does(tmp_path, loan_f
         assert positional.output == as_train.output
         wrong = CliRunner().invoke(main, [verb, str(csv), *common])
         assert wrong.exit_code == 2 and "RULES.smt2 DATA.csv, or DATA.csv --constraint RULES.smt2" in wrong.output
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path, loan_frame, loan_constraint):
+    """`deepsade check ... | head -1` printed 'Error: Broken pipe' with exit 2 (session 15 probe)."""
+    import subprocess
+    import sys
+
+    csv = tmp_path / "loan.csv"
+    loan_frame.to_csv(csv, index=False)
+    command = (f"'{sys.executable}' -m deepsade.cli check '{loan_constraint}' '{csv}' --target Loan_Status "
+               "--positive Y | true")
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True,
+                            timeout=300)
+    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode in (0, 1)
