@@ -472,5 +472,7 @@ def _no_model_message(message: str, choice: str, conflicts: Sequence) -> str:
     """The trainer's 'no model' message with the method auto chose, and the asserts whose premises meet at a
     boundary with no output for both (no network is certified there), when there are."""
     why = "; ".join(c.describe() for c in conflicts[:3])
+    if why:  # the rule is why: the solver's own advice to raise its time limit would contradict that
+        message = message.replace("; raise --solver-timeout", "")
     return message + (f" [{choice}]" if choice else "") + (
         f". The rule itself is why (a longer --solver-timeout will not help): {why}" if why else "")

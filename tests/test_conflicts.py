@@ -81,6 +81,7 @@ def test_a_failed_training_names_the_boundary_and_the_method(tmp_path, frame):
     assert trained.exit_code == 2
     assert "[auto: deepsade" in trained.output and "The rule itself is why" in trained.output
     assert "cannot switch at a point" in trained.output
+    assert "raise --solver-timeout" not in trained.output  # the rule is why: no contradicting advice
 
 
 def test_no_boundary_is_reported_where_a_continuous_output_exists(frame):
