@@ -59,6 +59,7 @@ class Conflict:
     realisable: bool = True  # False: found only at inputs no row can have (relaxed one-hot or integer inputs)
     names: tuple[str, str] = ("", "")  # 'assert 3', or 'assert 3 (a case of assert 1)'
     more: tuple[tuple[int, str], ...] = ()  # further asserts (index, name) of a conflict that needs three or more
+    premised: tuple[bool, bool] = (True, True)  # whether ``first`` and ``second`` have a premise
 
     def describe(self) -> str:
         where = ", ".join(f"{name} = {value:.6g}" for name, value in self.point.items()) or "any input of the box"
@@ -83,8 +84,10 @@ class Conflict:
             return (f"{first} cannot hold at {where}: its premise holds there and no output satisfies its "
                     "conclusion")
         if not self.boundary:
-            return (f"{pair} contradict each other at {where}: both premises hold there "
-                    "and no output satisfies both conclusions, so no model can keep the rule")
+            held = {(True, True): "both premises hold there and ", (True, False): f"{first}'s premise holds there and ",
+                    (False, True): f"{second}'s premise holds there and "}.get(self.premised, "")
+            return (f"{pair} contradict each other at {where}: {held}no output satisfies both conclusions, so no "
+                    "model can keep the rule")
         return (f"{pair} ask for answers no output gives together on the two sides of "
                 f"a boundary their premises share (at {where}): a network is continuous and cannot switch at a "
                 "point, so no certified model exists; leave a gap between the premises (one bound a little "
@@ -120,7 +123,7 @@ def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high
             real = not realisable.constrained or _solve(first, second, low, high, max(remaining(), SMALLEST_QUERY_S),
                                                         boundary, realisable, only_realisable=True) is not None
             found.append(Conflict(first.index, second.index, boundary, _raw_point(encoding, point), real,
-                                  (_name(first), _name(second))))
+                                  (_name(first), _name(second)), premised=(first.has_premise, second.has_premise)))
             break
     if not any(not c.boundary for c in found) and remaining() >= SMALLEST_QUERY_S:
         joint = _joint_conflict(asserts, encoding, low, high, remaining, realisable)

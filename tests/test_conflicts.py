@@ -143,3 +143,11 @@ def test_a_conflict_of_three_asserts_no_two_of_which_conflict_is_found_and_named
     assert conflict.describe().startswith("asserts 1, 2 and 4 contradict each other at ")
     # the same three with room for both answers: nothing
     assert _shares("(assert (=> (>= w 2.0) (<= (+ y z) 2.0)))") == []
+
+
+def test_asserts_without_a_premise_are_not_said_to_have_premises_that_hold():
+    (conflict,) = _shares("(assert (<= y 0.5))")  # y <= 10, y <= 0.5 and x >= 0.5 -> y >= 1
+    assert conflict.describe().startswith("asserts 1 and 4 contradict each other at ")
+    assert "assert 1's premise holds there and no output satisfies both" in conflict.describe()
+    (both_free,) = _shares("(assert (>= y 11.0))")
+    assert "premise" not in both_free.describe() and "no output satisfies both" in both_free.describe()
