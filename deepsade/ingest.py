@@ -41,6 +41,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserInputError(f"data file {path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8") from None
     except pd.errors.ParserError as exc:
         raise UserInputError(f"cannot parse {path} as CSV: {str(exc).strip()}") from None
+    if len(frame.columns) and str(frame.columns[0]).lstrip().startswith(("(declare", "(assert", "(define", ";")):
+        raise UserInputError(f"{path} is not a CSV: it reads like an SMT-LIB rule file (first line "
+                             f"{str(frame.columns[0])[:40]!r}); are the rule file and the data swapped?")
     return drop_index_columns(frame)
 
 

@@ -270,4 +270,8 @@ def read_constraint_file(path: str | Path) -> ConstraintSource:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    first_line = text.lstrip().split("\n", 1)[0]
+    if first_line and not first_line.startswith(("(", ";")) and "," in first_line:
+        raise UserInputError(f"{path} is not SMT-LIB: its first line ({first_line[:40]!r}) reads like a CSV header; "
+                             "is it the data file? (the rule file holds (declare-const ...) and (assert ...))")
     return read_constraint_text(text, str(path))

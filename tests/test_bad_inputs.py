@@ -490,3 +490,14 @@ def test_train_names_the_positive_class_it_chose_when_none_was_given(tmp_path):
     given = _invoke(*args, "--positive", "cancer", "--out", str(tmp_path / "given"))
     assert given.exit_code == 0, given.output
     assert "positive class" not in given.stderr
+
+
+def test_swapped_rule_and_data_files_are_named_as_such(tmp_path):
+    csv, rules = tmp_path / "d.csv", tmp_path / "r.smt2"
+    pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [0, 1, 1]}).to_csv(csv, index=False)
+    rules.write_text("(declare-const x Real)\n(declare-const y Real)\n(assert (=> (> x 1.0) (> y 0.0)))\n")
+    checked = _invoke("check", str(csv), str(rules), "--target", "y")
+    assert checked.exit_code == 2 and "reads like an SMT-LIB rule file" in checked.output
+    assert "swapped" in checked.output
+    with pytest.raises(UserInputError, match="reads like a CSV header; is it the data file"):
+        smtlib.read_constraint_file(csv)
