@@ -310,6 +310,17 @@ class TabularData:
     def n_rows(self) -> int:
         return len(self.inputs)
 
+    def domain_note(self) -> str | None:
+        """A line when rows lie outside a domain box given by the user (None otherwise): the guarantee covers the
+        box only, so rows outside it are rows the certificate says nothing about."""
+        if self.domain.source == "training rows":
+            return None
+        outside = int((~self.domain.contains(self.raw_inputs)).sum())
+        if not outside:
+            return None
+        return (f"{outside} of {self.n_rows} rows lie outside the domain box ({self.domain.source}): the guarantee "
+                "covers the box only, so it says nothing about inputs like them (widen the box to cover them)")
+
     def imputation_note(self) -> str | None:
         """One line saying how each column's missing values were filled (None when none were)."""
         if not self.imputed_values:

@@ -78,3 +78,22 @@ def test_check_says_how_missing_values_were_filled(tmp_path):
     assert result.exit_code == 0, result.output
     assert "note: missing values filled: region with its most frequent value 'north' (3 rows; a text column has " \
            "no median)" in result.output
+
+
+def test_rows_outside_a_given_domain_box_are_counted_by_check_and_train(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 200)
+    csv, rule, box = tmp_path / "d.csv", tmp_path / "r.smt2", tmp_path / "box.json"
+    pd.DataFrame({"x": x, "y": (x < 0).astype(int)}).to_csv(csv, index=False)
+    rule.write_text("(declare-const x Real)(declare-const y Real)(assert (=> (< x (- 0.5)) (> y 0.0)))")
+    box.write_text('{"x": [-0.8, 0.8]}')
+    outside = int(((x < -0.8) | (x > 0.8)).sum())
+    expected = f"note: {outside} of 200 rows lie outside the domain box ({box})"
+    checked = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "y", "--domain", str(box)])
+    assert checked.exit_code == 0 and expected in checked.output
+    trained = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(rule), "--target", "y", "--domain",
+                                       str(box), "--hidden", "4", "--epochs", "1", "--out", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    assert expected in trained.output
+    plain = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "y"])
+    assert "outside the domain box" not in plain.output  # the box from the rows holds every row

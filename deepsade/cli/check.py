@@ -30,6 +30,8 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
          + (f", {data.rows_imputed} imputed" if data.rows_imputed else "") + f"; task: {enc.task}")
     if data.imputation_note():
         echo(f"note: {data.imputation_note()}")
+    if data.domain_note():
+        echo(f"note: {data.domain_note()}")
     chosen = None if positive_given else enc.positive_class_note()  # said when the tool chose it, as train does
     for note in [chosen, enc.constant_columns_note(), enc.identifier_columns_note(), *spec.notes]:
         if note:
