@@ -97,3 +97,13 @@ def test_rows_outside_a_given_domain_box_are_counted_by_check_and_train(tmp_path
     assert expected in trained.output
     plain = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "y"])
     assert "outside the domain box" not in plain.output  # the box from the rows holds every row
+
+
+def test_rounding_advice_is_left_out_when_the_model_is_violated(capsys):
+    from deepsade.cli.model import print_certificate
+
+    warning = "a float32 runtime may differ ... train with --margin 0.01 or more"
+    print_certificate({"verdict": "violated", "margin": 1e-6, "asserts": [], "warning": warning})
+    assert "--margin" not in capsys.readouterr().err
+    print_certificate({"verdict": "certified", "margin": 1e-6, "asserts": [], "warning": warning})
+    assert "--margin" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def print_certificate(certificate: dict, cases: dict[int, int] | None = None) ->
         click.echo(f"  by construction (not proven exactly): {part}")
     if certificate.get("reason"):
         click.echo(f"  {certificate['reason']}")
-    if certificate.get("warning"):
+    if certificate.get("warning") and certificate.get("verdict") != "violated":  # rounding advice: moot when broken
         click.echo(f"warning: {certificate['warning']}", err=True)
     if certificate.get("note"):
         click.echo(f"  {certificate['note']}")
