@@ -47,8 +47,14 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
         if not group:
             click.echo("  (none)")
     from deepsade.equalities import equality_hint
+    from deepsade.methods import AUTO, resolve_method
     from deepsade.training.settings import TrainSettings
 
-    hint = equality_hint(spec, TrainSettings().output_margin, [scale for _, scale in data.encoding.output_affine()])
-    if hint:
-        click.echo(f"note: {hint}")
+    settings = TrainSettings()
+    chosen, why = resolve_method(AUTO, spec, data, settings)
+    click.echo(f"train's default, --method {why or f'auto: {chosen}'}")
+    # the band hint is for equalities the clamps do not hold exactly; where they do, auto takes them as written
+    if chosen != "polytope":
+        hint = equality_hint(spec, settings.output_margin, [scale for _, scale in data.encoding.output_affine()])
+        if hint:
+            click.echo(f"note: {hint}")
