@@ -305,6 +305,7 @@ class TabularData:
     rows_dropped: int = 0
     rows_imputed: int = 0
     imputed_values: dict[str, str] = field(default_factory=dict)  # column -> what filled its missing values
+    fill_values: dict[str, float | str] = field(default_factory=dict)  # --impute's value per column, for new rows
 
     @property
     def n_rows(self) -> int:

@@ -409,6 +409,8 @@ class DeepSaDe(_ConstrainedTraining):
         label_truth = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed,
                               "imputed_values": dict(data.imputed_values), "domain_note": data.domain_note(),
+                              **({"imputation": {"method": self.impute, "values": dict(data.fill_values)}}
+                                 if data.fill_values else {}),
                               "label_violating_rows": int((~label_truth.all(axis=1)).sum())}
         train, val = split_validation(data, settings.val_fraction, settings.seed)
         self.artifact_ = self._train(settings, spec, train, val, constraint_text, self.data_summary_)

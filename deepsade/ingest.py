@@ -223,6 +223,35 @@ def _fit_targets(encoding: Encoding, frame: pd.DataFrame, positive: str | None) 
     encoding.output_names = [f"{column}={level}" for level in levels]
 
 
+def fill_values(frame: pd.DataFrame, columns: list[str], impute: str) -> dict[str, float | str]:
+    """What ``impute`` ('median' or 'mode') fills each of ``columns`` with, from ``frame``'s own values (a text
+    column takes its most frequent value under 'median' too); columns with no value at all are left out. Kept
+    with a model so that ``predict`` and ``evaluate`` fill new rows with the training data's values."""
+    values: dict[str, float | str] = {}
+    for column in columns:
+        series = frame[column].dropna()
+        if series.empty:
+            continue
+        if impute == "median" and _is_numeric(series):
+            values[column] = float(series.median())
+        else:
+            mode = series.mode().iloc[0]
+            values[column] = float(mode) if _is_numeric(series) else str(mode)
+    return values
+
+
+def fill_with(frame: pd.DataFrame, values: dict[str, float | str]) -> tuple[pd.DataFrame, int]:
+    """``frame`` with the missing cells of each column in ``values`` filled with its value (a model's
+    ``training.imputation``), and how many rows had a cell filled."""
+    columns = [c for c in values if c in frame.columns]
+    if not columns:
+        return frame, 0
+    filled = int(frame[columns].isna().any(axis=1).sum())
+    if not filled:
+        return frame, 0
+    return frame.fillna({c: values[c] for c in columns}), filled
+
+
 def handle_missing(frame: pd.DataFrame, columns: list[str], targets: list[str],
                    impute: str) -> tuple[pd.DataFrame, int, int, dict[str, str]]:
     """Drop (default) or impute missing values in ``columns``; rows with a missing target are always dropped.
@@ -284,6 +313,7 @@ def prepare(
     used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
     identifiers = [c for c in used if _is_identifier(frame[c])] if features is None and encoding is None else []
     used = [c for c in used if c not in identifiers]  # before missing values: a missing id costs no row
+    fills_for_new_rows = fill_values(frame.dropna(subset=list(targets)), used, impute) if impute != "drop" else {}
     frame, dropped, imputed, fills = handle_missing(frame, used, list(targets), impute)
     if encoding is None:
         encoding = fit_encoding(frame, list(targets), used, task, positive, identifiers)
@@ -300,4 +330,5 @@ def prepare(
         rows_dropped=dropped,
         rows_imputed=imputed,
         imputed_values=fills,
+        fill_values=fills_for_new_rows,
     )

@@ -107,3 +107,29 @@ def test_rounding_advice_is_left_out_when_the_model_is_violated(capsys):
     assert "--margin" not in capsys.readouterr().err
     print_certificate({"verdict": "certified", "margin": 1e-6, "asserts": [], "warning": warning})
     assert "--margin" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_fill_missing_inputs_with_the_training_values_of_an_imputed_model(tmp_path):
+    rng = np.random.default_rng(1)
+    x, z = rng.uniform(-1, 1, 200), rng.uniform(0, 10, 200)
+    frame = pd.DataFrame({"x": x, "z": z, "y": (x + z / 10 > 0.3).astype(int)})
+    frame.loc[:9, "z"] = np.nan
+    csv, new, rule = tmp_path / "d.csv", tmp_path / "new.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text("(declare-const x Real)(declare-const z Real)(declare-const y Real)"
+                    "(assert (=> (< x (- 0.5)) (< y 0.0)))")
+    trained = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(rule), "--target", "y", "--impute",
+                                        "median", "--hidden", "4", "--epochs", "1", "--out", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    median = float(frame["z"].median())
+    rows = pd.DataFrame({"x": [0.2, 0.2], "z": [np.nan, median], "y": [1, 1]})
+    rows.to_csv(new, index=False)
+    predicted = CliRunner().invoke(main, ["predict", str(tmp_path / "m"), str(new)])
+    assert predicted.exit_code == 0, predicted.output
+    assert "1 of 2 rows had missing input values, filled with the training data's values" in predicted.output
+    lines = [line for line in predicted.output.splitlines() if line and line[0].isdigit() or line.startswith("-")]
+    assert len(lines) == 2 and lines[0] == lines[1]  # the missing z is the training median
+    rows.assign(z=[np.nan, np.nan]).to_csv(new, index=False)
+    evaluated = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m"), str(new), "--impute", "median"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "2 row(s) with missing inputs filled with the training data's values" in evaluated.output

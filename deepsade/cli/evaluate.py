@@ -11,7 +11,7 @@ import click
 from deepsade.artifact import load
 from deepsade.cli.common import user_errors, warn_if_altered
 from deepsade.errors import UserInputError
-from deepsade.ingest import IMPUTE_CHOICES, prepare, read_csv
+from deepsade.ingest import IMPUTE_CHOICES, fill_with, prepare, read_csv
 from deepsade.metrics import evaluate_model
 
 _LABELS = {
@@ -35,7 +35,8 @@ def _format(value: Any) -> str:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Write the metrics as JSON to this file.")
 @click.option("--impute", type=click.Choice(IMPUTE_CHOICES), default="drop", show_default=True,
-              help="Missing inputs: drop the rows, or fill with the column median / mode.")
+              help="Missing inputs: drop the rows, or fill them: with the training data's values when the model "
+                   "was trained with --impute, else with this file's column median / mode.")
 @user_errors
 def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) -> None:
     """Measure a saved model on DATA.csv: quality, corrected quality and constraint violations."""
@@ -43,6 +44,10 @@ def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) 
     warn_if_altered(artifact)
     enc = artifact.encoding
     frame = read_csv(data_file)
+    stored = artifact.training.get("imputation") or {}
+    filled = 0
+    if impute != "drop" and stored.get("values"):  # the training data's values, as the model was trained with
+        frame, filled = fill_with(frame, stored["values"])
     data = prepare(frame, list(enc.target_columns), list(enc.feature_columns), enc.task, impute=impute,
                    encoding=enc, domain=artifact.domain)
     metrics = evaluate_model(artifact, data)
@@ -52,6 +57,9 @@ def evaluate(model_dir: str, data_file: str, out_file: str | None, impute: str) 
          + (f" ({note})" if note else ""))
     echo(f"data: {data.n_rows} rows used, {data.rows_dropped} dropped for missing values"
          + (f", {data.rows_imputed} imputed" if data.rows_imputed else ""))
+    if filled:
+        echo(f"note: {filled} row(s) with missing inputs filled with the training data's values (the model was "
+             f"trained with --impute {stored.get('method')}); --impute drop leaves them out")
     if data.imputation_note():
         echo(f"note: {data.imputation_note()} (this file's own values)")
     echo(f"rows outside the domain box: {metrics['rows_outside_domain']} of {data.n_rows}"

@@ -10,7 +10,7 @@ import click
 from deepsade.artifact import load as load_artifact
 from deepsade.cli.common import UsageError, user_errors, warn_if_altered
 from deepsade.errors import UserInputError
-from deepsade.ingest import read_csv
+from deepsade.ingest import fill_with, read_csv
 from deepsade.prediction import predictions_frame
 
 
@@ -65,6 +65,11 @@ def predict(model_dir, data_file, out_file) -> None:
     art = load_artifact(model_dir)
     warn_if_altered(art)
     frame = read_csv(data_file)
+    stored = art.training.get("imputation") or {}
+    frame, filled = fill_with(frame, stored.get("values") or {})
+    if filled:
+        click.echo(f"note: {filled} of {len(frame)} rows had missing input values, filled with the training data's "
+                   f"values as in training (--impute {stored.get('method')})", err=True)
     result = predictions_frame(art, frame)
     present = [c for c in art.encoding.feature_columns if c in frame.columns]
     missing = frame[present].isna().any(axis=1).to_numpy()
