@@ -383,3 +383,32 @@ def test_the_base_loss_counts_only_the_rows_the_clamp_moved():
     assert float(mixed) == pytest.approx(float(expected))
     mixed.backward()
     assert float(model.base.weight.grad) != 0.0  # the clamped rows still pull the base back
+
+
+def test_a_violation_found_on_a_construction_is_an_input_a_real_row_could_have(tmp_path: Path):
+    """The certificate covers the relaxed box, but a witness it calls *violated* must be realisable: one
+    category per one-hot group, whole numbers in integer columns (a probe saw ward=icu 0.73, ward=general
+    0.41)."""
+    from deepsade.certify import certify_model
+    from deepsade.realisable import RealisableInputs
+
+    rng = np.random.default_rng(0)
+    weight = rng.uniform(3, 90, 200)
+    frame = pd.DataFrame({"age": rng.integers(1, 90, 200), "weight": weight,
+                          "ward": rng.choice(["general", "icu", "pediatric"], 200), "dose": 10 * weight})
+    rules = tmp_path / "r.smt2"
+    rules.write_text("(declare-const weight Real)(declare-const dose Real)"
+                     "(assert (and (>= dose 0.0) (<= dose (* 15.0 weight))))")
+    model = DeepSaDe(rules, ["dose"], method="polytope", hidden=(8,), epochs=2, seed=0).fit(frame)
+    art = model.artifact_
+    stricter = parse_spec_text("(declare-const weight Real)(declare-const dose Real)(assert (<= dose (* 5.0 weight)))",
+                               art.encoding)
+    certificate = certify_model(art.model, stricter, art.encoding, art.domain, 1e-4)
+    assert certificate["verdict"] == "violated"
+    witness = certificate["asserts"][0]["violating_input_raw"]
+    raw = [witness[name] for name in art.encoding.input_names]
+    realisable = RealisableInputs.from_encoding(art.encoding)
+    assert realisable.constrained
+    offsets_scales = art.encoding.input_affine()
+    scaled = [(Fraction(v) - Fraction(off)) / Fraction(scale) for v, (off, scale) in zip(raw, offsets_scales)]
+    assert realisable.contains(scaled), witness

@@ -26,6 +26,7 @@ from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.data import Domain, Encoding
 from deepsade.float_error import rounding_warning
 from deepsade.numbers import z3_fraction, z3_rational
+from deepsade.realisable import RealisableInputs
 from deepsade.spec import Spec, input_var, output_var
 
 # The verdicts of deepsade.certify.Verdict, by value (that module imports this one).
@@ -205,12 +206,19 @@ def find_violation(model, spec: Spec, encoding: Encoding, low: list[Fraction], h
             centre[j] = float(value)
         candidates.insert(0, centre[None, :])
     points = np.clip(np.vstack(candidates), low_f, high_f)
+    realisable = RealisableInputs.from_encoding(encoding)
+    if realisable.constrained:  # only an input a real row could have is called a violation (deepsade.realisable)
+        points = realisable.snap(points, low_f, high_f)
     with np.errstate(all="ignore"):
         suspicious = ~spec.evaluate_scaled(points, plain.forward(points))[:, assert_index]
     order = list(np.flatnonzero(suspicious)[:16]) + ([0] if hint else [])
     affine = encoding.input_affine()
     for i in dict.fromkeys(order):
         exact_input = [Fraction(float(v)) for v in points[i]]
+        if realisable.constrained:
+            exact_input = realisable.snap_exact(exact_input, low, high)
+            if exact_input is None:
+                return None
         if _breaks_exactly(spec, assert_index, exact_input, plain.forward_exact(exact_input)):
             return {encoding.input_names[j]: float(off + scale * exact_input[j]) for j, (off, scale) in enumerate(affine)}
     return None
