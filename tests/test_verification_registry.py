@@ -136,7 +136,7 @@ def test_a_registered_sampling_engine_finds_counterexamples_end_to_end(register)
 
     # on a safe model the grid proves nothing: unknown, never verified
     outcome, _ = verify_domain(safe_by_construction(frame), engine="grid", presample=0, bound_check=False)
-    assert (outcome.status, outcome.decided_by, outcome.note) == ("unknown", "grid", "unknown: grid found nothing")
+    assert (outcome.status, outcome.decided_by, outcome.note) == ("unknown", "grid", "unknown on assert 1: grid found nothing")
 
 
 def test_an_engine_that_cannot_express_an_assert_is_skipped_for_it(register):
@@ -153,7 +153,7 @@ def test_an_engine_that_cannot_express_an_assert_is_skipped_for_it(register):
         "assert 2 is checked with z3 (grid sampling cannot express it: it evaluates linear atoms only; non-linear")
     outcome = v.check_domain()
     assert (outcome.status, outcome.decided_by) == ("unknown", "grid+z3")  # grid: no proof; z3: assert 2 holds
-    assert outcome.note == "unknown: grid found nothing"
+    assert outcome.note == "unknown on assert 1: grid found nothing"  # names the assert the search left open
 
 
 def test_a_registered_exact_engine_is_used_for_every_query(register):

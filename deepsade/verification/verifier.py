@@ -225,7 +225,9 @@ class Verifier:
         if answer.verdict is Verdict.NO_VIOLATION:
             return Outcome(Status.VERIFIED, engine.name)
         if answer.verdict is Verdict.UNKNOWN:
-            return Outcome(Status.UNKNOWN, engine.name, note=f"unknown: {answer.reason}")
+            which = ", ".join(str(i + 1) for i in indices)  # one query searches these asserts together
+            return Outcome(Status.UNKNOWN, engine.name,
+                           note=f"unknown on assert{'s' if len(indices) > 1 else ''} {which}: {answer.reason}")
         outcome = self._confirmed(answer, lower, upper, engine.name)
         if outcome is not None:
             return outcome
