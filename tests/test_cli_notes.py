@@ -133,3 +133,25 @@ def test_predict_and_evaluate_fill_missing_inputs_with_the_training_values_of_an
     evaluated = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m"), str(new), "--impute", "median"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "2 row(s) with missing inputs filled with the training data's values" in evaluated.output
+
+
+def test_check_gives_the_size_of_the_largest_miss_of_an_equality(tmp_path):
+    """A probe's budget rounded to cents broke 'parts = 100' on 83 rows, by 0.01 at most: the count alone read
+    like bad data."""
+    csv, rule = _budget(tmp_path, broken=4)  # 4 rows whose 'other' is 50 too high
+    result = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "housing,food,other"])
+    assert result.exit_code == 0, result.output
+    assert "rows whose true labels violate it: 4 (its equality missed by up to 50, raw units" in result.output
+
+
+def test_an_equality_in_a_premise_is_not_reported_as_missed(tmp_path):
+    rng = np.random.default_rng(0)
+    flag = rng.integers(0, 2, 100).astype(float)
+    frame = pd.DataFrame({"flag": flag, "x": rng.uniform(0, 1, 100), "y": (flag == 1).astype(int)})
+    frame.loc[:2, ["flag", "y"]] = [1.0, 0]  # three rows that break 'flag = 1 -> approved'
+    csv, rule = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rule.write_text("(declare-const flag Real)(declare-const y Real)(assert (=> (= flag 1.0) (> y 0.0)))")
+    result = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "y"])
+    assert result.exit_code == 0, result.output
+    assert "rows whose true labels violate it: 3" in result.output and "equality missed" not in result.output

@@ -59,7 +59,11 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         kind = "linear arithmetic" if a.linear else "nonlinear arithmetic"  # of the terms, whatever the Boolean form
         text = " ".join(a.text.split())
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
-        echo(f"      rows whose true labels violate it: {int((~truth[:, a.index]).sum())}")
+        broken = ~truth[:, a.index]
+        miss = _largest_equality_miss(a, spec, data.raw_inputs, enc.targets_as_scores(data.targets), broken)
+        echo(f"      rows whose true labels violate it: {int(broken.sum())}"
+             + (f" (its equality missed by up to {miss:.3g}, raw units: rounded data can miss one by a rounding)"
+                if miss is not None else ""))
         if a.index in vacuous:
             echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
                  "(values are raw units)")
@@ -68,3 +72,30 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
 
     for conflict in find_conflicts(spec, enc, *data.domain.scaled_exact(enc)):
         echo(f"warning: {conflict.describe()}")
+
+
+def _largest_equality_miss(a, spec: Spec, raw_inputs, raw_outputs, broken) -> float | None:
+    """The largest |lhs - rhs| of the assert's equalities between numbers over the ``broken`` rows (raw units),
+    or None when it states none or no row breaks it: a sum of parts rounded to cents misses its total by a
+    rounding, which the user should see beside the count."""
+    import numpy as np
+    import z3
+
+    from deepsade.semantics import evaluate
+    from deepsade.terms import distinct_subterms, free_constants, split_implication
+
+    if not broken.any():
+        return None
+    outputs = set(spec.output_names)
+    conclusion = split_implication(a.raw, outputs)[1]  # a premise's equalities on inputs hold on these rows
+    equalities = [t for t in distinct_subterms(conclusion)
+                  if z3.is_eq(t) and z3.is_arith(t.arg(0)) and free_constants(t) & outputs]
+    if not equalities:
+        return None
+    env = {name: raw_inputs[broken, j] for j, name in enumerate(spec.input_names)}
+    env.update({name: raw_outputs[broken, k] for k, name in enumerate(spec.output_names)})
+    with np.errstate(all="ignore"):
+        misses = [np.abs(np.broadcast_to(evaluate(t.arg(0) - t.arg(1), env), (int(broken.sum()),)))
+                  for t in equalities]
+    largest = float(np.nanmax(np.max(misses, axis=0))) if misses else float("nan")
+    return largest if np.isfinite(largest) else None
