@@ -145,22 +145,9 @@ def _joint_conflict(asserts: Sequence[Assert], encoding: Encoding, low: Sequence
     every = z3.And(*[z3.Implies(a.premise, a.conclusion) for a in usable])
 
     def solve(only_realisable: bool) -> dict[int, Fraction] | None:
-        solver = z3.Solver()
-        solver.set("timeout", max(1, int(max(remaining(), SMALLEST_QUERY_S) * 1000)))
-        for j in inputs:
-            solver.add(input_var(j) >= z3_rational(Fraction(low[j])), input_var(j) <= z3_rational(Fraction(high[j])))
-        if only_realisable:
-            from deepsade.verification.z3_engine import realisability_constraints
-
-            solver.add(*realisability_constraints(realisable))
+        solver = _box_solver(inputs, low, high, max(remaining(), SMALLEST_QUERY_S), realisable, only_realisable)
         solver.add(z3.ForAll(outputs, z3.Not(every)) if outputs else z3.Not(every))
-        try:
-            if solver.check() != z3.sat:
-                return None
-        except z3.Z3Exception:
-            return None
-        model = solver.model()
-        return {j: z3_fraction(model.eval(input_var(j), model_completion=True)) for j in inputs}
+        return _input_point(solver, inputs)
 
     point = solve(False)
     if point is None:
@@ -204,14 +191,7 @@ def _solve(a: Assert, b: Assert, low: Sequence[Fraction], high: Sequence[Fractio
     and ``b``'s (its closure, at a boundary); None if none, or z3 gave no answer in time."""
     outputs = [output_var(k) for k in sorted(set(a.outputs) | set(b.outputs))]
     inputs = sorted(set(a.inputs) | set(b.inputs))
-    solver = z3.Solver()
-    solver.set("timeout", max(1, int(timeout_s * 1000)))
-    for j in inputs:
-        solver.add(input_var(j) >= z3_rational(Fraction(low[j])), input_var(j) <= z3_rational(Fraction(high[j])))
-    if only_realisable:
-        from deepsade.verification.z3_engine import realisability_constraints
-
-        solver.add(*realisability_constraints(realisable))
+    solver = _box_solver(inputs, low, high, timeout_s, realisable, only_realisable)
     solver.add(a.premise)
     conclusion_b = b.conclusion
     if boundary:
@@ -226,16 +206,32 @@ def _solve(a: Assert, b: Assert, low: Sequence[Fraction], high: Sequence[Fractio
         solver.add(b.premise)
     both = z3.And(a.conclusion, conclusion_b)
     solver.add(z3.ForAll(outputs, z3.Not(both)) if outputs else z3.Not(both))
+    return _input_point(solver, inputs)
+
+
+def _box_solver(inputs: Sequence[int], low: Sequence[Fraction], high: Sequence[Fraction], timeout_s: float,
+                realisable: RealisableInputs, only_realisable: bool) -> z3.Solver:
+    """A solver over ``inputs`` in the scaled box [low, high] (only inputs a real row could have, if asked)."""
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int(timeout_s * 1000)))
+    for j in inputs:
+        solver.add(input_var(j) >= z3_rational(Fraction(low[j])), input_var(j) <= z3_rational(Fraction(high[j])))
+    if only_realisable:
+        from deepsade.verification.z3_engine import realisability_constraints
+
+        solver.add(*realisability_constraints(realisable))
+    return solver
+
+
+def _input_point(solver: z3.Solver, inputs: Sequence[int]) -> dict[int, Fraction] | None:
+    """The inputs (scaled, by index) of a model of ``solver``; None when unsat, or z3 gave no answer in time."""
     try:
         if solver.check() != z3.sat:
             return None
     except z3.Z3Exception:
         return None
     model = solver.model()
-    point = {}
-    for j in inputs:
-        point[j] = z3_fraction(model.eval(input_var(j), model_completion=True))
-    return point
+    return {j: z3_fraction(model.eval(input_var(j), model_completion=True)) for j in inputs}
 
 
 def _closure(expr: z3.BoolRef, negated: bool = False) -> z3.BoolRef:

@@ -253,41 +253,43 @@ def fill_with(frame: pd.DataFrame, values: dict[str, float | str]) -> tuple[pd.D
 
 
 def handle_missing(frame: pd.DataFrame, columns: list[str], targets: list[str],
-                   impute: str) -> tuple[pd.DataFrame, int, int, dict[str, str]]:
+                   impute: str) -> tuple[pd.DataFrame, int, int, dict[str, str], dict[str, float | str]]:
     """Drop (default) or impute missing values in ``columns``; rows with a missing target are always dropped.
 
-    Returns the cleaned frame, rows dropped, rows imputed, and for each filled column what filled it (``--impute
-    median`` fills a text column with its most frequent value, as ``mode`` does)."""
+    Returns the cleaned frame, rows dropped, rows imputed, for each filled column what filled it (``--impute
+    median`` fills a text column with its most frequent value, as ``mode`` does), and ``fill_values`` of every
+    column (what a model keeps to fill new rows; empty when dropping)."""
     if impute not in IMPUTE_CHOICES:
         raise UserInputError(f"--impute must be one of {', '.join(IMPUTE_CHOICES)}")
     frame = frame.replace([np.inf, -np.inf], np.nan) if len(frame) else frame
     before = len(frame)
     frame = frame.dropna(subset=targets)
-    imputed, fills = 0, {}
+    imputed, fills, values = 0, {}, {}
     if impute == "drop":
         frame = frame.dropna(subset=columns)
     else:
+        empty = [c for c in columns if frame[c].isna().all()]
+        if empty and len(frame):
+            raise UserInputError(f"column {empty[0]!r} has no value to impute from: every row is missing it")
+        values = fill_values(frame, columns, impute)
         imputed = int(frame[columns].isna().any(axis=1).sum())
         frame = frame.copy()
         for column in columns:
             missing = int(frame[column].isna().sum())
             if not missing:
                 continue
-            series = frame[column]
-            if series.isna().all():
-                raise UserInputError(f"column {column!r} has no value to impute from: every row is missing it")
-            median = impute == "median" and _is_numeric(series)
-            fill = series.median() if median else series.mode().iloc[0]
-            shown = f"{float(fill):.6g}" if _is_numeric(series) else repr(str(fill))
+            fill, numeric = values[column], _is_numeric(frame[column])
+            shown = f"{fill:.6g}" if numeric else repr(fill)
             rows = f"{missing} row{'s' if missing != 1 else ''}"
+            median = impute == "median" and numeric
             fills[column] = (f"median {shown} ({rows})" if median else f"most frequent value {shown} ({rows}"
                              + ("; a text column has no median)" if impute == "median" else ")"))
-            frame[column] = series.fillna(fill)
+            frame[column] = frame[column].fillna(fill)
     if frame.empty:
         raise UserInputError(
             f"no rows left after dropping rows with missing values ({before} had some); try --impute median"
         )
-    return frame.reset_index(drop=True), before - len(frame), imputed, fills
+    return frame.reset_index(drop=True), before - len(frame), imputed, fills, values
 
 
 def prepare(
@@ -313,8 +315,7 @@ def prepare(
     used = list(features) if features is not None else [c for c in frame.columns if c not in targets]
     identifiers = [c for c in used if _is_identifier(frame[c])] if features is None and encoding is None else []
     used = [c for c in used if c not in identifiers]  # before missing values: a missing id costs no row
-    fills_for_new_rows = fill_values(frame.dropna(subset=list(targets)), used, impute) if impute != "drop" else {}
-    frame, dropped, imputed, fills = handle_missing(frame, used, list(targets), impute)
+    frame, dropped, imputed, fills, fills_for_new_rows = handle_missing(frame, used, list(targets), impute)
     if encoding is None:
         encoding = fit_encoding(frame, list(targets), used, task, positive, identifiers)
     if domain is None:

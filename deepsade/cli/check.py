@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import click
+import numpy as np
+import z3
 
 from deepsade.cli.common import data_options, parse_features, rules_and_data, user_errors
 from deepsade.ingest import prepare, read_csv
-from deepsade.spec import Spec, parse_spec, vacuous_asserts
+from deepsade.semantics import evaluate
+from deepsade.spec import Assert, Spec, parse_spec, vacuous_asserts
+from deepsade.terms import distinct_subterms, free_constants, split_implication
 
 
 @click.command("check")
@@ -74,16 +78,11 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         echo(f"warning: {conflict.describe()}")
 
 
-def _largest_equality_miss(a, spec: Spec, raw_inputs, raw_outputs, broken) -> float | None:
+def _largest_equality_miss(a: Assert, spec: Spec, raw_inputs: np.ndarray, raw_outputs: np.ndarray,
+                           broken: np.ndarray) -> float | None:
     """The largest |lhs - rhs| of the assert's equalities between numbers over the ``broken`` rows (raw units),
     or None when it states none or no row breaks it: a sum of parts rounded to cents misses its total by a
     rounding, which the user should see beside the count."""
-    import numpy as np
-    import z3
-
-    from deepsade.semantics import evaluate
-    from deepsade.terms import distinct_subterms, free_constants, split_implication
-
     if not broken.any():
         return None
     outputs = set(spec.output_names)
@@ -95,7 +94,5 @@ def _largest_equality_miss(a, spec: Spec, raw_inputs, raw_outputs, broken) -> fl
     env = {name: raw_inputs[broken, j] for j, name in enumerate(spec.input_names)}
     env.update({name: raw_outputs[broken, k] for k, name in enumerate(spec.output_names)})
     with np.errstate(all="ignore"):
-        misses = [np.abs(np.broadcast_to(evaluate(t.arg(0) - t.arg(1), env), (int(broken.sum()),)))
-                  for t in equalities]
-    largest = float(np.nanmax(np.max(misses, axis=0))) if misses else float("nan")
+        largest = max(float(np.nanmax(np.abs(evaluate(t.arg(0) - t.arg(1), env)))) for t in equalities)
     return largest if np.isfinite(largest) else None
