@@ -19,14 +19,53 @@ _UNIT_ROUNDOFF_32 = 2.0 ** -24
 _UNIT_ROUNDOFF_64 = 2.0 ** -53
 
 
-def float32_error_bound(model: SkipMLP, encoding: Encoding, domain: Domain) -> float:
-    """A rigorous bound, over the whole domain, on |float32 forward pass - exact network| per output
-    (network units), for inputs scaled in float64 and rounded to float32. ``predict`` evaluates in float64,
-    whose error obeys the same analysis with a smaller unit roundoff, so this bounds it too.
+def gamma(n: int) -> float:
+    """Higham's gamma_n = n u / (1 - n u) for float32: the relative error of a sum of n terms in any order."""
+    return n * _UNIT_ROUNDOFF_32 / (1 - n * _UNIT_ROUNDOFF_32)
 
-    Per layer, for any summation order: |fl(W x' + b) - (W x + b)| <= |W| e + g(n+1) (|W| (m + e) + |b|),
-    with e the incoming error, m a bound on |x| over the domain and g(n) = n u / (1 - n u); ReLU passes the
-    error unchanged. The bound is evaluated in float64 and padded outwards by a relative 1e-6."""
+
+def _stored(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A weight as the float32 values a runtime holds, in float64."""
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().to(torch.float32).numpy().astype(np.float64)
+    return np.asarray(t, np.float32).astype(np.float64)
+
+
+def affine_error(weight, bias, low: np.ndarray, high: np.ndarray,
+                 error: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One affine map ``W z + b`` in float32, for exact inputs ``z`` in ``[low, high]`` and computed inputs
+    within ``error`` of them: the exact outputs' interval and a bound on the computed outputs' error,
+    |W| e + gamma(n + 1) (|W| (|z| + e) + |b|) for any summation order. The interval is evaluated in float64
+    and padded outwards (relative 1e-9, absolute 1e-12)."""
+    weight, bias = _stored(weight), _stored(bias)
+    absolute = np.abs(weight)
+    magnitude = np.maximum(np.abs(low), np.abs(high)) + error
+    out_error = absolute @ error + gamma(weight.shape[1] + 1) * (absolute @ magnitude + np.abs(bias))
+    centre = weight @ ((high + low) / 2) + bias
+    spread = absolute @ ((high - low) / 2)
+    pad = 1e-9 * (np.abs(centre) + spread) + 1e-12
+    return centre - spread - pad, centre + spread + pad, out_error
+
+
+def relu_error(low: np.ndarray, high: np.ndarray,
+               error: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ReLU on exact values in ``[low, high]`` computed within ``error``: ReLU is 1-Lipschitz, so the error
+    passes unchanged, except where even the computed value cannot be positive (both outputs are exactly 0)."""
+    dead = high + error <= 0
+    return np.maximum(low, 0.0), np.maximum(high, 0.0), np.where(dead, 0.0, error)
+
+
+def relu_stack_error(layers, low: np.ndarray, high: np.ndarray,
+                     error: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``affine_error`` then ``relu_error`` through each ``(weight, bias)`` of ``layers``."""
+    for weight, bias in layers:
+        low, high, error = relu_error(*affine_error(weight, bias, low, high, error))
+    return low, high, error
+
+
+def scaled_input_error(encoding: Encoding, domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scaled domain box (float64) and the rounding error of scaled inputs as ``predict`` computes them:
+    scaled in float64, then rounded to float32."""
     lower, upper = np.asarray(domain.lower, np.float64), np.asarray(domain.upper, np.float64)
     offset, span = np.asarray(encoding.input_min, np.float64), np.asarray(encoding.input_max, np.float64)
     span = span - offset
@@ -35,28 +74,30 @@ def float32_error_bound(model: SkipMLP, encoding: Encoding, domain: Domain) -> f
         magnitude = np.maximum(np.abs(scaled_low), np.abs(scaled_high))
         raw_magnitude = (np.maximum(np.abs(lower), np.abs(upper)) + np.abs(offset)) / span
         error = _UNIT_ROUNDOFF_32 * magnitude + 4 * _UNIT_ROUNDOFF_64 * (raw_magnitude + magnitude)
+    pad = 1e-12 * (1 + magnitude)
+    return scaled_low - pad, scaled_high + pad, error
 
-    def gamma(n: int) -> float:
-        return n * _UNIT_ROUNDOFF_32 / (1 - n * _UNIT_ROUNDOFF_32)
 
-    def layer_error(layer: torch.nn.Linear, incoming: np.ndarray, size: np.ndarray) -> np.ndarray:
-        weight = np.abs(layer.weight.detach().to(torch.float32).numpy().astype(np.float64))
-        bias = np.abs(layer.bias.detach().to(torch.float32).numpy().astype(np.float64))
-        return weight @ incoming + gamma(weight.shape[1] + 1) * (weight @ (size + incoming) + bias)
+def float32_error_bound(model: SkipMLP, encoding: Encoding, domain: Domain) -> float:
+    """A rigorous bound, over the whole domain, on |float32 forward pass - exact network| per output
+    (network units), for inputs scaled in float64 and rounded to float32. ``predict`` evaluates in float64,
+    whose error obeys the same analysis with a smaller unit roundoff, so this bounds it too.
 
+    Interval bounds of every layer's exact values over the domain box carry the error through each layer
+    (``affine_error``, ``relu_error``); the last layer reads ``[h; x[mapped]]``. Padded outwards by a relative
+    1e-6 at the end."""
+    low, high, error = scaled_input_error(encoding, domain)
     mapped = model.mapped_features.numpy()
-    skip_error, skip_size = error[mapped], magnitude[mapped]
-    low, high = scaled_low, scaled_high
-    for layer in model.hidden:
-        error = layer_error(layer, error, magnitude)
-        weight = layer.weight.detach().to(torch.float64).numpy()
-        centre = weight @ ((high + low) / 2) + layer.bias.detach().to(torch.float64).numpy()
-        spread = np.abs(weight) @ ((high - low) / 2)
-        pad = 1e-9 * (np.abs(centre) + spread) + 1e-12  # float64 rounding of these bounds, outwards
-        low, high = np.maximum(centre - spread - pad, 0.0), np.maximum(centre + spread + pad, 0.0)
-        magnitude = high
-    error = layer_error(model.last, np.concatenate([error, skip_error]), np.concatenate([magnitude, skip_size]))
-    bound = float(np.max(error)) * (1 + 1e-6) if error.size else 0.0
+    h_low, h_high, h_error = relu_stack_error([(layer.weight, layer.bias) for layer in model.hidden],
+                                              low, high, error)
+    *_, out_error = affine_error(model.last.weight, model.last.bias, np.concatenate([h_low, low[mapped]]),
+                                 np.concatenate([h_high, high[mapped]]), np.concatenate([h_error, error[mapped]]))
+    return finite_bound(out_error)
+
+
+def finite_bound(error: np.ndarray) -> float:
+    """The largest per-output error, padded outwards by a relative 1e-6; inf when not finite."""
+    bound = float(np.max(error)) * (1 + 1e-6) if np.size(error) else 0.0
     return bound if math.isfinite(bound) else math.inf
 
 

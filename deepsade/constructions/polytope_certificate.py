@@ -11,7 +11,6 @@ clamped output breaks the assert. None: *holds*. This one check covers the compo
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -25,14 +24,20 @@ from deepsade.boxes import max_over_box, min_over_box
 from deepsade.constructions.certificate import (
     CERTIFIED,
     NOT_CERTIFIED,
-    _input_error,
     base_output_box,
     find_violation,
     settle_failed_check,
 )
 from deepsade.data import Domain, Encoding
 from deepsade.encoding.exact import substitute_outputs
-from deepsade.float_error import rounding_warning
+from deepsade.float_error import (
+    affine_error,
+    finite_bound,
+    relu_error,
+    relu_stack_error,
+    rounding_warning,
+    scaled_input_error,
+)
 from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.regions import input_regions
 from deepsade.spec import Spec, input_var, output_var
@@ -131,22 +136,19 @@ def _pieces(low: Fraction, high: Fraction, cuts: Sequence[Fraction]) -> list[tup
     return list(zip(points[:-1], points[1:], strict=True))
 
 
-def clamp_error_bound(model, f_error: float, f_size: np.ndarray, x_size: np.ndarray, x_error: np.ndarray) -> float:
+def clamp_error_bound(model, f_error: float, f_low: np.ndarray, f_high: np.ndarray, x_low: np.ndarray,
+                      x_high: np.ndarray, x_error: np.ndarray) -> float:
     """A bound on |float32 clamped output - exact clamped output| per output, given the base output's error and
-    magnitude and the mapped inputs' (gamma(n) per dot product, errors propagated through |W|)."""
-    def gamma(n: int) -> float:
-        return n * _U32 / (1 - n * _U32)
-
+    exact interval ``[f_low, f_high]`` and the mapped inputs' interval and error: interval bounds of each clamp
+    layer's exact values carry the error through it (``deepsade.float_error.relu_stack_error``)."""
     layers, out_weight, out_bias = model.clamp_layers()
-    size = np.concatenate([f_size, f_size, x_size, x_size])
-    error = np.concatenate([np.full(len(f_size), f_error), np.full(len(f_size), f_error), x_error, x_error])
-    for weight, bias in [*layers, (out_weight, out_bias)]:
-        a = np.abs(weight)
-        grown = a @ (size + error) + np.abs(bias)
-        error = a @ error + gamma(a.shape[1] + 1) * grown
-        size = grown
-    bound = float(np.max(error)) * (1 + 1e-6) if np.size(error) else 0.0
-    return bound if math.isfinite(bound) else math.inf
+    f_error = np.full(len(f_low), f_error)
+    low, high, error = relu_error(
+        np.concatenate([f_low, -f_high, x_low, -x_high]), np.concatenate([f_high, -f_low, x_high, -x_low]),
+        np.concatenate([f_error, f_error, x_error, x_error]))
+    low, high, error = relu_stack_error(layers, low, high, error)
+    *_, out_error = affine_error(out_weight, out_bias, low, high, error)
+    return finite_bound(out_error)
 
 
 def _solver(linear: bool, timeout_s: float | None) -> z3.Solver:
@@ -173,10 +175,12 @@ def certify_clamped(model, spec: Spec, encoding: Encoding, domain: Domain, margi
                                         "assert's input region, through the base's last layer and the clamps"}}
     low, high = domain.scaled_exact(encoding)
     f_low, f_high = base_output_box(model, low, high)
-    x_size, x_error = _input_error(encoding, domain)
+    x_low, x_high, x_error = scaled_input_error(encoding, domain)
     mapped = model.mapped_features.numpy().tolist()
-    f_size = np.array([float(max(abs(a), abs(b))) for a, b in zip(f_low, f_high, strict=True)]) * (1 + 1e-9)
-    rounding = clamp_error_bound(model, base_output_error, f_size, x_size[mapped], x_error[mapped])
+    pad = 1e-9 * (1 + np.array([float(max(abs(a), abs(b))) for a, b in zip(f_low, f_high, strict=True)]))
+    rounding = clamp_error_bound(model, base_output_error, np.array([float(v) for v in f_low]) - pad,
+                                 np.array([float(v) for v in f_high]) + pad, x_low[mapped], x_high[mapped],
+                                 x_error[mapped])
     base["float32_error_bound"] = rounding
     if not rounding <= margin:
         base["warning"] = rounding_warning(rounding, margin)
