@@ -123,3 +123,27 @@ def test_cli_certify_verify_and_inapplicable_rule(rules, tmp_path):
     refused = run_cli("train", str(csv), "--constraint", str(input_rule), "--target", "output,losses", "--method", "hcr",
                       "--out", str(tmp_path / "m2"), "--quiet")
     assert refused.returncode == 2 and "assert 3 mentions an input" in refused.stderr
+
+
+def test_a_break_only_at_relaxed_inputs_is_not_called_a_violation(tmp_path):
+    from deepsade.constructions.hcr_certificate import RELAXED_BREAK, certify_hcr
+
+    frame = _frame().assign(site=np.where(np.random.default_rng(1).random(300) < 0.5, "north", "south"))
+    rules = tmp_path / "plant.smt2"
+    rules.write_text(RULES)
+    est = DeepSaDe(rules, ["output", "losses"], features=["x1", "site"], method="hcr", hidden=(8,), epochs=2)
+    art = est.fit(frame).artifact_
+    # a rule whose premise only the relaxed box meets (both sites at once), and one a real row meets
+    stricter = RULES.replace("(declare-const output Real)", "(declare-const |site=north| Real)\n"
+                             "(declare-const |site=south| Real)\n(declare-const output Real)")
+    stricter += "(assert (=> (and (= |site=north| 1.0) (= |site=south| 1.0)) (<= output 0.0)))\n"
+    spec = parse_spec_text(stricter, art.encoding)
+    cert = certify_hcr(art.model, spec, art.encoding, art.domain, 1e-4, 10.0, {}, 0.0)
+    last = cert["asserts"][-1]
+    assert last["result"] == RELAXED_BREAK and "violating_input_raw" not in last
+    assert {last["relaxed_input_raw"]["site=north"], last["relaxed_input_raw"]["site=south"]} == {1.0}
+    assert cert["verdict"] == "not certified"
+    reachable = stricter.replace("(= |site=south| 1.0)", "(= |site=south| 0.0)")
+    cert = certify_hcr(art.model, parse_spec_text(reachable, art.encoding), art.encoding, art.domain, 1e-4, 10.0,
+                       {}, 0.0)
+    assert cert["verdict"] == "violated" and cert["asserts"][-1]["violating_input_raw"]["site=north"] == 1.0

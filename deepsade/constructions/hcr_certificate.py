@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -28,9 +29,14 @@ import z3
 from deepsade.constructions.hcr import HyperSphericalMLP, region_extent, rounding_bound
 from deepsade.data import Domain, Encoding
 from deepsade.numbers import z3_rational
+from deepsade.realisable import RealisableInputs
 from deepsade.spec import Spec, input_var, output_var
 
 BY_CONSTRUCTION, NOT_CERTIFIED, VIOLATED = "by construction", "not certified", "violated"
+# an assert broken by a sampled forward pass only at inputs no real row could have (a one-hot group not 0/1, a
+# fraction in a whole-number column): the relaxed box the certificate covers, so not certified; not a violation
+RELAXED_BREAK = "broken at a relaxed input only (no real row could have it)"
+RELAXED_REASON = "a sampled forward pass breaks an assert at a relaxed input (none a real row could have)"
 SAMPLES_IN_DOMAIN = 4096
 SAMPLES_OUTSIDE = 1024
 OUTSIDE_FACTOR = 10.0  # the far samples reach this many domain widths beyond the box, on each side
@@ -49,6 +55,29 @@ def sample_inputs(low: np.ndarray, high: np.ndarray, seed: int = 0) -> tuple[np.
         rng.random((min(len(inside), 2 ** min(len(low), 10)), len(low))) < 0.5, low, high)
     outside = low - OUTSIDE_FACTOR * width + (1 + 2 * OUTSIDE_FACTOR) * width * rng.random((SAMPLES_OUTSIDE, len(low)))
     return inside, outside
+
+
+def realisable_breaks(encoding: Encoding, inside: np.ndarray, low: np.ndarray, high: np.ndarray,
+                      broken: dict[int, np.ndarray],
+                      find: Callable[[np.ndarray], dict[int, np.ndarray]]) -> tuple[dict[int, np.ndarray],
+                                                                                   dict[int, np.ndarray]]:
+    """Sampled breaks split into those at inputs a real row could have and those only relaxed inputs show.
+
+    ``broken``: per assert, a sampled input of the relaxed box that breaks it; ``find``: the same search on other
+    inputs; ``inside``: the samples of the scaled box [low, high]. When the encoding restricts inputs (one-hot groups, whole numbers), the samples are snapped onto
+    realisable inputs (``RealisableInputs.snap``) and searched again: a break there is a *violation*; an assert
+    broken only at relaxed inputs is returned apart (the certificate covers the relaxed box, so it is not
+    certified, but no real row is known to break it)."""
+    realisable = RealisableInputs.from_encoding(encoding)
+    if not broken or not realisable.constrained:
+        return broken, {}
+    real = find(realisable.snap(inside, low, high))
+    return real, {index: point for index, point in broken.items() if index not in real}
+
+
+def raw_point(encoding: Encoding, point: np.ndarray) -> dict[str, float]:
+    """A scaled input in raw units, by column name."""
+    return {encoding.input_names[j]: float(off + scale * point[j]) for j, (off, scale) in enumerate(encoding.input_affine())}
 
 
 def _sample_check(model: HyperSphericalMLP, spec: Spec, inputs: np.ndarray, excess: np.ndarray
@@ -153,7 +182,8 @@ def certify_hcr(model: HyperSphericalMLP, spec: Spec, encoding: Encoding, domain
             entry["result"] = "unknown (solver timeout)" if proven is None else "region check failed"
             verdict = NOT_CERTIFIED
         results.append(entry)
-    inside, outside = sample_inputs(np.array([float(v) for v in low]), np.array([float(v) for v in high]))
+    box_low, box_high = np.array([float(v) for v in low]), np.array([float(v) for v in high])
+    inside, outside = sample_inputs(box_low, box_high)
     checked_in, off_in, broken_in = _sample_check(model, spec, inside, excess)
     checked_out, off_out, broken_out = _sample_check(model, spec, outside, excess)
     base["sampling"] = {"in_domain_outputs": checked_in, "far_outside_outputs": checked_out,
@@ -162,10 +192,16 @@ def certify_hcr(model: HyperSphericalMLP, spec: Spec, encoding: Encoding, domain
     if off_in + off_out and verdict == BY_CONSTRUCTION:
         verdict = NOT_CERTIFIED
         base["reason"] = "a sampled output lies outside the stored region widened by the rounding bound"
+    broken_in, relaxed_only = realisable_breaks(encoding, inside, box_low, box_high, broken_in,
+                                                lambda points: _sample_check(model, spec, points, excess)[2])
+    for index, point in relaxed_only.items():
+        results[index]["result"] = RELAXED_BREAK
+        results[index]["relaxed_input_raw"] = raw_point(encoding, point)
+        if verdict == BY_CONSTRUCTION:
+            verdict = NOT_CERTIFIED
+            base["reason"] = RELAXED_REASON
     for index, point in broken_in.items():
         results[index]["result"] = "violated"
-        affine = encoding.input_affine()
-        results[index]["violating_input_raw"] = {encoding.input_names[j]: float(off + scale * point[j])
-                                                 for j, (off, scale) in enumerate(affine)}
+        results[index]["violating_input_raw"] = raw_point(encoding, point)
         verdict = VIOLATED
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}

@@ -26,7 +26,13 @@ import torch
 import z3
 
 from deepsade.constructions.base_box import base_output_box, stored_fractions
-from deepsade.constructions.hcr_certificate import sample_inputs
+from deepsade.constructions.hcr_certificate import (
+    RELAXED_BREAK,
+    RELAXED_REASON,
+    raw_point,
+    realisable_breaks,
+    sample_inputs,
+)
 from deepsade.constructions.input_enforced import InputEnforcedMLP
 from deepsade.constructions.input_rule import coefficient_terms, rank_problem
 from deepsade.data import Domain, Encoding
@@ -134,23 +140,35 @@ def certify_input_dependent(model: InputEnforcedMLP, spec: Spec, encoding: Encod
             entry["result"] = "unknown (solver timeout)" if proven is None else "layer check failed"
             verdict = NOT_CERTIFIED
         results.append(entry)
-    inside, _ = sample_inputs(np.array([float(v) for v in low]), np.array([float(v) for v in high]))
+    box_low, box_high = np.array([float(v) for v in low]), np.array([float(v) for v in high])
+    inside, _ = sample_inputs(box_low, box_high)
     inside = inside.astype(np.float32).astype(np.float64)
-    violations = 0
-    for dtype in (torch.float32, torch.float64):
-        with torch.no_grad():
-            outputs = copy.deepcopy(model).to(dtype)(torch.as_tensor(inside, dtype=dtype)).double().numpy()
-        with np.errstate(all="ignore"):
-            truth = spec.evaluate_scaled(inside, outputs)
-        for index in range(len(spec.asserts)):
-            for row in np.flatnonzero(~truth[:, index])[:8]:
-                if _breaks(spec, index, inside[row], outputs[row]):
-                    violations += 1
-                    affine = encoding.input_affine()
-                    results[index]["result"] = "violated"
-                    results[index]["violating_input_raw"] = {
-                        encoding.input_names[j]: float(off + scale * inside[row][j]) for j, (off, scale) in enumerate(affine)}
-                    verdict = VIOLATED
-                    break
+
+    def find(points: np.ndarray) -> dict[int, np.ndarray]:
+        """Per assert, the first sampled input whose float32 or float64 forward pass breaks it exactly."""
+        broken: dict[int, np.ndarray] = {}
+        for dtype in (torch.float32, torch.float64):
+            with torch.no_grad():
+                outputs = copy.deepcopy(model).to(dtype)(torch.as_tensor(points, dtype=dtype)).double().numpy()
+            with np.errstate(all="ignore"):
+                truth = spec.evaluate_scaled(points, outputs)
+            for index in range(len(spec.asserts)):
+                for row in np.flatnonzero(~truth[:, index])[:8]:
+                    if index not in broken and _breaks(spec, index, points[row], outputs[row]):
+                        broken[index] = points[row]
+        return broken
+
+    broken, relaxed_only = realisable_breaks(encoding, inside, box_low, box_high, find(inside), find)
+    for index, point in relaxed_only.items():
+        results[index]["result"] = RELAXED_BREAK
+        results[index]["relaxed_input_raw"] = raw_point(encoding, point)
+        if verdict == BY_CONSTRUCTION:
+            verdict = NOT_CERTIFIED
+            base["reason"] = RELAXED_REASON
+    for index, point in broken.items():
+        results[index]["result"] = "violated"
+        results[index]["violating_input_raw"] = raw_point(encoding, point)
+        verdict = VIOLATED
+    violations = len(broken)
     base["sampling"] = {"in_domain_outputs": 2 * len(inside), "violations_in_domain": violations}
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}
