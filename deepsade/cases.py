@@ -48,6 +48,40 @@ def split_cases(expr: z3.BoolRef, output_names: set[str]) -> list[z3.BoolRef] | 
     return split
 
 
+# more input ``ite``s than this in one premise and it is kept as written (each doubles the premise)
+MAX_PREMISE_CHOICES = 4
+
+
+def expand_premise_choices(expr: z3.BoolRef, output_names: set[str]) -> z3.BoolRef | None:
+    """``expr`` with each comparison of its premise that holds an ``ite`` on inputs written as that ite's cases,
+    ``(>= years (ite (>= age 40.0) 15.0 12.0))`` as ``(or (and (>= age 40.0) (>= years 15.0)) (and (not (>= age
+    40.0)) (>= years 12.0)))``; None when the premise holds no such ite, holds more than ``MAX_PREMISE_CHOICES``,
+    or z3 does not prove the rewrite equivalent. A premise of comparisons is what the premise gates, the score
+    clamps and the linear encodings take; with the ite in it, the rule read as nonlinear and went to DeepSaDe
+    (a new-user probe: 0.744 accuracy against 0.920 with the same rule written as two asserts)."""
+    premise, conclusion = split_implication(expr, output_names)
+    choices = [n for n in distinct_subterms(premise) if _is_input_choice(n, output_names)]
+    if not choices or len(choices) > MAX_PREMISE_CHOICES:
+        return None
+    rewritten = z3.Implies(_expand_choices(premise, output_names), conclusion)
+    return rewritten if _equivalent(expr, rewritten) else None
+
+
+def _expand_choices(formula: z3.BoolRef, output_names: set[str]) -> z3.BoolRef:
+    """``formula`` (Boolean, over inputs) with its comparisons' input ``ite``s written as cases."""
+    kind = formula.decl().kind() if z3.is_app(formula) else None
+    if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR, z3.Z3_OP_NOT, z3.Z3_OP_IMPLIES):
+        children = [_expand_choices(c, output_names) for c in formula.children()]
+        return {z3.Z3_OP_AND: z3.And, z3.Z3_OP_OR: z3.Or, z3.Z3_OP_NOT: z3.Not,
+                z3.Z3_OP_IMPLIES: z3.Implies}[kind](*children)
+    choice = next((n for n in distinct_subterms(formula) if _is_input_choice(n, output_names)), None)
+    if choice is None or not z3.is_bool(formula):
+        return formula
+    test = choice.arg(0)
+    taken, other = (_expand_choices(z3.substitute(formula, (choice, choice.arg(k))), output_names) for k in (1, 2))
+    return z3.Or(z3.And(test, taken), z3.And(z3.Not(test), other))
+
+
 def case_forms(expr: z3.BoolRef, output_names: set[str]) -> str:
     """What makes ``expr`` several cases, in words for the user's note (for an assert ``split_cases`` splits)."""
     forms = []

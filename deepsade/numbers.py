@@ -38,6 +38,10 @@ def z3_rational(value: Fraction | int | float) -> z3.RatNumRef:
     return z3.RealVal(f"{exact.numerator}/{exact.denominator}") if exact.denominator != 1 else z3.RealVal(exact.numerator)
 
 
+# z3 prints a formula deeper than pp.max_depth (default 5) with let-bound names, (let ((a!1 ...)) ...), which
+# reads as nothing the user wrote; printing it whole keeps every echoed assert in the user's own form
+z3.set_param("pp.max_depth", 1_000_000)
+
 _Z3_QUOTIENT = re.compile(r"\(/ (\d+)\.0 (\d+)\.0\)")
 
 

@@ -173,6 +173,14 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
         _check_formula_shape(raw, index)
     as_written = [decimal_text(raw.sexpr()) for raw in parsed]  # the asserts as written (macros expanded)
     parsed = [rewrite_absolute_bounds(rewrite_disequalities(raw)) for raw in parsed]
+    from deepsade.cases import expand_premise_choices
+
+    premise_choices = []
+    for index, raw in enumerate(parsed):
+        expanded = expand_premise_choices(raw, set(outputs))
+        if expanded is not None:
+            parsed[index] = expanded
+            premise_choices.append(index + 1)
     for index, raw in enumerate(parsed):
         if not free_constants(raw) & set(outputs):
             raise UserInputError(
@@ -181,6 +189,10 @@ def parse_spec(source: ConstraintSource | str | Path, encoding: Encoding, cases:
     # (raw, text, case_of): the asserts as written, and after them the further cases of any assert split into
     # cases, so that every assert keeps its number (its first case takes it)
     written, further, notes = [], [], list(source.notes)
+    if premise_choices:
+        numbered = ", ".join(map(str, premise_choices))
+        notes.append(f"assert{'s' if len(premise_choices) > 1 else ''} {numbered}: a premise that chooses a threshold "
+                     "with ite on inputs is read as that ite's cases joined with or (the same rule, proven equivalent)")
     for index, raw in enumerate(parsed):
         split = _cases(raw, encoding, set(outputs)) if cases else None
         if split is None:

@@ -131,3 +131,28 @@ def test_a_case_false_as_written_is_left_out_but_the_skip_features_stay_the_rule
                            "(assert (<= y (ite use_x x (ite (> flag 0.5) 80.0 130.0))))", encoding)
     assert len(spec.asserts) == 2 and not any("x" in a.text.replace("flag", "") for a in spec.asserts)
     assert spec.mapped_features == [0, 1]  # flag and x, as a model trained before the split was built for
+
+
+def test_a_threshold_chosen_with_ite_in_a_premise_is_read_as_its_cases(frame):
+    from deepsade.cases import expand_premise_choices
+    from deepsade.terms import distinct_subterms
+
+    rule = "(=> (and (>= x (ite (= flag 1.0) 8.0 2.0)) (<= y 50.0)) (> label 0.0))"
+    labelled = frame.assign(label=np.where(frame["y"] > 50, "high", "low"))
+    encoding = prepare(labelled, ["label"], task="binary", positive="high").encoding
+    spec = parse_spec_text("(declare-const flag Real)(declare-const x Real)(declare-const y Real)"
+                           f"(declare-const label Real)(assert {rule})", encoding)
+    (assertion,) = spec.asserts  # a classifier's rule stays one assert, its premise now of comparisons only
+    assert assertion.linear and not any(z3.is_app(n) and n.decl().kind() == z3.Z3_OP_ITE
+                                        for n in distinct_subterms(assertion.premise))
+    assert assertion.text == rule  # shown as written, and without z3's let-bound names
+    assert any("assert 1: a premise that chooses a threshold with ite" in n for n in spec.notes)
+    decls = "".join(f"(declare-const {n} Real)" for n in ("flag", "x", "y", "label"))
+    expr = z3.parse_smt2_string(decls + f"(assert {rule})")[0]
+    expanded = expand_premise_choices(expr, {"label"})
+    solver = z3.Solver()
+    solver.add(expr != expanded)
+    assert solver.check() == z3.unsat
+    # an ite in the conclusion, or none at all, is left to the case split
+    assert expand_premise_choices(z3.parse_smt2_string(decls + "(assert (<= label (ite (= flag 1.0) 1.0 2.0)))")[0],
+                                  {"label"}) is None
