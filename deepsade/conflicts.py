@@ -79,19 +79,25 @@ class Conflict:
                 names = [f"asserts {indexes[0] + 1}", *(str(i + 1) for i in indexes[1:])]
             return (f"{', '.join(names[:-1])} and {names[-1]} contradict each other at {where}: their premises all "
                     "hold there and no output satisfies their conclusions together (without any one of them, one "
-                    "does), so no model can keep the rule")
+                    f"does), so no model can keep the rule{BOX_ADVICE}")
         if self.first == self.second:
             return (f"{first} cannot hold at {where}: its premise holds there and no output satisfies its "
-                    "conclusion")
+                    f"conclusion{BOX_ADVICE}")
         if not self.boundary:
             held = {(True, True): "both premises hold there and ", (True, False): f"{first}'s premise holds there and ",
                     (False, True): f"{second}'s premise holds there and "}.get(self.premised, "")
             return (f"{pair} contradict each other at {where}: {held}no output satisfies both conclusions, so no "
-                    "model can keep the rule")
+                    f"model can keep the rule{BOX_ADVICE if any(self.premised) else ''}")
         return (f"{pair} ask for answers no output gives together on the two sides of "
                 f"a boundary their premises share (at {where}): a network is continuous and cannot switch at a "
                 "point, so no certified model exists; leave a gap between the premises (one bound a little "
                 "further out)")
+
+
+# said after a conflict at an input of the box: the point may combine values no row combines
+BOX_ADVICE = ("; the domain box lets each input range on its own, so if no row combines these values, add the "
+              "condition the rows keep to a premise (e.g. (>= a b) when a never falls below b), or narrow the box "
+              "with --domain")
 
 
 def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high: Sequence[Fraction],

@@ -70,6 +70,13 @@ def test_check_warns_and_train_refuses_a_contradiction_before_training(tmp_path,
     ffn = CliRunner().invoke(main, ["train", str(csv), "--constraint", str(rules), "--target", "kind",
                                     "--method", "ffn", "--epochs", "1", "--out", str(tmp_path / "f")])
     assert ffn.exit_code == 0, ffn.output
+    # advise names no method that can guarantee it, and says why (it once listed deepsade and the score clamps)
+    advised = CliRunner().invoke(main, ["advise", str(rules), str(csv), "--target", "kind"])
+    assert advised.exit_code == 0 and "warning: asserts 1 and 2 contradict each other" in advised.output
+    guaranteed = advised.output.split("can guarantee the rule:")[1].split("cannot guarantee it:")[0]
+    assert guaranteed.strip() == "(none)"
+    assert "train's default: none, train refuses a rule no model can keep" in advised.output
+    assert "--domain" in advised.output  # how to fix a conflict at values no row combines
 
 
 def test_a_failed_training_names_the_boundary_and_the_method(tmp_path, frame):

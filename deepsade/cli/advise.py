@@ -30,6 +30,14 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
     data = prepare(read_csv(data_file), list(targets), parse_features(features), task, positive, impute, domain_file)
     spec = parse_spec(source, data.encoding)
     answers = advise_methods(spec, data.encoding, data.domain)
+    from dataclasses import replace
+
+    from deepsade.conflicts import find_conflicts
+
+    conflicts = find_conflicts(spec, data.encoding, *data.domain.scaled_exact(data.encoding))
+    if conflicts:  # no model at all keeps a rule that contradicts itself: train refuses it
+        why = f"no model can keep the rule: {conflicts[0].describe()}"
+        answers = [replace(a, guarantees=False, reason=why) if a.guarantees else a for a in answers]
     if as_json:
         click.echo(json.dumps([{"method": a.method, "guarantees": a.guarantees, "reason": a.reason} for a in answers],
                               indent=1))
@@ -39,13 +47,20 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
     click.echo(f"{spec.n_written} assert(s){cases}, {len(spec.output_names)} output(s), task {data.encoding.task}")
     for note in spec.notes:
         click.echo(f"note: {note}")
+    for conflict in conflicts:
+        click.echo(f"warning: {conflict.describe()}")
     for title, group in (("can guarantee the rule", [a for a in answers if a.guarantees]),
                          ("cannot guarantee it", [a for a in answers if not a.guarantees])):
         click.echo(f"{title}:")
         for a in group or []:
-            click.echo(f"  {a.method:<{width}}  {a.reason}")
+            reason = "no model can keep the rule (the warning above)" if conflicts and a.reason.startswith(
+                "no model can keep") else a.reason
+            click.echo(f"  {a.method:<{width}}  {reason}")
         if not group:
             click.echo("  (none)")
+    if conflicts:
+        click.echo("train's default: none, train refuses a rule no model can keep")
+        return
     from deepsade.equalities import equality_hint
     from deepsade.methods import AUTO, resolve_method
     from deepsade.training.settings import TrainSettings

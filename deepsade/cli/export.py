@@ -39,8 +39,9 @@ def export(model_dir, out_dir, tolerance, precision) -> None:
                f"inputs X_i -> {len(artifact.encoding.output_names)} outputs Y_j, raw units, {result.precision}) and "
                "export.json")
     if precision == "auto" and result.precision == "float64":
-        click.echo(f"  float64 graph: {result.precision_reason}; in float64 it is covered "
-                   "(--precision float32 to override)")
+        click.echo(f"  float64 graph: {result.precision_reason}; float64's rounding is about 2^-29 of that bound, "
+                   "within the margin (an estimate, as the certificate's warning says; --precision float32 to "
+                   "override)")
     elif precision == "float32" and (uncovered := float32_not_covered(artifact)):
         click.echo(f"warning: {uncovered} (--precision float64 or auto writes a graph the certificate covers)",
                    err=True)

@@ -193,7 +193,7 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
     broken = summary.get("label_violating_rows", 0)
     if broken and get_method(method).certifies:  # the model keeps the rule, so it cannot fit these labels
         click.echo(f"note: {broken} row(s) of the data hold labels that break the rule (the model keeps the rule, "
-                   "so it departs from them there; deepsade check lists them)", err=True)
+                   "so it departs from them there; deepsade check counts them per assert)", err=True)
     chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
     if summary.get("domain_note"):
         click.echo(f"note: {summary['domain_note']}", err=True)
