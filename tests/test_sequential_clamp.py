@@ -428,3 +428,35 @@ def test_a_violation_found_on_a_construction_is_an_input_a_real_row_could_have(t
     offsets_scales = art.encoding.input_affine()
     scaled = [(Fraction(v) - Fraction(off)) / Fraction(scale) for v, (off, scale) in zip(raw, offsets_scales)]
     assert realisable.contains(scaled), witness
+
+
+# a price at least its cost, and in the north at most 10 above a competitor priced at or above cost; the box lets
+# the competitor's price fall far below cost, where the gate is 0 but a gate free in [0, 1] would bind
+PRICING_RULES = """
+(declare-const cost Real)
+(declare-const competitor Real)
+(declare-const north Real)
+(declare-const price Real)
+(assert (>= price cost))
+(assert (<= price (* 2.5 cost)))
+(assert (=> (and (= north 1.0) (>= competitor cost)) (<= price (+ competitor 10.0))))
+"""
+
+
+def test_a_gate_is_checked_for_room_at_its_own_value_not_anywhere_in_0_1(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    cost = rng.uniform(5, 50, n)
+    frame = pd.DataFrame({"cost": cost, "competitor": cost * rng.uniform(0.3, 1.8, n),
+                          "north": rng.integers(0, 2, n).astype(float)})
+    frame["price"] = np.minimum(cost * rng.uniform(1.1, 2.0, n), np.where(
+        (frame["north"] == 1) & (frame["competitor"] >= cost), frame["competitor"] + 5, np.inf))
+    path = tmp_path / "pricing.smt2"
+    path.write_text(PRICING_RULES)
+    est = DeepSaDe(path, ["price"], hidden=(8, 4), epochs=2, lr=0.05)
+    est.fit(frame)
+    # before, the room check let the gate be any value in [0, 1] at every input ('its gate leaves no room')
+    # and the rule went to DeepSaDe
+    assert est.method_ == "polytope", est.artifact_.training["method_choice"]
+    assert est.artifact_.certificate["verdict"] == "certified"
+    assert "premise gate" in est.artifact_.training["construction"]

@@ -75,6 +75,16 @@ class GateUnits:
     sides: tuple[LinearSide, ...]
 
 
+def gate_value(gate: GateUnits, xs: Sequence[z3.ArithRef]) -> z3.ArithRef:
+    """The gate ``relu(1 - sum_s relu(W_s . x + bias_s))`` as an exact z3 term over the inputs ``xs``."""
+    def relu(term: z3.ArithRef) -> z3.ArithRef:
+        return z3.If(term > 0, term, z3.RealVal(0))
+
+    sides = [relu(z3.Sum([z3_rational(w) * xs[j] for j, w in side.terms]) + z3_rational(side.bias))
+             for side in gate.sides]
+    return relu(1 - z3.Sum(sides))
+
+
 def _float32_down(value: Fraction) -> Fraction:
     rounded = np.float32(float(value))
     if Fraction(float(rounded)) > value:
@@ -284,10 +294,16 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
             n_in, units = len(low), [e for e in extras if isinstance(e, BoundUnit)]
             first_unit = len(extras) - len(units)
 
-            def links(xs: Sequence[z3.ArithRef]) -> list[z3.BoolRef]:
-                return [unit_definition(u, xs[n_in + first_unit + i], xs) for i, u in enumerate(units)]
+            gate_units = [e for e in extras if isinstance(e, GateUnits)]
 
-            if violated_condition(projection, box_low, box_high, links if units else None) is None:
+            def links(xs: Sequence[z3.ArithRef]) -> list[z3.BoolRef]:
+                # each gate column is the gate's value at the inputs (free in [0, 1], a gate could meet a
+                # conclusion far outside its premise: a probe's pricing rule was refused, 'its gate leaves no
+                # room', where the gate is 0), and each unit column its definition
+                return ([xs[n_in + g] == gate_value(gate, xs) for g, gate in enumerate(gate_units)]
+                        + [unit_definition(u, xs[n_in + first_unit + i], xs) for i, u in enumerate(units)])
+
+            if violated_condition(projection, box_low, box_high, links) is None:
                 return rows, projection, extras, split
         split = SplitRule(split.constructible, tuple(sorted(split.remaining + split.gated)),
                           {**split.reasons, **{i: "its gate leaves no room" for i in split.gated}})
