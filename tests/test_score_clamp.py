@@ -413,3 +413,26 @@ def test_exclusions_comparing_with_each_others_class_are_anchored_on_the_classes
     assert {k for step in narrowed.steps for t in step.terms for k in t.anchor_outputs} == {1, 2}
     fits, why = recognise_score_clamps(spec, (low, high), "multiclass")
     assert fits, why
+
+
+def test_a_score_one_clause_raises_and_another_lowers_is_not_the_head_when_another_can_be():
+    """'politics or finance' and 'not (sports and finance)' in the output order sports, politics, finance: the
+    last output among equals heads both clauses, so finance is raised by one and lowered by the other, and z3
+    refuses the layer; clamping politics up and sports down keeps both (a new-user probe's multi-label rule went
+    to DeepSaDe and did not finish in 900 s)."""
+    from deepsade.constructions.score_clamp_certificate import program_holds
+
+    rules = ("(declare-const vote Real)(declare-const sports Real)(declare-const politics Real)"
+             "(declare-const finance Real)"
+             "(assert (=> (>= vote 1.0) (or (> politics 0.0) (> finance 0.0))))"
+             "(assert (not (and (> sports 0.0) (> finance 0.0))))")
+    spec = parse_spec_text(rules, _encoding("multilabel", ["vote"], ["sports", "politics", "finance"]))
+    low, high = [Fraction(0)], [Fraction(1)]
+    as_read = compile_score_program(spec, low, high, "multilabel", 1e-4)
+    assert {step.output for step in as_read.steps} == {2}
+    assert program_holds(as_read, spec, low, high, 1e-4)  # some assert fails for some scores
+    steered = compile_score_program(spec, low, high, "multilabel", 1e-4, one_direction_first=True)
+    assert {step.output for step in steered.steps} == {0, 1}
+    assert program_holds(steered, spec, low, high, 1e-4) == []
+    fits, why = recognise_score_clamps(spec, (low, high), "multilabel")
+    assert fits, why

@@ -329,9 +329,15 @@ def _collect_names(expr: z3.ExprRef, out: list) -> None:
 
 
 def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction], task: str,
-                          output_margin: float) -> ScoreProgram:
+                          output_margin: float, one_direction_first: bool = False) -> ScoreProgram:
     """The score clamps for every assert of a classifier rule, or NotApplicable (one line) for the first
-    assert they cannot take."""
+    assert they cannot take.
+
+    A clause "one of these scores has this sign" clamps one of them, its head: a score the assert's conclusion
+    names, one to raise rather than lower, then the last output. With ``one_direction_first``, a score that some
+    clause would raise and another lower goes last among equals: "politics or finance" and "not (sports and
+    finance)" then clamp politics up and sports down, where the last output (finance) would be raised by the
+    one and lowered by the other, and a later clamp could undo an earlier one."""
     if task not in CLASSIFIER_TASKS:
         raise NotApplicable(f"{SCORE_CLAMPS} are for classifier scores; this is a {task} task")
     mu = premise_margin(output_margin)
@@ -339,6 +345,7 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
     gate_of: dict[tuple, int] = {}
     terms: dict[int, list[Term]] = {}
     depends: dict[int, set[int]] = {}
+    collected: list[tuple[str, set[int], list]] = []  # per assert: its name, head candidates, clauses
     for a in spec.asserts:
         where = f"assert {a.index + 1}"
         candidates = _head_candidates(a, spec)
@@ -366,12 +373,21 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
                     gates.append(make())
                 parts.append(Part("gate", gate_of[key]))
             clauses.append((outputs, parts))
+        collected.append((where, candidates, clauses))
+    directions: dict[int, set[bool]] = {}
+    for _, _, clauses in collected:
+        for outputs, _ in clauses:
+            for o in outputs:
+                if isinstance(o, SignLiteral):
+                    directions.setdefault(o.output, set()).add(o.up)
+    mixed = {k for k, ways in directions.items() if len(ways) > 1} if one_direction_first else set()
+    for where, candidates, clauses in collected:
         greater_count: dict[int, int] = {}
         for outputs, _ in clauses:
             if len(outputs) == 1 and isinstance(outputs[0], Comparison):
                 greater_count[outputs[0].greater] = greater_count.get(outputs[0].greater, 0) + 1
         for outputs, parts in clauses:
-            head, term = _clause_term(outputs, parts, candidates, greater_count, mu, where)
+            head, term = _clause_term(outputs, parts, candidates, greater_count, mu, where, mixed)
             terms.setdefault(head, []).append(term)
             depends.setdefault(head, set()).update(_reads(term))
     order = _topological(depends)
@@ -382,10 +398,10 @@ def compile_score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fr
 
 
 def _clause_term(outputs: list, parts: list[Part], candidates: set[int], greater_count: dict[int, int],
-                 mu: Fraction, where: str) -> tuple[int, Term]:
+                 mu: Fraction, where: str, mixed: set[int] = frozenset()) -> tuple[int, Term]:
     if all(isinstance(o, SignLiteral) for o in outputs):
         def rank(o: SignLiteral) -> tuple:
-            return (o.output in candidates, o.up, o.output)
+            return (o.output in candidates, o.up, o.output not in mixed, o.output)
         head = max(outputs, key=rank)
         body = list(parts)
         for o in outputs:

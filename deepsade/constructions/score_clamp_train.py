@@ -45,6 +45,10 @@ def score_program(spec: Spec, low: Sequence[Fraction], high: Sequence[Fraction],
         narrowed = with_unlowered_anchors(program)
         if narrowed != program and not program_holds(narrowed, spec, list(low), list(high), output_margin):
             return narrowed
+    if failing:  # heads that one clause raises and another lowers: clamp scores moved one way only, first
+        steered = compile_score_program(spec, low, high, task, output_margin, one_direction_first=True)
+        if steered != program and not program_holds(steered, spec, list(low), list(high), output_margin):
+            return steered
     if failing:
         raise NotApplicable(f"{SCORE_CLAMPS} do not keep assert(s) {', '.join(str(i + 1) for i in failing)} for "
                             "every score (where premises overlap, or meet at a boundary within a gate's band, a later "
