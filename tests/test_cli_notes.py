@@ -155,3 +155,24 @@ def test_an_equality_in_a_premise_is_not_reported_as_missed(tmp_path):
     result = CliRunner().invoke(main, ["check", str(rule), str(csv), "--target", "y"])
     assert result.exit_code == 0, result.output
     assert "rows whose true labels violate it: 3" in result.output and "equality missed" not in result.output
+
+
+def test_without_a_progress_bar_a_slow_epoch_prints_a_line_now_and_then(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import deepsade.cli.train as train_cli
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_cli.time, "monotonic", lambda: clock[0])
+    progress = train_cli._Progress(None, quiet=False)  # not a terminal here: tqdm disables the bar
+    assert progress.bar.disable
+    stats = SimpleNamespace(epoch=1, iterations=3, maxsmt_successes=2, maxsmt_calls=3, restarts=1,
+                            solver_seconds=4.0, line_search_hits=0, projection_hits=0)
+    progress(stats, {"loss": 0.5})
+    clock[0] += train_cli.HEARTBEAT_SECONDS
+    progress(stats, {"loss": 0.5})
+    progress(stats, {"loss": 0.5})  # not again before another minute
+    printed = capsys.readouterr()
+    lines = [line for line in (printed.out + printed.err).splitlines() if "steps so far" in line]
+    assert lines == ["epoch 1: 3 steps so far, loss 0.5000, MaxSMT 2/3, restarts 1, solver 4.0s"]
+    progress.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -40,6 +41,10 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+# without a progress bar (output to a log), a line at most this often within an epoch
+HEARTBEAT_SECONDS = 60.0
+
+
 class _Progress:
     """A tqdm bar over iterations with the counts that matter: line-search hits, solver calls, restarts."""
 
@@ -50,6 +55,7 @@ class _Progress:
         self.bar = None if quiet else tqdm(total=total, unit="it", dynamic_ncols=True, leave=False, disable=None)
         self.epoch_lines: list[str] = []
         self.quiet = quiet
+        self.last_line = time.monotonic()
 
     def __call__(self, stats, info: dict) -> None:
         if "total" in info:
@@ -58,6 +64,7 @@ class _Progress:
                 self.bar.update(info.get("done", 0))  # a resumed run starts where it stopped
             return
         if info.get("epoch_done"):
+            self.last_line = time.monotonic()
             line = (f"epoch {stats.epoch}: loss {stats.train_loss:.4f}, val {stats.val_loss:.4f}, "
                     f"line search {stats.line_search_hits}/{stats.iterations}, projection {stats.projection_hits}, MaxSMT {stats.maxsmt_successes}/"
                     f"{stats.maxsmt_calls}, restarts {stats.restarts}, solver {stats.solver_seconds:.1f}s")
@@ -68,6 +75,12 @@ class _Progress:
             self.bar.update(1)
             self.bar.set_postfix(epoch=stats.epoch, loss=f"{info['loss']:.4f}", ls=stats.line_search_hits,
                                  proj=stats.projection_hits, smt=stats.maxsmt_calls, restarts=stats.restarts, refresh=False)
+            if self.bar.disable and time.monotonic() - self.last_line >= HEARTBEAT_SECONDS:
+                # no bar (a log, not a terminal): a line now and then, so a slow epoch is not silence
+                self.last_line = time.monotonic()
+                self.bar.write(f"epoch {stats.epoch}: {stats.iterations} steps so far, loss {info['loss']:.4f}, "
+                               f"MaxSMT {stats.maxsmt_successes}/{stats.maxsmt_calls}, restarts {stats.restarts}, "
+                               f"solver {stats.solver_seconds:.1f}s")
 
     def close(self) -> None:
         if self.bar is not None:
