@@ -436,3 +436,23 @@ def test_a_score_one_clause_raises_and_another_lowers_is_not_the_head_when_anoth
     assert program_holds(steered, spec, low, high, 1e-4) == []
     fits, why = recognise_score_clamps(spec, (low, high), "multilabel")
     assert fits, why
+
+
+def test_advise_names_a_reason_listed_above_instead_of_repeating_it(tmp_path):
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"h": rng.uniform(0, 2, 60), "w": rng.uniform(0, 2, 60)})
+    frame["r"] = np.where(frame["h"] > 1, "yes", "no")
+    csv, rules = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rules.write_text("(declare-const h Real)(declare-const w Real)(declare-const r Real)"
+                     "(assert (=> (>= (* h w) 1.0) (> r 0.0)))")
+    result = CliRunner().invoke(main, ["advise", str(rules), str(csv), "--target", "r", "--positive", "yes"])
+    assert result.exit_code == 0, result.output
+    scoreclamp = next(line for line in result.output.splitlines() if line.strip().startswith("scoreclamp"))
+    reason = scoreclamp.split("scoreclamp", 1)[1].strip()
+    assert "nonlinear" in reason and result.output.count(reason) == 1
+    assert "as said for scoreclamp above" in result.output.split("train's default")[1]

@@ -67,7 +67,11 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
 
     settings = TrainSettings()
     chosen, why = resolve_method(AUTO, spec, data, settings)
-    click.echo(f"train's default, --method {why or f'auto: {chosen}'}")
+    why = why or f"auto: {chosen}"
+    for a in answers:  # a reason listed above is named, not repeated
+        if not a.guarantees and len(a.reason) > 40 and a.reason in why:
+            why = why.replace(a.reason, f"as said for {a.method} above")
+    click.echo(f"train's default, --method {why}")
     # the band hint is for equalities the clamps do not hold exactly; where they do, auto takes them as written
     if chosen != "polytope":
         hint = equality_hint(spec, settings.output_margin, [scale for _, scale in data.encoding.output_affine()])
