@@ -29,7 +29,9 @@ def _engine_options(timeout_default: float, presample_default: int):
             click.option("--presample", type=click.IntRange(min=0), default=presample_default, show_default=True,
                          help="Random points tried in each box before the solver (0: solver only)."),
             click.option("--no-bounds", "no_bounds", is_flag=True,
-                         help="Skip the bound pre-check (sound linear bounds that can prove a box safe)."),
+                         help="Skip the pre-checks that rest on sound linear bounds: the bound check, and z3 on the "
+                              "last layers with what comes before them free in those bounds (the engines then "
+                              "search the whole network)."),
             click.option("--seed", type=int, default=0, show_default=True,
                          help="Seed of the random points tried before the solver (and of --sample)."),
             click.option("--relaxed", is_flag=True,
@@ -134,7 +136,7 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
     ctx = click.get_current_context()
     if outcome.status == "verified":
         click.echo(f"verified: no input in the domain box breaks the constraint "
-                   f"(decided by {outcome.decided_by}, {outcome.seconds:.2f} s)")
+                   f"(decided by {outcome.decided_by}, {outcome.seconds:.2f} s{how_decided(outcome.decided_by)})")
         ctx.exit(EXIT_VERIFIED)
     if outcome.status == "counterexample":
         report_counterexample(outcome, verifier, artifact.encoding)
@@ -142,6 +144,14 @@ def verify(model_dir, engine, timeout, presample, no_bounds, seed, relaxed, jobs
     click.echo(f"unknown: no answer within {timeout:g} s ({outcome.note or outcome.status}); "
                "try a longer --timeout")
     ctx.exit(EXIT_UNKNOWN)
+
+
+def how_decided(decided_by: str) -> str:
+    """What a proof on the last layers alone means (``abstraction``), for the deciders in ``decided_by``."""
+    from deepsade.verification.abstraction import EnforcementAbstraction, LatentAbstraction
+
+    return "".join(f"; {kind.label}: {kind.proves}" for kind in (EnforcementAbstraction, LatentAbstraction)
+                   if kind.label in decided_by.split("+"))
 
 
 def _verify_repaired(artifact, timeout: float) -> bool:

@@ -4,7 +4,8 @@ One module per idea: ``network`` (the weights as plain arrays, float64 and exact
 ``relaxation`` (sound bounds over a box), ``violation`` (an assert's violation as linear disjuncts),
 ``engine`` (the ``Engine`` interface), ``marabou_engine`` and ``z3_engine`` (the engines),
 ``engines`` (the one registry), ``planner`` (which engine checks which assert), ``bound_check`` (atoms the
-bounds rule out), ``verifier`` (per box: sampling, bounds, engines, exact confirmation), ``config`` (a
+bounds rule out), ``abstraction`` (a construction's asserts proved on its enforcement layer alone),
+``verifier`` (per box: sampling, bounds, the enforcement layer, engines, exact confirmation), ``config`` (a
 verifier as plain data, or from a model directory), ``outcome`` (the answers), ``adi`` (the Adversity Index
 over data).
 

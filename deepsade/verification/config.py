@@ -34,6 +34,7 @@ class VerifierConfig:
     seed: int = 0
     plan: Plan | None = None
     realisable: bool = True
+    last_layers_first: bool | None = None  # the last layers alone first (``abstraction``); None: as bound_check
 
     @classmethod
     def from_artifact(cls, artifact: ModelArtifact, **options: Any) -> VerifierConfig:
@@ -54,7 +55,8 @@ class VerifierConfig:
         """The Verifier this config describes (parses the constraint; cheap)."""
         return Verifier(self.weights, self.build_spec(), self.domain_lower, self.domain_upper, engine=self.engine,
                         timeout=self.timeout, presample=self.presample, bound_check=self.bound_check,
-                        seed=self.seed, plan=self.plan, realisable=self.build_realisable())
+                        seed=self.seed, plan=self.plan, realisable=self.build_realisable(),
+                        last_layers_first=self.last_layers_first)
 
 
 def verifier_for(artifact: ModelArtifact, engine: str = "marabou", timeout: float = 10.0, presample: int = 64,

@@ -27,6 +27,9 @@ class NetworkWeights:
     last_weight: np.ndarray  # (n_outputs, last hidden size + len(mapped))
     last_bias: np.ndarray
     mapped: np.ndarray  # input indices copied into the last layer (skip connections)
+    # a construction: how many hidden layers its base network has; the next hidden layer outputs
+    # [relu(f); relu(-f); relu(x_m); relu(-x_m)] (``deepsade.verification.abstraction``). None otherwise
+    base_layers: int | None = None
     _exact: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -37,7 +40,8 @@ class NetworkWeights:
         # --- constructions: an enforcement layer is verified as the plain ReLU network it equals ---
         if hasattr(model, "plain_layers"):
             hidden, last_weight, last_bias, mapped = model.plain_layers()
-            return cls(hidden=hidden, last_weight=last_weight, last_bias=last_bias, mapped=mapped)
+            return cls(hidden=hidden, last_weight=last_weight, last_bias=last_bias, mapped=mapped,
+                       base_layers=len(model.hidden))
         # --- end constructions ---
         return cls(hidden=[(arr(layer.weight), arr(layer.bias)) for layer in model.hidden],
                    last_weight=arr(model.last.weight), last_bias=arr(model.last.bias),
