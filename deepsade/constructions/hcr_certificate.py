@@ -75,6 +75,23 @@ def realisable_breaks(encoding: Encoding, inside: np.ndarray, low: np.ndarray, h
     return real, {index: point for index, point in broken.items() if index not in real}
 
 
+def record_breaks(results: list[dict[str, Any]], base: dict[str, Any], verdict: str, encoding: Encoding,
+                  broken: dict[int, np.ndarray], relaxed_only: dict[int, np.ndarray]) -> str:
+    """Per-assert entries for sampled breaks (``realisable_breaks``): a violation at a realisable input, or a break at
+    relaxed inputs only (not certified); returns the verdict they leave."""
+    for index, point in relaxed_only.items():
+        results[index]["result"] = RELAXED_BREAK
+        results[index]["relaxed_input_raw"] = raw_point(encoding, point)
+        if verdict == BY_CONSTRUCTION:
+            verdict = NOT_CERTIFIED
+            base["reason"] = RELAXED_REASON
+    for index, point in broken.items():
+        results[index]["result"] = "violated"
+        results[index]["violating_input_raw"] = raw_point(encoding, point)
+        verdict = VIOLATED
+    return verdict
+
+
 def raw_point(encoding: Encoding, point: np.ndarray) -> dict[str, float]:
     """A scaled input in raw units, by column name."""
     return {encoding.input_names[j]: float(off + scale * point[j]) for j, (off, scale) in enumerate(encoding.input_affine())}
@@ -194,14 +211,5 @@ def certify_hcr(model: HyperSphericalMLP, spec: Spec, encoding: Encoding, domain
         base["reason"] = "a sampled output lies outside the stored region widened by the rounding bound"
     broken_in, relaxed_only = realisable_breaks(encoding, inside, box_low, box_high, broken_in,
                                                 lambda points: _sample_check(model, spec, points, excess)[2])
-    for index, point in relaxed_only.items():
-        results[index]["result"] = RELAXED_BREAK
-        results[index]["relaxed_input_raw"] = raw_point(encoding, point)
-        if verdict == BY_CONSTRUCTION:
-            verdict = NOT_CERTIFIED
-            base["reason"] = RELAXED_REASON
-    for index, point in broken_in.items():
-        results[index]["result"] = "violated"
-        results[index]["violating_input_raw"] = raw_point(encoding, point)
-        verdict = VIOLATED
+    verdict = record_breaks(results, base, verdict, encoding, broken_in, relaxed_only)
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}

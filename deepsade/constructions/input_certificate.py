@@ -26,13 +26,7 @@ import torch
 import z3
 
 from deepsade.constructions.base_box import base_output_box, stored_fractions
-from deepsade.constructions.hcr_certificate import (
-    RELAXED_BREAK,
-    RELAXED_REASON,
-    raw_point,
-    realisable_breaks,
-    sample_inputs,
-)
+from deepsade.constructions.hcr_certificate import realisable_breaks, record_breaks, sample_inputs
 from deepsade.constructions.input_enforced import InputEnforcedMLP
 from deepsade.constructions.input_rule import coefficient_terms, rank_problem
 from deepsade.data import Domain, Encoding
@@ -159,16 +153,7 @@ def certify_input_dependent(model: InputEnforcedMLP, spec: Spec, encoding: Encod
         return broken
 
     broken, relaxed_only = realisable_breaks(encoding, inside, box_low, box_high, find(inside), find)
-    for index, point in relaxed_only.items():
-        results[index]["result"] = RELAXED_BREAK
-        results[index]["relaxed_input_raw"] = raw_point(encoding, point)
-        if verdict == BY_CONSTRUCTION:
-            verdict = NOT_CERTIFIED
-            base["reason"] = RELAXED_REASON
-    for index, point in broken.items():
-        results[index]["result"] = "violated"
-        results[index]["violating_input_raw"] = raw_point(encoding, point)
-        verdict = VIOLATED
+    verdict = record_breaks(results, base, verdict, encoding, broken, relaxed_only)
     violations = len(broken)
     base["sampling"] = {"in_domain_outputs": 2 * len(inside), "violations_in_domain": violations}
     return {"verdict": verdict, **base, "asserts": results, "seconds": round(time.perf_counter() - started, 4)}
