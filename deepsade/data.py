@@ -329,6 +329,15 @@ class TabularData:
         return "missing values filled: " + "; ".join(f"{column} with its {what}"
                                                      for column, what in self.imputed_values.items())
 
+    def label_scores(self) -> np.ndarray:
+        """True labels as raw-unit outputs, to check them against the constraint: a regression target as read
+        from the data (scaling and unscaling it moves it by a rounding, and a label on a rule's boundary, such
+        as ``refund = paid`` under ``refund <= paid``, then read as breaking it), else
+        ``Encoding.targets_as_scores``."""
+        if self.encoding.task == "regression":
+            return self.frame[self.encoding.target_columns].to_numpy(dtype=np.float64)
+        return self.encoding.targets_as_scores(self.targets)
+
     def subset(self, index: np.ndarray) -> TabularData:
         return TabularData(self.encoding, self.domain, self.raw_inputs[index], self.inputs[index],
                            self.targets[index], self.frame.iloc[index], 0, 0)

@@ -406,7 +406,7 @@ class DeepSaDe(_ConstrainedTraining):
         features = list(self.features) if self.features is not None else None
         data = prepare(frame, targets, features, self.task, self.positive, self.impute, self.domain)
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
-        label_truth = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
+        label_truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed,
                               "imputed_values": dict(data.imputed_values), "domain_note": data.domain_note(),
                               **({"imputation": {"method": self.impute, "values": dict(data.fill_values)}}

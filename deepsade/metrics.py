@@ -75,7 +75,7 @@ def compute_metrics(spec: Spec, data: TabularData, outputs: np.ndarray) -> dict[
     """Every metric of ``outputs`` (network units, one row per data row) on ``data`` under ``spec``."""
     encoding = data.encoding
     task = encoding.task
-    label_truth = spec.evaluate_raw(data.raw_inputs, encoding.targets_as_scores(data.targets))
+    label_truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
     prediction_truth = spec.evaluate_raw(data.raw_inputs, encoding.outputs_to_raw(outputs))
     clean = label_truth.all(axis=1)
     satisfied = prediction_truth.all(axis=1)

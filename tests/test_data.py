@@ -83,3 +83,19 @@ def test_impute_says_what_filled_each_column_and_that_text_has_no_median():
     assert prepare(frame, ["y"]).imputation_note() is None  # dropped, not filled
     with pytest.raises(UserInputError, match="every row is missing"):
         prepare(frame.assign(income=np.nan), ["y"], impute="median")
+
+
+def test_a_regression_label_on_a_rules_boundary_is_read_as_written_not_after_scaling():
+    from deepsade.spec import parse_spec_text
+
+    rng = np.random.default_rng(0)
+    paid = rng.uniform(50, 2000, 400).round(2)
+    refund = np.where(rng.random(400) < 0.3, paid, (paid * rng.uniform(0, 0.9, 400)).round(2))
+    frame = pd.DataFrame({"nights": rng.integers(1, 9, 400), "paid": paid, "refund": refund})
+    data = prepare(frame, ["paid", "refund"])
+    spec = parse_spec_text("(declare-const paid Real)(declare-const refund Real)(assert (<= refund paid))",
+                           data.encoding)
+    # scaled and unscaled again, some refunds equal to what was paid come back a rounding above it
+    round_trip = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
+    assert (~round_trip).sum() > 0
+    assert spec.evaluate_raw(data.raw_inputs, data.label_scores()).all()

@@ -143,3 +143,14 @@ def test_labels_on_a_strict_premise_edge_are_counted_apart_from_contradictions()
     note = rule_labels_note(result, None)
     assert note.startswith("1 label(s) (1 training) contradict the rule;")
     assert "1 label(s) (1 training) the rule allows lie next to a premise" in note
+
+
+def test_an_excluded_class_on_a_strict_premise_edge_is_not_called_excluded():
+    from deepsade.constructions.rule_labels import RuleLabels, rule_labels_note
+
+    # a triage probe: 'discharge' at age 12 exactly, for "age < 12 -> never discharge": the rule allows it
+    note = rule_labels_note(RuleLabels(torch.zeros(6), 0, 5, 0, 5), None)
+    assert "name a class the rule excludes" not in note
+    assert note.startswith("5 label(s) the rule allows lie next to a premise that excludes their class")
+    mixed = rule_labels_note(RuleLabels(torch.zeros(6), 0, 3, 0, 1), None)
+    assert mixed.startswith("2 label(s) name a class the rule excludes") and "1 label(s) the rule allows" in mixed

@@ -53,7 +53,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         echo(f"  {enc.input_names[j]:<40} [{data.domain.lower[j]:.6g}, {data.domain.upper[j]:.6g}]")
     if len(shown) < len(enc.input_names):
         echo(f"  ... {len(enc.input_names) - len(shown)} more inputs (--all-inputs shows them)")
-    truth = spec.evaluate_raw(data.raw_inputs, enc.targets_as_scores(data.targets))
+    truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
     vacuous = set(vacuous_asserts(spec, *data.domain.scaled_exact(enc)))
     echo("asserts:")
     for a in spec.asserts:
@@ -64,7 +64,7 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         text = " ".join(a.text.split())
         echo(f"  [{a.index + 1}] {kind}, {shape}: {text[:100]}{'...' if len(text) > 100 else ''}")
         broken = ~truth[:, a.index]
-        miss = _largest_equality_miss(a, spec, data.raw_inputs, enc.targets_as_scores(data.targets), broken)
+        miss = _largest_equality_miss(a, spec, data.raw_inputs, data.label_scores(), broken)
         echo(f"      rows whose true labels violate it: {int(broken.sum())}"
              + (f" (its equality missed by up to {miss:.3g}, raw units: rounded data can miss one by a rounding)"
                 if miss is not None else ""))

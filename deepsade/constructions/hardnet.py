@@ -139,7 +139,7 @@ def fit_constructed(job: Any, model: torch.nn.Module, start: float, details: dic
         from deepsade.constructions.rule_labels import rule_labels, rule_labels_note
 
         def allowed(data) -> torch.Tensor:  # rows whose label the rule allows
-            truth = spec.evaluate_raw(data.raw_inputs, data.encoding.targets_as_scores(data.targets))
+            truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
             return torch.as_tensor(truth.all(axis=1))
 
         train_labels = rule_labels(model, task, x, y, allowed(train))

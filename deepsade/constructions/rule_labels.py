@@ -32,9 +32,11 @@ class RuleLabels:
     changed: int
     ambiguous: int
     beside: int = 0  # of the changed, labels the rule allows: rows next to a premise, where the layer decides too
+    ambiguous_beside: int = 0  # of the ambiguous, labels the rule allows (next to a premise that excludes them)
 
     def summary(self) -> dict[str, int]:
-        return {"changed": self.changed, "ambiguous": self.ambiguous, "beside_premise": self.beside}
+        return {"changed": self.changed, "ambiguous": self.ambiguous, "beside_premise": self.beside,
+                "ambiguous_beside_premise": self.ambiguous_beside}
 
 
 def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets: torch.Tensor,
@@ -58,7 +60,7 @@ def rule_labels(model: torch.nn.Module, task: str, inputs: torch.Tensor, targets
             answer = torch.where(unique, clamped.argmax(dim=1), labels)
             changed = answer != labels
             return RuleLabels(answer.to(targets.dtype).reshape(targets.shape), int(changed.sum()), int((~unique).sum()),
-                              _beside(changed, allowed))
+                              _beside(changed, allowed), _beside(~unique, allowed))
         labels = targets.reshape(len(inputs), -1).to(inputs.dtype)
         clamped = model.clamp((2 * labels - 1) * LABEL_SCORE, inputs)
         answer = (clamped > 0).to(inputs.dtype)
@@ -76,6 +78,7 @@ def rule_labels_note(train: RuleLabels, validation: RuleLabels | None) -> str | 
     the validation rows are the training rows."""
     parts_of = [("training", train)] + ([("validation", validation)] if validation is not None else [])
     changed, ambiguous = sum(r.changed for _, r in parts_of), sum(r.ambiguous for _, r in parts_of)
+    ambiguous_beside = sum(r.ambiguous_beside for _, r in parts_of)
     parts = []
     beside = sum(r.beside for _, r in parts_of)
     if changed - beside:
@@ -88,6 +91,11 @@ def rule_labels_note(train: RuleLabels, validation: RuleLabels | None) -> str | 
                      "bound, x = 3 for x < 3, or just beyond it): a continuous network gives the rule's answer there "
                      "too, since it gives it arbitrarily close, so they were trained towards that answer as well "
                      "(a premise with room, x <= 2 for whole numbers, leaves such rows free)")
-    if ambiguous:
-        parts.append(f"{ambiguous} label(s) name a class the rule excludes on their row; they were kept as they are")
+    if ambiguous - ambiguous_beside:
+        parts.append(f"{ambiguous - ambiguous_beside} label(s) name a class the rule excludes on their row; they were "
+                     "kept as they are")
+    if ambiguous_beside:  # a triage probe: 'discharge' at age 12 exactly, for "age < 12 -> never discharge"
+        parts.append(f"{ambiguous_beside} label(s) the rule allows lie next to a premise that excludes their class (on "
+                     "the edge of a strict bound, or just beyond it): a continuous network cannot predict that class "
+                     "there either; they were kept as they are")
     return "; ".join(parts) or None
