@@ -456,3 +456,20 @@ def test_advise_names_a_reason_listed_above_instead_of_repeating_it(tmp_path):
     reason = scoreclamp.split("scoreclamp", 1)[1].strip()
     assert "nonlinear" in reason and result.output.count(reason) == 1
     assert "as said for scoreclamp above" in result.output.split("train's default")[1]
+
+
+def test_advise_says_which_class_it_took_as_positive_when_none_was_given(tmp_path):
+    from click.testing import CliRunner
+
+    from deepsade.cli import main
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"h": rng.uniform(0, 2, 60)})
+    frame["r"] = np.where(frame["h"] > 1, "yes", "no")
+    csv, rules = tmp_path / "d.csv", tmp_path / "r.smt2"
+    frame.to_csv(csv, index=False)
+    rules.write_text("(declare-const h Real)(declare-const r Real)(assert (=> (>= h 1.5) (> r 0.0)))")
+    taken = CliRunner().invoke(main, ["advise", str(rules), str(csv), "--target", "r"])
+    assert "note: binary target 'r': positive class 'yes'" in taken.output
+    given = CliRunner().invoke(main, ["advise", str(rules), str(csv), "--target", "r", "--positive", "yes"])
+    assert "positive class" not in given.output

@@ -45,8 +45,10 @@ def advise(constraint, data_file, targets, features, task, positive, impute, dom
     width = max(len(a.method) for a in answers)
     cases = "" if len(spec.asserts) == spec.n_written else f" ({len(spec.asserts)} once split into cases)"
     click.echo(f"{spec.n_written} assert(s){cases}, {len(spec.output_names)} output(s), task {data.encoding.task}")
-    for note in spec.notes:
-        click.echo(f"note: {note}")
+    chosen_class = None if positive is not None else data.encoding.positive_class_note()  # as check and train say
+    for note in [chosen_class, *spec.notes]:
+        if note:
+            click.echo(f"note: {note}")
     for conflict in conflicts:
         click.echo(f"warning: {conflict.describe()}")
     for title, group in (("can guarantee the rule", [a for a in answers if a.guarantees]),
