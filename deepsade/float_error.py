@@ -101,6 +101,10 @@ def finite_bound(error: np.ndarray) -> float:
     return bound if math.isfinite(bound) else math.inf
 
 
+# how the rounding text begins when predict's float64 evaluation is within the margin: only a float32 runtime is
+# then not covered, and the command line prints it as a note rather than a warning under CERTIFIED
+FLOAT64_COVERED = "deepsade predict and deepsade export's default ONNX graph evaluate this model in float64"
+
 # the largest float32 bound (network units) for which the warning offers a larger --margin
 MARGIN_ADVICE_LIMIT = 0.01
 
@@ -122,8 +126,7 @@ def rounding_warning(rounding: float, margin: float) -> str:
                                  "on the model that trains)" if rounding <= MARGIN_ADVICE_LIMIT else "")
     float64 = rounding * 2.0 ** -29
     if float64 <= margin:
-        return (f"deepsade predict and deepsade export's default ONNX graph evaluate this model in float64, whose "
-                f"rounding is about 2^-29 of float32's (about {float64:.1g}, within the margin; an estimate: the "
+        return (f"{FLOAT64_COVERED}, whose rounding is about 2^-29 of float32's (about {float64:.1g}, within the margin; an estimate: the "
                 f"float64 bound is not computed separately); a float32 runtime may differ by up to {rounding:.3g} "
                 "per output "
                 f"({units}), more than the margin {margin:g}, so its predictions that close to a rule's boundary "

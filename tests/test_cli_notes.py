@@ -176,3 +176,14 @@ def test_without_a_progress_bar_a_slow_epoch_prints_a_line_now_and_then(monkeypa
     lines = [line for line in (printed.out + printed.err).splitlines() if "steps so far" in line]
     assert lines == ["epoch 1: 3 steps so far, loss 0.5000, MaxSMT 2/3, restarts 1, solver 4.0s"]
     progress.close()
+
+
+def test_rounding_text_is_a_note_when_predicts_float64_is_covered_and_a_warning_otherwise(capsys):
+    from deepsade.cli.model import print_certificate
+    from deepsade.float_error import rounding_warning
+
+    print_certificate({"verdict": "certified", "margin": 1e-4, "asserts": [], "warning": rounding_warning(0.3, 1e-4)})
+    err = capsys.readouterr().err
+    assert err.startswith("note: deepsade predict and deepsade export's default ONNX graph evaluate this model")
+    print_certificate({"verdict": "certified", "margin": 1e-6, "asserts": [], "warning": rounding_warning(1e6, 1e-6)})
+    assert capsys.readouterr().err.startswith("warning: on this domain a float32 forward pass may differ")
