@@ -14,18 +14,14 @@ from deepsade.estimator import DeepSaDe
 from deepsade.spec import parse_spec_text
 from deepsade.verification import NetworkWeights, Status, Verifier
 from deepsade.verification.abstraction import EnforcementAbstraction, LatentAbstraction
-from tests.test_sequential_clamp import BUDGET_RULES, MIXED_RULES, _budget_frame, _mixed_frame
+from tests.test_sequential_clamp import MIXED_RULES, _mixed_frame, budget_model  # noqa: F401 (a fixture)
 
 ENFORCEMENT_LAYER = EnforcementAbstraction.label
 
 
 @pytest.fixture(scope="module")
-def budget(tmp_path_factory):
-    rules = tmp_path_factory.mktemp("rules") / "budget.smt2"
-    rules.write_text(BUDGET_RULES)
-    est = DeepSaDe(rules, ["housing", "food", "leisure"], method="polytope", hidden=(8, 4), epochs=3, lr=0.05)
-    est.fit(_budget_frame(300, 0))
-    return est.artifact_
+def budget(budget_model):  # noqa: F811 (the fixture imported above)
+    return budget_model.artifact_
 
 
 def _verifier(art, model=None, **options) -> Verifier:

@@ -24,7 +24,7 @@ import z3
 
 from deepsade.constructions.base_box import base_output_box, stored_fractions
 from deepsade.data import Domain, Encoding
-from deepsade.float_error import rounding_warning
+from deepsade.float_error import rounding_warning, scaled_input_error
 from deepsade.numbers import z3_fraction, z3_rational
 from deepsade.realisable import RealisableInputs
 from deepsade.spec import Spec, input_var, output_var
@@ -90,14 +90,11 @@ def enforcement_error_bound(model, f_error: float, f_size: np.ndarray, x_size: n
 
 
 def _input_error(encoding: Encoding, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
-    """Magnitude and rounding error of the scaled inputs as ``predict`` computes them (float64 then float32)."""
-    lower, upper = np.asarray(domain.lower, np.float64), np.asarray(domain.upper, np.float64)
-    offset = np.asarray(encoding.input_min, np.float64)
-    span = np.asarray(encoding.input_max, np.float64) - offset
+    """Magnitude and rounding error of the scaled inputs as ``predict`` computes them (float64 then float32):
+    ``deepsade.float_error.scaled_input_error``'s box as magnitudes."""
+    low, high, error = scaled_input_error(encoding, domain)
     with np.errstate(all="ignore"):
-        magnitude = np.maximum(np.abs((lower - offset) / span), np.abs((upper - offset) / span))
-        raw = (np.maximum(np.abs(lower), np.abs(upper)) + np.abs(offset)) / span
-        return magnitude, _U32 * magnitude + 4 * _U64 * (raw + magnitude)
+        return np.maximum(np.abs(low), np.abs(high)), error
 
 
 def certify_constructed(model, spec: Spec, encoding: Encoding, domain: Domain, margin: float,

@@ -125,14 +125,18 @@ class Abstraction(ABC):
         ``premise_boxes`` (from the violation's ``disjuncts``, per assert index), and for an assert that multiplies
         an output by an input, one per piece of ``pieces`` (each query with ``timeout``)."""
         disjuncts = disjuncts or {}
+        bounds: dict[tuple, tuple[list[Fraction], list[Fraction]] | None] = {}  # free_box per box, once
         return [a.index for a in asserts
-                if all(self._proven_on(engine, piece_low, piece_high, a, timeout)
+                if all(self._proven_on(engine, piece_low, piece_high, a, timeout, bounds)
                        for box_low, box_high in premise_boxes(disjuncts.get(a.index), lower, upper)
                        for piece_low, piece_high in pieces(a, box_low, box_high))]
 
     def _proven_on(self, engine: Z3Engine, lower: Sequence[Fraction], upper: Sequence[Fraction], assertion: Assert,
-                   timeout: float) -> bool:
-        box = self.free_box(lower, upper)
+                   timeout: float, bounds: dict) -> bool:
+        key = (tuple(lower), tuple(upper))
+        if key not in bounds:
+            bounds[key] = self.free_box(lower, upper)
+        box = bounds[key]
         if box is None:
             return False
         v_low, v_high = box
