@@ -1,4 +1,4 @@
-"""Pairs of asserts that no output can satisfy together, somewhere in the domain box.
+"""Asserts that no output can satisfy together, somewhere in the domain box: pairs, and larger sets.
 
 Two ways a practitioner's rules leave no model to find:
 
@@ -21,8 +21,10 @@ eliminates them), under a timeout and a total budget; a query z3 does not settle
 pairs whose asserts divide by a term (z3 leaves ``y / 0`` free, the tool's evaluator does not). When no pair
 overlaps, one more query asks for an input where no output satisfies every assert at once (an overlap of three
 or more, "y >= 1", "z >= 1" and "y + z <= 1" on one region), and names a smallest set of asserts that conflict
-there. Boundary conflicts of three or more, and conflicts made only by the certificate's margin, are not
-searched. Used by ``deepsade check`` (a
+there. When nothing else is found, a last query asks the same of boundaries: an input in the closure of
+some premises, each holding within ``REACH`` of it, where no output satisfies the closures of their conclusions
+together ("x >= 0.5: y >= 1", "x < 0.5: z >= 1" and "y + z <= 1.5" at x = 0.5). Conflicts made only by the
+certificate's margin are not searched. Used by ``deepsade check`` (a
 warning), by ``train`` (refuses an overlap before training) and when training finds no model (the reason).
 """
 
@@ -77,7 +79,13 @@ class Conflict:
             names = [first, second, *(name for _, name in self.more)]
             if names == [f"assert {i + 1}" for i in indexes]:
                 names = [f"asserts {indexes[0] + 1}", *(str(i + 1) for i in indexes[1:])]
-            return (f"{', '.join(names[:-1])} and {names[-1]} contradict each other at {where}: their premises all "
+            together = f"{', '.join(names[:-1])} and {names[-1]}"
+            if self.boundary:
+                return (f"{together} ask for answers no output gives together where their premises meet (at {where}; "
+                        "without any one of them, one does): a network is continuous and cannot switch at a point, "
+                        "so no certified model exists; leave a gap between the premises (one bound a little further "
+                        "out)")
+            return (f"{together} contradict each other at {where}: their premises all "
                     "hold there and no output satisfies their conclusions together (without any one of them, one "
                     f"does), so no model can keep the rule{BOX_ADVICE}")
         if self.first == self.second:
@@ -135,36 +143,57 @@ def find_conflicts(spec: Spec, encoding: Encoding, low: Sequence[Fraction], high
         joint = _joint_conflict(asserts, encoding, low, high, remaining, realisable)
         if joint is not None:
             found.append(joint)
+    if not found and remaining() >= SMALLEST_QUERY_S:
+        joint = _joint_conflict(asserts, encoding, low, high, remaining, realisable, boundary=True)
+        if joint is not None:
+            found.append(joint)
     return found
 
 
 def _joint_conflict(asserts: Sequence[Assert], encoding: Encoding, low: Sequence[Fraction], high: Sequence[Fraction],
-                    remaining, realisable: RealisableInputs) -> Conflict | None:
-    """An overlap that needs three or more asserts: an input where no output satisfies every assert at once
-    (one quantified query over all of them), named by a smallest set of asserts whose conclusions have no common
-    output there (deletion, with the input fixed). None when there is none, or z3 gave no answer in time."""
+                    remaining, realisable: RealisableInputs, boundary: bool = False) -> Conflict | None:
+    """A conflict that needs three or more asserts, from one quantified query over all of them, named by a
+    smallest set of asserts whose conclusions have no common output there (deletion, with the input fixed).
+
+    Overlap: an input where no output satisfies every assert at once. Boundary: an input ``x0`` in the closure
+    of some premises, each with a point within ``REACH`` where it holds, where no output satisfies the closures
+    of their conclusions together (a continuous network's output at ``x0`` satisfies each of them). None when
+    there is none, or z3 gave no answer in time."""
     usable = [a for a in asserts if not _divides_by_a_term(a)]
     if len(usable) < 3:
         return None
     inputs = sorted({j for a in usable for j in a.inputs})
     outputs = [output_var(k) for k in sorted({k for a in usable for k in a.outputs})]
-    every = z3.And(*[z3.Implies(a.premise, a.conclusion) for a in usable])
+    near = [z3.Bool(f"near!{a.index}") for a in usable]
+    if boundary:
+        every = z3.And(*[z3.Implies(held, _closure(a.conclusion)) for held, a in zip(near, usable, strict=True)])
+    else:
+        every = z3.And(*[z3.Implies(a.premise, a.conclusion) for a in usable])
 
-    def solve(only_realisable: bool) -> dict[int, Fraction] | None:
+    def solve(only_realisable: bool) -> tuple[dict[int, Fraction], z3.ModelRef] | None:
         solver = _box_solver(inputs, low, high, max(remaining(), SMALLEST_QUERY_S), realisable, only_realisable)
+        if boundary:
+            for held, a in zip(near, usable, strict=True):
+                solver.add(z3.Implies(held, z3.And(_closure(a.premise), _premise_within_reach(a, low, high))))
         solver.add(z3.ForAll(outputs, z3.Not(every)) if outputs else z3.Not(every))
-        return _input_point(solver, inputs)
+        point = _input_point(solver, inputs)
+        return None if point is None else (point, solver.model())
 
-    point = solve(False)
-    if point is None:
+    answer = solve(False)
+    if answer is None:
         return None
+    point, model = answer
     at_point = [(input_var(j), z3_rational(value)) for j, value in point.items()]
-    members = [a for a in usable if z3.is_true(z3.simplify(z3.substitute(a.premise, *at_point)))]
+    if boundary:
+        members = [a for held, a in zip(near, usable, strict=True) if z3.is_true(model.eval(held))]
+    else:
+        members = [a for a in usable if z3.is_true(z3.simplify(z3.substitute(a.premise, *at_point)))]
+    conclusion = {a.index: _closure(a.conclusion) if boundary else a.conclusion for a in members}
 
     def satisfiable(group: list[Assert]) -> bool:
         solver = z3.Solver()
         solver.set("timeout", max(1, int(max(remaining(), SMALLEST_QUERY_S) * 1000)))
-        solver.add(*[z3.substitute(a.conclusion, *at_point) for a in group])
+        solver.add(*[z3.substitute(conclusion[a.index], *at_point) for a in group])
         return solver.check() != z3.unsat  # unknown counts as satisfiable: the assert stays in the group
 
     if satisfiable(members):
@@ -172,11 +201,23 @@ def _joint_conflict(asserts: Sequence[Assert], encoding: Encoding, low: Sequence
     for a in list(members):
         if len(members) > 1 and not satisfiable([b for b in members if b is not a]):
             members.remove(a)
+    if boundary and len(members) < 3:
+        return None  # two or one: the pair search covers them
     real = not realisable.constrained or solve(True) is not None
     point = {j: value for j, value in point.items() if any(j in a.inputs for a in members)}
     first, second, *more = members + members[:1] * (2 - len(members))  # one or two: a pair, as the pair search says
-    return Conflict(first.index, second.index, False, _raw_point(encoding, point), real, (_name(first), _name(second)),
-                    tuple((a.index, _name(a)) for a in more))
+    return Conflict(first.index, second.index, boundary, _raw_point(encoding, point), real,
+                    (_name(first), _name(second)), tuple((a.index, _name(a)) for a in more))
+
+
+def _premise_within_reach(a: Assert, low: Sequence[Fraction], high: Sequence[Fraction]) -> z3.BoolRef:
+    """A point of the box within ``REACH`` of the inputs (on each input) where ``a``'s premise holds."""
+    near = {j: z3.Real(f"near!{a.index}!{j}") for j in a.inputs}
+    parts = [part for j, x in near.items() for part in (
+        x >= z3_rational(Fraction(low[j])), x <= z3_rational(Fraction(high[j])),
+        input_var(j) - x <= z3_rational(REACH), x - input_var(j) <= z3_rational(REACH))]
+    premise = z3.substitute(a.premise, *[(input_var(j), x) for j, x in near.items()]) if near else a.premise
+    return z3.And(*parts, premise)
 
 
 def _name(a: Assert) -> str:
@@ -201,12 +242,7 @@ def _solve(a: Assert, b: Assert, low: Sequence[Fraction], high: Sequence[Fractio
     solver.add(a.premise)
     conclusion_b = b.conclusion
     if boundary:
-        near = {j: z3.Real(f"near!{j}") for j in b.inputs}
-        for j, x in near.items():
-            solver.add(x >= z3_rational(Fraction(low[j])), x <= z3_rational(Fraction(high[j])),
-                       input_var(j) - x <= z3_rational(REACH), x - input_var(j) <= z3_rational(REACH))
-        solver.add(z3.substitute(b.premise, *[(input_var(j), x) for j, x in near.items()]) if near else b.premise)
-        solver.add(_closure(b.premise))
+        solver.add(_premise_within_reach(b, low, high), _closure(b.premise))
         conclusion_b = _closure(b.conclusion)
     else:
         solver.add(b.premise)

@@ -158,3 +158,21 @@ def test_asserts_without_a_premise_are_not_said_to_have_premises_that_hold():
     assert "assert 1's premise holds there and no output satisfies both" in conflict.describe()
     (both_free,) = _shares("(assert (>= y 11.0))")
     assert "premise" not in both_free.describe() and "no output satisfies both" in both_free.describe()
+
+
+def test_a_boundary_that_only_three_asserts_make_is_found_and_named():
+    rng = np.random.default_rng(0)
+    x, w = rng.uniform(0, 1, 200), rng.uniform(0, 3, 200)
+    data = prepare(pd.DataFrame({"x": x, "w": w, "y": x, "z": 1 - x}), ["y", "z"])
+    head = ("(declare-const x Real)(declare-const w Real)(declare-const y Real)(declare-const z Real)"
+            "(assert (=> (>= x 0.5) (>= y 1.0)))(assert (=> (< x 0.5) (>= z 1.0)))(assert (<= y 10.0))")
+    box = data.domain.scaled_exact(data.encoding)
+    # no two conflict and no input has both premises; at x = 0.5 a continuous y and z both reach 1
+    (conflict,) = find_conflicts(parse_spec_text(head + "(assert (<= (+ y z) 1.5))", data.encoding),
+                                 data.encoding, *box)
+    assert conflict.boundary and sorted((conflict.first, conflict.second, *(i for i, _ in conflict.more))) == [0, 1, 3]
+    assert conflict.point == {"x": pytest.approx(0.5, abs=1e-5)}
+    assert conflict.describe().startswith("asserts 1, 2 and 4 ask for answers no output gives together where")
+    # room for both answers at the boundary: nothing
+    assert find_conflicts(parse_spec_text(head + "(assert (<= (+ y z) 2.0))", data.encoding),
+                          data.encoding, *box) == []
