@@ -162,6 +162,36 @@ def portfolio_shares() -> pd.DataFrame:
     return frame
 
 
+def regulated_prices() -> pd.DataFrame:
+    """A wholesaler's prices: in a regulated market the price is cost plus 10%; in an open one it follows cost,
+    demand and the competitor, never below cost."""
+    rng = np.random.default_rng(DATA_SEED + 18)
+    n = 1000
+    cost = rng.uniform(5, 120, n).round(2)
+    demand = rng.uniform(0, 1, n).round(3)
+    competitor = (cost * rng.uniform(1.05, 1.6, n)).round(2)
+    market = rng.choice(["regulated", "open"], n, p=[0.3, 0.7])
+    open_price = np.maximum(cost, 0.5 * cost * (1.15 + 0.5 * demand) + 0.5 * competitor + rng.normal(0, 3, n))
+    price = np.where(market == "regulated", 1.1 * cost, open_price)
+    return pd.DataFrame({"cost_eur": cost, "demand_index": demand, "competitor_eur": competitor, "market": market,
+                         "price_eur": price.round(4)})
+
+
+def subsidised_households() -> pd.DataFrame:
+    """Monthly rent and food spending; a subsidised household's rent is set at 30% of its income."""
+    rng = np.random.default_rng(DATA_SEED + 19)
+    n = 900
+    income = rng.uniform(900, 6000, n).round(2)
+    size = rng.integers(1, 7, n).astype(float)
+    subsidised = (rng.uniform(0, 1, n) < np.where(income < 2500, 0.5, 0.1)).astype(float)
+    rent = np.where(subsidised == 1, 0.3 * income,
+                    np.clip(0.32 * income + 60 * size + rng.normal(0, 180, n), 250, 0.7 * income))
+    food = np.clip(120 * size + 0.06 * income + rng.normal(0, 70, n), 40, None)
+    food = np.minimum(food, income - rent)
+    return pd.DataFrame({"income": income, "household_size": size, "subsidised": subsidised,
+                         "rent": rent.round(4), "food": food.round(2)})
+
+
 def energy_parts() -> pd.DataFrame:
     """A building's monthly energy use split into heating, cooling and the rest, from weather and floor area."""
     rng = np.random.default_rng(DATA_SEED + 15)
@@ -619,4 +649,12 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("energy_parts", "heating + cooling + other = total kWh; each >= 0 (the small part listed last)",
             ("session 14: an equality on outputs (parts make an input)", "multi-output regression"), "regression",
             ("heating_kwh", "cooling_kwh", "other_kwh"), energy_parts, source="own generator"),
+    # session 17: an equality behind a premise (held exactly by the clamps through a premise gate)
+    Problem("regulated_price", "in a regulated market the price is cost plus 10%; the price is never below cost",
+            ("session 17: an equality behind a one-hot premise (regression)", "premise-free bound by an input"),
+            "regression", ("price_eur",), regulated_prices, source="own generator"),
+    Problem("subsidised_rent", "a subsidised household's rent is 30% of its income; rent + food <= income; "
+            "food >= 0", ("session 17: an equality behind a premise", "output relations (sum at most an input)",
+                          "multi-output regression"), "regression", ("rent", "food"), subsidised_households,
+            source="own generator"),
 ]}

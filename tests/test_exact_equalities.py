@@ -203,3 +203,58 @@ def test_an_exact_scaling_beyond_float64_is_a_named_problem_not_a_crash(budget_m
     (directory / "model.json").write_text(json.dumps(data))
     problems = recheck_artifact(artifact_io.load(directory)).problems
     assert "the exact output scaling holds a value beyond the float64 range" in problems
+
+
+def _households(n: int = 240) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    income = rng.uniform(1000, 5000, n).round(2)
+    subsidised = (rng.uniform(0, 1, n) < 0.3).astype(float)
+    rent = np.where(subsidised == 1, 0.3 * income, 0.35 * income + rng.normal(0, 150, n))
+    food = np.clip(0.1 * income + rng.normal(0, 80, n), 60, None)
+    return pd.DataFrame({"income": income, "subsidised": subsidised, "rent": rent.round(2), "food": food.round(2)})
+
+
+HOUSEHOLD = "".join(f"(declare-const {v} Real)" for v in ("income", "subsidised", "rent", "food"))
+SUBSIDISED = "(>= subsidised 0.5)"
+
+
+def test_an_equality_behind_a_premise_is_held_exactly_through_its_gate() -> None:
+    """'a subsidised rent is 30% of income': auto had sent it to DeepSaDe, which found no model (an equality
+    pins its last layer). The clamps hold it behind a premise gate, and the certificate checks it without a
+    margin."""
+    rows = _households()
+    text = HOUSEHOLD.replace("(declare-const food Real)", "") + f"(assert (=> {SUBSIDISED} (= rent (* 0.3 income))))"
+    model = DeepSaDe(text, ["rent"], hidden=(8,), epochs=2, seed=0).fit(rows.drop(columns="food"))
+    art = model.artifact_
+    assert art.method == "polytope" and art.certificate["verdict"] == "certified", art.certificate["asserts"]
+    outputs, _ = raw_outputs(art, rows.drop(columns="food"))
+    on = rows["subsidised"].to_numpy() == 1
+    assert np.abs(outputs[on, 0] - 0.3 * rows["income"].to_numpy()[on]).max() < 1e-6
+    assert np.abs(outputs[~on, 0] - 0.3 * rows["income"].to_numpy()[~on]).max() > 10  # free off the premise
+
+
+def test_an_output_defined_behind_a_premise_gets_room_from_the_bounds_computed_before_it() -> None:
+    """food = rent / 2 when subsidised, under rent + food <= income and rent >= 100: food comes last, and its
+    other pieces are looser by a quarter of the tightening than those the earlier outputs' bounds were
+    projected with. Without that, the float32 rounding of rent's bounds let food's own lower piece pass the
+    form at a subsidised input, and the certificate found the equality broken."""
+    rows = _households().assign(food=lambda f: np.where(f["subsidised"] == 1, f["rent"] / 2, f["food"]))
+    text = HOUSEHOLD + ("(assert (<= (+ rent food) income))(assert (>= food 0.0))(assert (>= rent 100.0))"
+                        f"(assert (=> {SUBSIDISED} (= food (* 0.5 rent))))")
+    model = DeepSaDe(text, ["rent", "food"], hidden=(8,), epochs=2, seed=0).fit(rows)
+    art = model.artifact_
+    assert art.method == "polytope" and art.certificate["verdict"] == "certified", art.certificate["asserts"]
+
+
+def test_equalities_behind_premises_on_two_outputs_or_beside_a_plain_equality_are_named_not_tried() -> None:
+    from deepsade.constructions.exact_equalities import for_clamps
+    from deepsade.constructions.polytope import split_asserts
+
+    rows = _households()
+    data = prepare(rows, ["rent", "food"])
+    box = data.domain.scaled_exact(data.encoding)
+    for rule in (f"(assert (=> {SUBSIDISED} (= rent (* 0.3 income))))(assert (=> {SUBSIDISED} (= food (* 0.1 income))))",
+                 f"(assert (=> {SUBSIDISED} (= rent (* 0.3 income))))(assert (= food (* 0.1 income)))"):
+        spec, _ = for_clamps(parse_spec_text(HOUSEHOLD + rule, data.encoding), data.encoding)
+        split = split_asserts(spec, *box)
+        assert 0 in split.remaining and "only when no other equality" in split.reasons[0], split

@@ -37,12 +37,13 @@ def float32_exact(value: Fraction) -> bool:
     return Fraction(float(np.float32(float(value)))) == value
 
 
-def output_equalities(spec: Spec) -> list[tuple[int, LinearAtom]]:
+def output_equalities(spec: Spec, premised: bool = False) -> list[tuple[int, LinearAtom]]:
     """(assert index, atom) of every linear ``=`` that mentions an output in a premise-free assert that is a
-    conjunction of comparisons, in assert order (others are not the clamps' to take)."""
+    conjunction of comparisons, in assert order (others are not the clamps' to take); with ``premised``, those
+    in the conclusion of an assert with a premise too (the clamps hold them behind a premise gate)."""
     found = []
     for a in spec.asserts:
-        if a.has_premise:
+        if a.has_premise and not premised:
             continue
         for comparison in conjunction_atoms(a.conclusion) or []:
             try:
@@ -64,11 +65,11 @@ def derived_output(atom: LinearAtom) -> int:
     return max(outputs, key=lambda k: (abs(outputs[k]), k))
 
 
-def clamp_order(spec: Spec, n_outputs: int) -> list[int] | None:
+def clamp_order(spec: Spec, n_outputs: int, premised: bool = False) -> list[int] | None:
     """The order in which the clamps compute the outputs so that each equation's defined output comes after
     the equation's other outputs: the others first (index order), then the defined ones (assert order); None
-    when the rule states no equality on outputs."""
-    defined = list(dict.fromkeys(derived_output(atom) for _, atom in output_equalities(spec)))
+    when the rule states no equality on outputs (``premised``: equalities behind a premise count too)."""
+    defined = list(dict.fromkeys(derived_output(atom) for _, atom in output_equalities(spec, premised)))
     if not defined:
         return None
     return [k for k in range(n_outputs) if k not in defined] + defined
@@ -98,7 +99,7 @@ def exact_scaling(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding] | Non
 
     Raises NotApplicable (one line) when the equalities cannot be made exact: two equalities ending on the same
     output, or an equation whose inputs have scales without an exact ratio."""
-    equalities = output_equalities(spec)
+    equalities = output_equalities(spec, premised=True)
     if encoding.task != "regression" or not equalities:
         return None
     if all(inexact_reason(atom, spec, "") is None for _, atom in equalities):
@@ -148,7 +149,7 @@ def exact_scaling(spec: Spec, encoding: Encoding) -> tuple[Spec, Encoding] | Non
     aligned = replace(encoding, output_affine_exact=[[str(o), str(s)] for o, s in pairs],
                       target_min=[float(o) for o, _ in pairs], target_max=[float(o + s) for o, s in pairs])
     rescaled = parse_spec(spec.source, aligned)
-    for index, atom in output_equalities(rescaled):
+    for index, atom in output_equalities(rescaled, premised=True):
         reason = inexact_reason(atom, rescaled, f"assert {index + 1}")
         if reason is not None:  # the construction above is exact; this guards against a change that breaks it
             raise NotApplicable(f"{reason} (after rescaling the outputs)")

@@ -26,11 +26,12 @@ class HalfSpace:
     inputs: tuple[Fraction, ...]
     const: Fraction
     asserts: frozenset[int]  # the asserts (0-based) this row was derived from
+    exact: bool = False  # one side of an equality (held exactly: never tightened by a margin)
 
     def scaled(self, factor: Fraction) -> HalfSpace:
         """The same half-space with both sides multiplied by ``factor`` > 0."""
         return HalfSpace(tuple(v * factor for v in self.outputs), tuple(v * factor for v in self.inputs),
-                         self.const * factor, self.asserts)
+                         self.const * factor, self.asserts, self.exact)
 
     def key(self) -> tuple:
         return self.outputs, self.inputs, self.const

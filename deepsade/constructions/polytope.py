@@ -20,6 +20,7 @@ import z3
 from deepsade.constructions.exact_equalities import (
     clamp_order,
     defined_bounds,
+    derived_output,
     exact_scaling,
     inexact_reason,
     output_equalities,
@@ -126,20 +127,24 @@ def _premise_is_its_box(a, region: InputRegion, low: Sequence[Fraction], high: S
     return solver.check() == z3.unsat
 
 
-def _gated_ratios(a, low: Sequence[Fraction], high: Sequence[Fraction]) -> list:
+def _gated_ratios(a, low: Sequence[Fraction], high: Sequence[Fraction], spec: Spec | None = None) -> list:
     """The ratio comparisons (``ratio_bound.RatioAtom``) of a premise assert's conclusion (empty: it is linear);
     NotApplicable when the conclusion is neither linear nor a conjunction with ratio bounds."""
     conclusion = replace(a, premise=z3.BoolVal(True))
     try:
-        _atoms(conclusion, POLYTOPE)
-        return []
+        atoms = _atoms(conclusion, POLYTOPE, equalities=True)
     except NotApplicable:
         return split_comparisons(conclusion, POLYTOPE, low, high)[1]
+    if spec is not None:  # an equality is held exactly behind the gate when the output scaling makes it exact
+        inexact = [inexact_reason(atom, spec, f"assert {a.index + 1}") for atom in atoms if atom.op == "=="]
+        if any(inexact):
+            raise NotApplicable(next(r for r in inexact if r))
+    return []
 
 
-def _conclusion_is_taken(a, low: Sequence[Fraction], high: Sequence[Fraction]) -> bool:
+def _conclusion_is_taken(a, low: Sequence[Fraction], high: Sequence[Fraction], spec: Spec) -> bool:
     try:
-        _gated_ratios(a, low, high)
+        _gated_ratios(a, low, high, spec)
         return True
     except NotApplicable:
         return False
@@ -181,9 +186,10 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
             except NotApplicable as exc:
                 reasons[a.index] = str(exc)
         if a.has_premise and low is not None:
-            if not _conclusion_is_taken(a, low, high):  # say what is in the conclusion, not that there is a premise
+            if not _conclusion_is_taken(a, low, high, spec):  # say what is in the conclusion, not that there is a premise
                 try:
-                    _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE)
+                    _atoms(replace(a, premise=z3.BoolVal(True)), POLYTOPE, equalities=True)
+                    _gated_ratios(a, low, high, spec)
                 except NotApplicable as exc:
                     reasons[a.index] = f"{exc} (in its conclusion)"
             elif _premise_gate(a, regions.get(a.index), low, high) is not None:
@@ -197,6 +203,14 @@ def split_asserts(spec: Spec, low: Sequence[Fraction] | None = None,
         reasons.update({i: f"{POLYTOPE} take assert {i + 1}'s ratio bound only when they take every assert without "
                            "a premise gate" for i in ratio})
         rest, ratio = sorted(rest + ratio), []
+    behind = [(i, atom) for i, atom in output_equalities(spec, premised=True) if i in gated]
+    if behind and (equal or len({derived_output(atom) for _, atom in behind}) > 1):
+        # the clamps hold one output exactly behind premise gates (it comes last, _gated_projection)
+        other = next((i for i in equal), next((i for i, _ in behind if i != behind[0][0]), behind[0][0]))
+        reasons.update({i: f"{POLYTOPE} hold an equality behind a premise (assert {i + 1}) only when no other "
+                           f"equality (assert {other + 1}) defines an output" for i, _ in behind})
+        gated = [i for i in gated if i not in {i for i, _ in behind}]
+        rest = sorted(rest + [i for i, _ in behind])
     if equal and (rest or gated or ratio):  # an equality's row cannot be strengthened into DeepSaDe's share
         blocker = (rest or gated or ratio)[0]
         reasons.update({i: f"{POLYTOPE} hold an equality (assert {i + 1}) only when they take every assert, and "
@@ -228,9 +242,9 @@ def polytope_rows(spec: Spec, indices: Sequence[int], tightening: Fraction, n_ga
             outputs = tuple(atom.outputs().get(k, Fraction(0)) for k in range(n_out))
             inputs = tuple(-atom.inputs().get(j, Fraction(0)) for j in range(n_in)) + (Fraction(0),) * n_gates
             if atom.op == "==":  # both sides, not tightened: the clamps hold it exactly, without a margin
-                rows.append(HalfSpace(outputs, inputs, -atom.const, frozenset({index})))
+                rows.append(HalfSpace(outputs, inputs, -atom.const, frozenset({index}), exact=True))
                 rows.append(HalfSpace(tuple(-v for v in outputs), tuple(-v for v in inputs), atom.const,
-                                      frozenset({index})))
+                                      frozenset({index}), exact=True))
                 continue
             tightened = -atom.const - tightening * sum(abs(v) for v in outputs)
             rows.append(HalfSpace(outputs, inputs, tightened, frozenset({index})))
@@ -290,7 +304,7 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
         if gated is not None:
             rows, extras, extra_low, extra_high = gated
             box_low, box_high = list(low) + extra_low, list(high) + extra_high
-            projection = project(rows, len(spec.output_names), box_low, box_high)
+            projection = _gated_projection(spec, rows, box_low, box_high, tightening)
             n_in, units = len(low), [e for e in extras if isinstance(e, BoundUnit)]
             first_unit = len(extras) - len(units)
 
@@ -314,6 +328,29 @@ def polytope_projection(spec: Spec, split: SplitRule, low: Sequence[Fraction], h
     if any(index in split.constructible for index, _ in output_equalities(spec)):
         projection = defined_bounds(projection, spec)
     return rows, projection, [], split
+
+
+def _gated_projection(spec: Spec, rows: Sequence[HalfSpace], low: Sequence[Fraction], high: Sequence[Fraction],
+                      tightening: Fraction) -> Projection:
+    """The projection of gated rows; an output an equality behind a premise defines comes last, and its own
+    pieces other than the equality's are moved out by a quarter of the tightening.
+
+    Where the gate is 1 the equality's two pieces both equal its form and the clamp returns the form exactly,
+    provided every other piece of the output lies strictly on its side of the form. The earlier outputs' bounds
+    (the projection at the full tightening) leave room for the form inside the other pieces; the quarter keeps
+    the float32 rounding of those bounds from closing that room (a 2-output rule with `subsidised -> food =
+    rent / 2` was refused by its certificate without it), and leaves three quarters of the tightening, above
+    the certificate's margin, for the asserts of those pieces."""
+    n_out = len(spec.output_names)
+    order = clamp_order(spec, n_out, premised=True)
+    projection = project(rows, n_out, low, high, order)
+    if order is None:
+        return projection
+    looser = [row if row.exact else replace(row, const=row.const + tightening / 4 * sum(abs(v) for v in row.outputs))
+              for row in rows]
+    last = project(looser, n_out, low, high, order)
+    return replace(projection, lower=projection.lower[:-1] + last.lower[-1:],
+                   upper=projection.upper[:-1] + last.upper[-1:])
 
 
 def ratio_rows(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence[Fraction]) -> list[RatioRow]:
@@ -396,7 +433,7 @@ def _gated(spec: Spec, split: SplitRule, low: Sequence[Fraction], high: Sequence
             relax = max(excess, Fraction(0))
             inputs = list(row.inputs)
             inputs[n_in + g] = -relax
-            rows.append(HalfSpace(row.outputs, tuple(inputs), row.const + relax, row.asserts))
+            rows.append(HalfSpace(row.outputs, tuple(inputs), row.const + relax, row.asserts, row.exact))
     return rows, gates + units, extra_low, extra_high
 
 
