@@ -59,7 +59,8 @@ def _atoms(expr: z3.ExprRef, op: str) -> list[Atom | bool]:
     try:
         (left, left_const), (right, right_const) = (linear_form(c) for c in expr.children())
     except NotLinear:
-        raise Inexpressible(f"non-linear term in {' '.join(expr.sexpr().split())[:80]}") from None
+        # no formula here: it is in scaled units over internal names (x!4), which a user cannot read
+        raise Inexpressible("it multiplies or divides variables (a non-linear term)") from None
     coefficients = dict(left)
     for name, value in right.items():
         coefficients[name] = coefficients.get(name, Fraction(0)) - value
