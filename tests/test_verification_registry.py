@@ -150,7 +150,7 @@ def test_an_engine_that_cannot_express_an_assert_is_skipped_for_it(register):
     assert v.plan.on("grid") == [0] and v.plan.on("marabou") == [] and v.plan.on("z3") == [1]
     assert v.plan.engine_order() == ["grid", "marabou", "z3"]
     assert len(v.notes) == 1 and v.notes[0].startswith(
-        "assert 2 is checked with z3 (grid sampling cannot express it: it evaluates linear atoms only; non-linear")
+        "assert 2 is checked with z3 (grid sampling cannot express it: it evaluates linear atoms only; it multiplies or divides variables (a non-linear term)")
     outcome = v.check_domain()
     assert (outcome.status, outcome.decided_by) == ("unknown", "grid+z3")  # grid: no proof; z3: assert 2 holds
     assert outcome.note == "unknown on assert 1: grid found nothing"  # names the assert the search left open
