@@ -407,8 +407,11 @@ class DeepSaDe(_ConstrainedTraining):
         data = prepare(frame, targets, features, self.task, self.positive, self.impute, self.domain)
         spec = parse_spec(read_constraint_text(constraint_text), data.encoding)
         label_truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
+        from deepsade.box_edges import edge_note, premise_edges
+
         self.data_summary_ = {"rows": data.n_rows, "rows_dropped": data.rows_dropped, "rows_imputed": data.rows_imputed,
                               "imputed_values": dict(data.imputed_values), "domain_note": data.domain_note(),
+                              "edge_note": edge_note(premise_edges(spec, data.encoding, data.domain)),
                               **({"imputation": {"method": self.impute, "values": dict(data.fill_values)}}
                                  if data.fill_values else {}),
                               "label_violating_rows": int((~label_truth.all(axis=1)).sum())}

@@ -55,6 +55,9 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         echo(f"  ... {len(enc.input_names) - len(shown)} more inputs (--all-inputs shows them)")
     truth = spec.evaluate_raw(data.raw_inputs, data.label_scores())
     vacuous = set(vacuous_asserts(spec, *data.domain.scaled_exact(enc)))
+    from deepsade.box_edges import premise_edges
+
+    edges, edge_said = premise_edges(spec, enc, data.domain), set()
     echo("asserts:")
     for a in spec.asserts:
         shape = "P => Q" if a.has_premise else "Q"
@@ -71,6 +74,11 @@ def report_check(spec: Spec, data, all_inputs: bool = False, positive_given: boo
         if a.index in vacuous:
             echo("      warning: its premise never holds in the domain box, so it constrains nothing there "
                  "(values are raw units)")
+        past = [e.describe() for e in edges if e.written == a.written_index]
+        if past and a.written_index not in edge_said:  # once per assert as written (its first case)
+            edge_said.add(a.written_index)
+            echo(f"      note: its premise goes on past the domain box, to {' and '.join(past)}; the guarantee "
+                 "stops at the box (--domain widens it)")
     echo(f"rows violating at least one assert: {int((~truth.all(axis=1)).sum())} of {data.n_rows}")
     from deepsade.conflicts import find_conflicts
 

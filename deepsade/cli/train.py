@@ -208,8 +208,9 @@ def train(data_file, constraint, targets, features, task, positive, impute, doma
         click.echo(f"note: {broken} row(s) of the data hold labels that break the rule (the model keeps the rule, "
                    "so it departs from them there; deepsade check counts them per assert)", err=True)
     chosen = art.encoding.positive_class_note() if positive is None else None  # said when the tool chose it
-    if summary.get("domain_note"):
-        click.echo(f"note: {summary['domain_note']}", err=True)
+    for key in ("domain_note", "edge_note"):
+        if summary.get(key):
+            click.echo(f"note: {summary[key]}", err=True)
     filled = summary.get("imputed_values")
     if filled:
         click.echo("note: missing values filled: " + "; ".join(f"{c} with its {w}" for c, w in filled.items()), err=True)
