@@ -188,4 +188,5 @@ def test_a_premise_joined_with_or_is_split_into_cases_the_clamps_take(tmp_path, 
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "assert 1 states 2 cases" in result.stderr and "asserts 1, 3" in result.stderr
     assert "method auto: polytope" in result.output and "certificate: CERTIFIED" in result.output
-    assert "assert 3 (a case of assert 1): holds  (=> (>= e3 0.9) (>= y 2.0))" in result.output
+    assert "assert 3 (assert 1 as written, case 2 of 2): holds  (=> (>= e3 0.9) (>= y 2.0))" in result.output
+    assert "assert 1 (assert 1 as written, case 1 of 2): holds" in result.output  # the first case is one too

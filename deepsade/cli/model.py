@@ -14,21 +14,27 @@ from deepsade.ingest import fill_with, read_csv
 from deepsade.prediction import predictions_frame
 
 
-def written_numbers(constraint_text: str, encoding) -> dict[int, int]:
-    """Assert number -> the number of the assert as written it is a case of (only for asserts split into
-    cases, ``deepsade.cases``), for the certificate's lines; empty when the rule cannot be read."""
+def written_numbers(constraint_text: str, encoding) -> dict[int, str]:
+    """Assert number -> what it is of the assert as written, e.g. "assert 1 as written, case 2 of 2" (only
+    for asserts split into cases, ``deepsade.cases``, the first case included: a probe read an unlabelled
+    first case as the whole rule), for the certificate's lines; empty when the rule cannot be read."""
     from deepsade.spec import parse_spec_text
 
     try:
         spec = parse_spec_text(constraint_text, encoding)
     except (UserInputError, ValueError, ArithmeticError):  # a damaged model directory: the re-check says why
         return {}
-    return {a.index + 1: a.case_of + 1 for a in spec.asserts if a.case_of not in (None, a.index)}
+    groups: dict[int, list[int]] = {}
+    for a in spec.asserts:
+        if a.case_of is not None:
+            groups.setdefault(a.case_of, []).append(a.index)
+    return {index + 1: f"assert {written + 1} as written, case {k + 1} of {len(members)}"
+            for written, members in groups.items() if len(members) > 1 for k, index in enumerate(members)}
 
 
-def print_certificate(certificate: dict, cases: dict[int, int] | None = None) -> None:
-    """The certificate's verdict and one line per assert (``cases``: assert number -> the number of the assert
-    as written it is a case of)."""
+def print_certificate(certificate: dict, cases: dict[int, str] | None = None) -> None:
+    """The certificate's verdict and one line per assert (``cases``: assert number -> which case of which
+    assert as written it is, ``written_numbers``)."""
     cases = cases or {}
     verdict = certificate.get("verdict", "none")
     click.echo(f"certificate: {verdict.upper()}"
@@ -36,7 +42,7 @@ def print_certificate(certificate: dict, cases: dict[int, int] | None = None) ->
                   if "margin" in certificate else ""))
     for entry in certificate.get("asserts", []):
         text = entry["text"]
-        case = f" (a case of assert {cases[entry['assert']]})" if entry.get("assert") in cases else ""
+        case = f" ({cases[entry['assert']]})" if entry.get("assert") in cases else ""
         click.echo(f"  assert {entry['assert']}{case}: {entry['result']}  "
                    f"{text if len(text) <= 90 else text[:87] + '...'}")
         if entry.get("violating_input_raw"):
