@@ -28,6 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     from deepsade.data import Encoding
 
+NAMES_LISTED = 8  # integer columns named in a note; the rest are counted
 
 def one_hot_groups(encoding: Encoding) -> list[list[int]]:
     """Input indices of each categorical column's one-hot group, in feature order."""
@@ -178,5 +179,7 @@ class RealisableInputs:
         if self.groups:
             parts.append(f"{len(self.groups)} one-hot group{'s' if len(self.groups) != 1 else ''} (one category each)")
         if self.integers:
-            parts.append("whole numbers in " + ", ".join(names[j] for j in self.integers))
+            listed = [names[j] for j in self.integers[:NAMES_LISTED]]
+            more = len(self.integers) - len(listed)  # a probe's 64-pixel data printed 58 names on one line
+            parts.append("whole numbers in " + ", ".join(listed) + (f" and {more} more columns" if more else ""))
         return "; ".join(parts)

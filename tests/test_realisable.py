@@ -234,3 +234,12 @@ def test_certify_calls_violated_only_at_a_realisable_input(data, safe, violator)
     violating = certificate["asserts"][0]["violating_input_raw"]
     assert float(violating["children"]).is_integer()
     assert {violating["Gender=Female"], violating["Gender=Male"]} == {0.0, 1.0}
+
+
+def test_the_note_names_a_few_integer_columns_and_counts_the_rest():
+    many = RealisableInputs(tuple(Fraction(0) for _ in range(20)), tuple(Fraction(1) for _ in range(20)),
+                            integers=tuple(range(20)))
+    text = many.describe([f"pixel_{j}" for j in range(20)])
+    assert "pixel_7" in text and "pixel_8" not in text and text.endswith("and 12 more columns")
+    few = RealisableInputs((Fraction(0),) * 2, (Fraction(1),) * 2, integers=(0, 1))
+    assert few.describe(["age", "children"]) == "whole numbers in age, children"
